@@ -1,0 +1,1 @@
+"""Pure scoring core: no I/O."""

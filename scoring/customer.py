@@ -1,0 +1,258 @@
+"""A customer's counters and signals as a fold over their events, in event-time order.
+
+Meta guarantees no ordering, so the fold is only ever fed events sorted by (at, key). The worker
+applies new events incrementally when they all sort after the last one applied, and refolds the
+customer from every stored event otherwise; both paths give the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Iterable
+
+from scoring.events import (
+    MARKETING_OPT_OUT_ERROR,
+    UNREACHABLE_ERROR,
+    Event,
+    EventKind,
+    OutboundMessage,
+    Status,
+)
+
+DELIVERED_RANK, READ_RANK, PLAYED_RANK = 2, 3, 4
+OUTBOUND_ECHO_TYPES_THAT_ARE_NOT_MESSAGES = frozenset({"revoke", "edit"})
+
+
+def iso_week(at: int) -> tuple[str, int]:
+    """ISO week label ("2026-W47") and weekday index (0 = Monday) of a Unix time, in UTC."""
+    moment = datetime.fromtimestamp(at, UTC)
+    year, week, weekday = moment.isocalendar()
+    return f"{year}-W{week:02d}", weekday - 1
+
+
+def event_order(event: Event) -> tuple[int, str]:
+    """The one order every fold uses: event time, then key to break ties deterministically."""
+    return (event.at, event.key)
+
+
+@dataclass
+class CustomerState:
+    """Everything derived from one customer's events. Serialised as JSON in the store."""
+
+    last_event_at: int | None = None
+    last_event_key: str | None = None
+    first_seen_at: int | None = None
+    # who they are, as their latest events say
+    name: str | None = None
+    username: str | None = None
+    phone_number_id: str | None = None  # the business number they last dealt with
+    # what the customer did
+    inbound: int = 0
+    inbound_by_type: dict[str, int] = field(default_factory=dict)
+    signals: dict[str, int] = field(default_factory=dict)
+    weeks: dict[str, list[int]] = field(default_factory=dict)  # week -> [interactions, day mask]
+    first_inbound_at: int | None = None
+    last_inbound_at: int | None = None
+    last_signals: list[str] = field(default_factory=list)
+    last_signals_at: int | None = None
+    ad_ids: list[str] = field(default_factory=list)
+    # what we sent and how far it got
+    outbound: int = 0
+    delivered: int = 0
+    read: int = 0
+    played: int = 0
+    failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    first_outbound_at: int | None = None
+    last_outbound_at: int | None = None
+    last_outbound_campaign: str | None = None
+    # the conversation's turns
+    last_turn: str | None = None  # "in" or "out"
+    awaiting_reply_since: int | None = None  # first customer message we have not answered
+    replies: int = 0
+    reply_latency_total: int = 0
+    our_responses: int = 0
+    response_time_total: int = 0
+    # commerce
+    orders: int = 0
+    order_value: dict[str, str] = field(default_factory=dict)  # currency -> decimal string
+    order_items: int = 0
+    # consent and reachability
+    opt_outs: int = 0
+    opt_ins: int = 0
+    opted_out: bool = False
+    consent_at: int | None = None
+    last_unreachable_at: int | None = None
+
+    # ---- derived views -------------------------------------------------------------------
+
+    @property
+    def active_days(self) -> int:
+        return sum(bin(mask).count("1") for _, mask in self.weeks.values())
+
+    @property
+    def unreachable(self) -> bool:
+        """Delivery failed with 131026 and the customer has not written since."""
+        if self.last_unreachable_at is None:
+            return False
+        return self.last_inbound_at is None or self.last_unreachable_at > self.last_inbound_at
+
+    def comes_after(self, event: Event) -> bool:
+        """Whether `event` can be applied incrementally (it sorts after everything applied)."""
+        if self.last_event_at is None:
+            return True
+        return event_order(event) > (self.last_event_at, self.last_event_key or "")
+
+    # ---- serialisation -------------------------------------------------------------------
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> CustomerState:
+        if not data:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in data.items() if name in known})
+
+    # ---- the fold ------------------------------------------------------------------------
+
+    def apply(self, event: Event, outbound: dict[str, OutboundMessage]) -> None:
+        """Apply one event that sorts after every event applied so far.
+
+        `outbound` holds the outbound messages this event may refer to (the worker loads them
+        from the store, a refold starts with none); it is updated in place.
+        """
+        self.last_event_at, self.last_event_key = event.at, event.key
+        if self.first_seen_at is None or event.at < self.first_seen_at:
+            self.first_seen_at = event.at
+        self.name = event.name or self.name
+        self.username = event.username or self.username
+        self.phone_number_id = event.phone_number_id or self.phone_number_id
+        handler = _HANDLERS.get(event.kind)
+        if handler is not None:
+            handler(self, event, outbound)
+
+    def _on_message(self, event: Event, outbound: dict[str, OutboundMessage]) -> None:
+        self.inbound += 1
+        _bump(self.inbound_by_type, event.type)
+        for signal in event.signals:
+            _bump(self.signals, signal)
+        if event.signals:
+            self.last_signals, self.last_signals_at = list(event.signals), event.at
+        week, weekday = iso_week(event.at)
+        count, mask = self.weeks.get(week, (0, 0))
+        self.weeks[week] = [count + 1, mask | (1 << weekday)]
+        if self.first_inbound_at is None:
+            self.first_inbound_at = event.at
+        self.last_inbound_at = event.at
+        if event.ad_id and event.ad_id not in self.ad_ids:
+            self.ad_ids.append(event.ad_id)
+        if event.order_value or event.type == "order":
+            self.orders += 1
+            self.order_items += event.order_items
+            for currency, amount in event.order_value:
+                total = Decimal(self.order_value.get(currency, "0")) + amount
+                self.order_value[currency] = str(total)
+        if self.last_turn == "out":
+            self.replies += 1
+            self.reply_latency_total += event.at - (self.last_outbound_at or event.at)
+        if self.awaiting_reply_since is None:
+            self.awaiting_reply_since = event.at
+        self.last_turn = "in"
+
+    def _on_outbound_seen(self, event: Event, outbound: dict[str, OutboundMessage]) -> OutboundMessage:
+        """Register our message on its first sighting: a new outbound turn of the conversation."""
+        message = outbound.get(event.message_id)
+        if message is not None:
+            return message
+        message = OutboundMessage(message_id=event.message_id, at=event.at, campaign=event.campaign)
+        outbound[event.message_id] = message
+        self.outbound += 1
+        if self.first_outbound_at is None:
+            self.first_outbound_at = event.at
+        self.last_outbound_at = event.at
+        self.last_outbound_campaign = event.campaign
+        if self.last_turn == "in" and self.awaiting_reply_since is not None:
+            self.our_responses += 1
+            self.response_time_total += event.at - self.awaiting_reply_since
+        self.awaiting_reply_since = None
+        self.last_turn = "out"
+        return message
+
+    def _on_echo(self, event: Event, outbound: dict[str, OutboundMessage]) -> None:
+        if event.type in OUTBOUND_ECHO_TYPES_THAT_ARE_NOT_MESSAGES or not event.message_id:
+            return
+        message = self._on_outbound_seen(event, outbound)
+        self._raise_rank(message, 1)
+
+    def _on_status(self, event: Event, outbound: dict[str, OutboundMessage]) -> None:
+        if not event.message_id:
+            return
+        message = self._on_outbound_seen(event, outbound)
+        if message.campaign is None and event.campaign is not None:
+            message.campaign = event.campaign
+        if event.type == Status.FAILED:
+            self._on_failure(message, event)
+        elif event.rank:
+            self._raise_rank(message, event.rank)
+
+    def _raise_rank(self, message: OutboundMessage, rank: int) -> None:
+        if rank <= message.rank:
+            return
+        for level in range(message.rank + 1, rank + 1):
+            if level == DELIVERED_RANK:
+                self.delivered += 1
+            elif level == READ_RANK:
+                self.read += 1
+            elif level == PLAYED_RANK:
+                self.played += 1
+        message.rank = rank
+
+    def _on_failure(self, message: OutboundMessage, event: Event) -> None:
+        if message.failed:
+            return
+        message.failed = True
+        self.failed += 1
+        code = event.error_codes[0] if event.error_codes else None
+        message.error_code = code
+        _bump(self.errors, str(code) if code is not None else "unknown")
+        if UNREACHABLE_ERROR in event.error_codes:
+            self.last_unreachable_at = max(self.last_unreachable_at or 0, event.at)
+        if MARKETING_OPT_OUT_ERROR in event.error_codes:
+            self._set_consent(opted_out=True, at=event.at)
+
+    def _on_preference(self, event: Event, outbound: dict[str, OutboundMessage]) -> None:
+        if event.type == "stop":
+            self.opt_outs += 1
+            self._set_consent(opted_out=True, at=event.at)
+        elif event.type in ("resume", "signup"):
+            self.opt_ins += 1
+            self._set_consent(opted_out=False, at=event.at)
+
+    def _set_consent(self, *, opted_out: bool, at: int) -> None:
+        if self.consent_at is None or at >= self.consent_at:
+            self.opted_out, self.consent_at = opted_out, at
+
+
+_HANDLERS = {
+    EventKind.MESSAGE: CustomerState._on_message,
+    EventKind.ECHO: CustomerState._on_echo,
+    EventKind.STATUS: CustomerState._on_status,
+    EventKind.PREFERENCE: CustomerState._on_preference,
+}
+
+
+def _bump(counter: dict[str, int], name: str) -> None:
+    counter[name] = counter.get(name, 0) + 1
+
+
+def fold(events: Iterable[Event]) -> tuple[CustomerState, dict[str, OutboundMessage]]:
+    """A customer's state from scratch: every one of their events, in event order."""
+    state, outbound = CustomerState(), {}
+    for event in sorted(events, key=event_order):
+        state.apply(event, outbound)
+    return state, outbound
+

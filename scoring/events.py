@@ -1,0 +1,157 @@
+"""Typed customer events: what happened, to whom, when. They know nothing of Meta's JSON.
+
+The Cloud API parser produces them, the store persists them (without message text) and the
+customer fold consumes them, so one record format serves live processing, refolds and rebuilds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    """Where an event comes from; decides how the customer fold treats it."""
+
+    MESSAGE = "message"  # the customer wrote, reacted, ordered...: an interaction
+    STATUS = "status"  # a delivery status of a message we sent
+    ECHO = "echo"  # a message we sent, seen from the business app or history back-fill
+    PREFERENCE = "preference"  # marketing opt-out / opt-in
+    IDENTITY = "identity"  # number or BSUID change
+    ERROR = "error"  # a problem Meta reports for the business number, not for a customer
+
+
+class Status(StrEnum):
+    """Delivery statuses of our outbound messages, in the order they can only move forward."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    PLAYED = "played"
+    FAILED = "failed"
+
+
+STATUS_RANK = {Status.SENT: 1, Status.DELIVERED: 2, Status.READ: 3, Status.PLAYED: 4}
+"""Rank of each non-failed status; `failed` is tracked apart because it can follow any of them."""
+
+UNREACHABLE_ERROR = 131026
+MARKETING_OPT_OUT_ERROR = 131050
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Every identifier Meta gave for one person in one place of a body."""
+
+    wa_id: str | None = None
+    user_id: str | None = None
+    parent_user_id: str | None = None
+    username: str | None = None
+    name: str | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.wa_id or self.user_id or self.parent_user_id or self.username)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One customer-level fact, keyed for idempotency.
+
+    `key` is the natural idempotency key (message id, (status id, status), ...); `at` is Unix
+    seconds from Meta's own timestamp. `message_id` is the message itself for inbound messages and
+    our outbound message for statuses and echoes.
+    """
+
+    key: str
+    kind: EventKind
+    type: str
+    at: int
+    phone_number_id: str | None = None
+    message_id: str | None = None
+    signals: tuple[str, ...] = ()
+    error_codes: tuple[int, ...] = ()
+    order_value: tuple[tuple[str, Decimal], ...] = ()
+    order_items: int = 0
+    campaign: str | None = None
+    ad_id: str | None = None
+    new_identity: Identity | None = None  # identity events: what the customer is now known as
+    name: str | None = None  # the profile name and username Meta sent with this event
+    username: str | None = None
+
+    @property
+    def rank(self) -> int:
+        """Rank of a status event (0 for failed or unknown statuses and for other kinds)."""
+        return STATUS_RANK.get(self.type, 0) if self.kind is EventKind.STATUS else 0
+
+    def with_signals(self, extra: frozenset[str] | set[str]) -> Event:
+        """The same event with text signals added (sorted, so records are stable)."""
+        if not extra:
+            return self
+        merged = tuple(sorted(set(self.signals) | set(extra)))
+        return Event(**{**self.as_fields(), "signals": merged})
+
+    def as_fields(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def to_record(self) -> dict:
+        """JSON-ready attributes beyond the indexed columns (key, kind, type, at, number)."""
+        record: dict = {}
+        if self.message_id:
+            record["mid"] = self.message_id
+        if self.signals:
+            record["sig"] = list(self.signals)
+        if self.error_codes:
+            record["err"] = list(self.error_codes)
+        if self.order_value:
+            record["ov"] = [[currency, str(amount)] for currency, amount in self.order_value]
+            record["oi"] = self.order_items
+        if self.campaign is not None:
+            record["cmp"] = self.campaign
+        if self.ad_id:
+            record["ad"] = self.ad_id
+        if self.name:
+            record["name"] = self.name
+        if self.username:
+            record["user"] = self.username
+        if self.new_identity is not None:
+            record["nid"] = {
+                name: value
+                for name in ("wa_id", "user_id", "parent_user_id", "username")
+                if (value := getattr(self.new_identity, name))
+            }
+        return record
+
+    @classmethod
+    def from_record(
+        cls, key: str, kind: str, type_: str, at: int, phone_number_id: str | None, record: dict
+    ) -> Event:
+        new_identity = record.get("nid")
+        return cls(
+            key=key,
+            kind=EventKind(kind),
+            type=type_,
+            at=at,
+            phone_number_id=phone_number_id,
+            message_id=record.get("mid"),
+            signals=tuple(record.get("sig", ())),
+            error_codes=tuple(record.get("err", ())),
+            order_value=tuple((c, Decimal(a)) for c, a in record.get("ov", ())),
+            order_items=record.get("oi", 0),
+            campaign=record.get("cmp"),
+            ad_id=record.get("ad"),
+            new_identity=Identity(**new_identity) if new_identity is not None else None,
+            name=record.get("name"),
+            username=record.get("user"),
+        )
+
+
+@dataclass(slots=True)
+class OutboundMessage:
+    """What we know of one message we sent: how far it got, and when we first saw it."""
+
+    message_id: str
+    at: int
+    rank: int = 0
+    failed: bool = False
+    campaign: str | None = None
+    error_code: int | None = None
