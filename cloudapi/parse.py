@@ -1,0 +1,446 @@
+"""Cloud API webhook bodies (already decoded JSON) into typed events.
+
+Dispatch goes through tables keyed by `changes[].field` and by message `type`; fields we know and
+do not need are listed by name, and anything unknown is acknowledged, recorded as such and never
+fails the body. Each item is parsed on its own, so one malformed item costs only itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+
+from scoring.events import Event, EventKind, Identity
+
+log = logging.getLogger(__name__)
+
+IGNORED_FIELDS = frozenset(
+    {
+        "message_template_status_update",
+        "message_template_quality_update",
+        "message_template_components_update",
+        "template_category_update",
+        "account_update",
+        "account_alerts",
+        "account_review_update",
+        "business_capability_update",
+        "phone_number_name_update",
+        "phone_number_quality_update",
+        "security",
+        "partner_solutions",
+        "payment_configuration_update",
+        "automatic_events",
+        "smb_app_state_sync",
+        "calls",
+        "messaging_handovers",
+        "standby",
+        "group_lifecycle_update",
+        "group_participants_update",
+        "group_settings_update",
+        "group_status_update",
+    }
+)
+"""Subscription fields acknowledged and deliberately not processed (admin, templates, calls)."""
+
+SYSTEM_TYPES = frozenset(
+    {"user_changed_number", "user_changed_user_id", "customer_changed_number", "customer_identity_changed"}
+)
+
+# structural signals per message type: what the customer sent says something by itself
+_MEDIA_SIGNALS: dict[str, tuple[str, ...]] = {
+    "image": ("image", "rapport"),
+    "video": ("video",),
+    "document": ("document",),
+    "sticker": ("sticker", "rapport"),
+    "location": ("location",),
+    "contacts": ("contacts",),
+    "button": ("template_button",),
+    "interactive": ("interactive_reply",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One parsed event with the person it concerns and, transiently, the text to scan for signals."""
+
+    identity: Identity | None
+    event: Event
+    text: str | None = None
+
+    @classmethod
+    def of(cls, identity: Identity | None, event: Event, text: str | None = None) -> Item:
+        """An item whose event carries the profile name and username that came with it."""
+        if identity is not None and (identity.name or identity.username):
+            event = replace(event, name=identity.name, username=identity.username)
+        return cls(identity, event, text)
+
+
+@dataclass
+class ParsedBody:
+    items: list[Item] = field(default_factory=list)
+    ignored_fields: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # where and why an item was skipped; no data
+
+
+def parse_body(body: Any, received_at: int) -> ParsedBody:
+    """Every event of one webhook body. `received_at` stands in for missing timestamps."""
+    parsed = ParsedBody()
+    if not isinstance(body, dict):
+        parsed.problems.append("body is not a JSON object")
+        return parsed
+    for entry_index, entry in enumerate(_list(body.get("entry"))):
+        for change_index, change in enumerate(_list(_dict(entry).get("changes"))):
+            where = f"entry[{entry_index}].changes[{change_index}]"
+            change = _dict(change)
+            field_name = change.get("field")
+            lists = FIELD_ITEMS.get(field_name)
+            if lists is None:
+                parsed.ignored_fields.append(str(field_name))
+                if field_name not in IGNORED_FIELDS:
+                    log.info("acknowledged unknown webhook field %r", str(field_name)[:64])
+                continue
+            context = _Context(_dict(change.get("value")), received_at, where)
+            for list_name, parse_one in lists:
+                _parse_items(context, list_name, parse_one, parsed)
+    return parsed
+
+
+@dataclass
+class _Context:
+    """One `changes[].value` being parsed, with what its items share."""
+
+    value: dict
+    received_at: int
+    where: str
+
+    @property
+    def phone_number_id(self) -> str | None:
+        return _str(_dict(self.value.get("metadata")).get("phone_number_id"))
+
+    @property
+    def business_number(self) -> str | None:
+        return _str(_dict(self.value.get("metadata")).get("display_phone_number"))
+
+    def timestamp(self, raw: Any) -> int:
+        """Meta sends strings in messages and integers elsewhere; a bad or missing one falls back
+        to the arrival time rather than losing the event."""
+        try:
+            return int(float(raw))
+        except (TypeError, ValueError):
+            return self.received_at
+
+    def contact_for(self, wa_id: str | None, user_id: str | None) -> dict:
+        """The `value.contacts[]` entry that describes this person (the only one, if it is alone)."""
+        contacts = [_dict(c) for c in _list(self.value.get("contacts"))]
+        for contact in contacts:
+            if (wa_id and contact.get("wa_id") == wa_id) or (user_id and contact.get("user_id") == user_id):
+                return contact
+        return contacts[0] if len(contacts) == 1 and not (wa_id or user_id) else {}
+
+
+ItemParser = Callable[[_Context, dict], list[Item]]
+
+
+def _parse_items(context: _Context, list_name: str, parse_one: ItemParser, parsed: ParsedBody) -> None:
+    """Parse each item of one list alone: a malformed one is reported and skipped, never fatal."""
+    for index, raw in enumerate(_list(context.value.get(list_name))):
+        where = f"{context.where}.{list_name}[{index}]"
+        try:
+            parsed.items.extend(parse_one(context, _dict(raw)))
+        except Exception as error:  # one bad item must not fail its body
+            parsed.problems.append(f"{where}: {type(error).__name__}")
+            log.warning("skipped unparseable item at %s (%s)", where, type(error).__name__)
+
+
+# ---- identity ---------------------------------------------------------------------------------
+
+
+def _identity(context: _Context, wa_id: Any, user_id: Any, parent_user_id: Any = None) -> Identity:
+    wa_id, user_id = _str(wa_id), _str(user_id)
+    contact = context.contact_for(wa_id, user_id)
+    profile = _dict(contact.get("profile"))
+    return Identity(
+        wa_id=wa_id or _str(contact.get("wa_id")),
+        user_id=user_id or _str(contact.get("user_id")),
+        parent_user_id=_str(parent_user_id) or _str(contact.get("parent_user_id")),
+        username=_str(profile.get("username")) or _str(contact.get("username")),
+        name=_str(profile.get("name")),
+    )
+
+
+# ---- field: messages --------------------------------------------------------------------------
+
+
+def _inbound_message(context: _Context, message: dict) -> list[Item]:
+    identity = _identity(
+        context, message.get("from"), message.get("from_user_id"), message.get("from_parent_user_id")
+    )
+    message_type = _str(message.get("type")) or "unknown"
+    at = context.timestamp(message.get("timestamp"))
+    key = "m:" + (_str(message.get("id")) or _fallback_key(identity, message_type, at))
+    if message_type == "system":
+        return [_system_change(context, message, identity, key, at)]
+    content, text, signals, extra = _content(message_type, message)
+    message_context = _dict(message.get("context"))
+    if message_context.get("referred_product"):
+        signals.append("product_inquiry")
+    if message_context.get("forwarded") or message_context.get("frequently_forwarded"):
+        signals.append("forwarded")
+    referral = _dict(message.get("referral"))
+    ad_id = _str(referral.get("source_id")) if referral else None
+    if referral:
+        signals.append("ad_referral")
+    errors = _error_codes(message.get("errors")) + _error_codes(content.get("errors"))
+    event = Event(
+        key=key,
+        kind=EventKind.MESSAGE,
+        type=message_type,
+        at=at,
+        phone_number_id=context.phone_number_id,
+        message_id=_str(message.get("id")),
+        signals=tuple(sorted(set(signals))),
+        error_codes=errors,
+        ad_id=ad_id,
+        **extra,
+    )
+    return [Item.of(identity, event, text)]
+
+
+def _content(message_type: str, message: dict) -> tuple[dict, str | None, list[str], dict]:
+    """The type-specific object, its text (for keyword signals), structural signals, extras."""
+    content = _dict(message.get(message_type))
+    signals = list(_MEDIA_SIGNALS.get(message_type, ()))
+    extra: dict = {}
+    text: str | None = None
+    if message_type == "text":
+        text = _str(content.get("body"))
+    elif message_type in ("image", "video", "document"):
+        text = _str(content.get("caption"))
+    elif message_type == "audio":
+        signals = ["voice", "rapport"] if content.get("voice") is True else ["audio"]
+    elif message_type == "button":
+        text = _str(content.get("text"))
+    elif message_type == "interactive":
+        reply = _dict(content.get(_str(content.get("type")) or ""))
+        text = " ".join(filter(None, (_str(reply.get("title")), _str(reply.get("description"))))) or None
+    elif message_type == "reaction":
+        emoji = _str(content.get("emoji"))
+        signals = ["reaction", "rapport"] if emoji else ["reaction_removed"]
+    elif message_type == "order":
+        text = _str(content.get("text"))
+        signals = ["order"]
+        extra["order_value"], extra["order_items"] = _order_totals(content.get("product_items"))
+    elif message_type == "edit":
+        edited = _dict(content.get("message"))
+        edited_type = _str(edited.get("type")) or ""
+        inner = _dict(edited.get(edited_type))
+        text = _str(inner.get("body")) or _str(inner.get("caption"))
+    return content, text, signals, extra
+
+
+def _order_totals(product_items: Any) -> tuple[tuple[tuple[str, Decimal], ...], int]:
+    """Σ quantity × item_price per currency, with the decimals Meta sent (7.99 stays 7.99)."""
+    totals: dict[str, Decimal] = {}
+    quantity_total = 0
+    for item in _list(product_items):
+        item = _dict(item)
+        try:
+            quantity = Decimal(str(item.get("quantity", 0)))
+            price = Decimal(str(item.get("item_price", 0)))
+        except InvalidOperation:
+            continue
+        currency = _str(item.get("currency")) or "UNKNOWN"
+        totals[currency] = totals.get(currency, Decimal(0)) + quantity * price
+        quantity_total += int(quantity)
+    return tuple(sorted(totals.items())), quantity_total
+
+
+def _system_change(context: _Context, message: dict, identity: Identity, key: str, at: int) -> Item:
+    """A number or BSUID change: `from` is the old identity, `system` carries the new one."""
+    system = _dict(message.get("system"))
+    system_type = _str(system.get("type")) or "system"
+    new_identity = Identity(
+        wa_id=_str(system.get("wa_id")) or _str(system.get("new_wa_id")),
+        user_id=_str(system.get("user_id")),
+        parent_user_id=_str(system.get("parent_user_id")),
+    )
+    event = Event(
+        key=key,
+        kind=EventKind.IDENTITY,
+        type=system_type,
+        at=at,
+        phone_number_id=context.phone_number_id,
+        message_id=_str(message.get("id")),
+        new_identity=None if new_identity.is_empty() else new_identity,
+    )
+    return Item.of(identity, event)
+
+
+def _status(context: _Context, status: dict) -> list[Item]:
+    status_value = _str(status.get("status")) or "unknown"
+    message_id = _str(status.get("id"))
+    participant = _str(status.get("recipient_participant_id"))
+    if status.get("recipient_type") == "group":
+        identity = _identity(context, participant, None) if participant else None
+    else:
+        parent = status.get("recipient_parent_user_id") or status.get("parent_recipient_user_id")
+        identity = _identity(context, status.get("recipient_id"), status.get("recipient_user_id"), parent)
+    key = f"s:{message_id}:{status_value}" + (f":{participant}" if participant else "")
+    event = Event(
+        key=key,
+        kind=EventKind.STATUS,
+        type=status_value,
+        at=context.timestamp(status.get("timestamp")),
+        phone_number_id=context.phone_number_id,
+        message_id=message_id,
+        error_codes=_error_codes(status.get("errors")),
+        campaign=_str(status.get("biz_opaque_callback_data")),
+    )
+    return [Item.of(identity, event)]
+
+
+def _value_error(context: _Context, error: dict) -> list[Item]:
+    """An error about the business number (rate limit, account...): no customer to blame."""
+    code = _str(error.get("code")) or "unknown"
+    fingerprint = hashlib.sha256(repr(sorted(error.items())).encode()).hexdigest()[:16]
+    event = Event(
+        key=f"e:{context.phone_number_id}:{code}:{fingerprint}",
+        kind=EventKind.ERROR,
+        type=code,
+        at=context.received_at,
+        phone_number_id=context.phone_number_id,
+        error_codes=_error_codes([error]),
+    )
+    return [Item.of(None, event)]
+
+
+# ---- field: smb_message_echoes, history ---------------------------------------------------------
+
+
+def _echo(context: _Context, echo: dict) -> list[Item]:
+    identity = _identity(context, echo.get("to"), echo.get("to_user_id"), echo.get("to_parent_user_id"))
+    message_id = _str(echo.get("id"))
+    at = context.timestamp(echo.get("timestamp"))
+    echo_type = _str(echo.get("type")) or "unknown"
+    event = Event(
+        key="o:" + (message_id or _fallback_key(identity, echo_type, at)),
+        kind=EventKind.ECHO,
+        type=echo_type,
+        at=at,
+        phone_number_id=context.phone_number_id,
+        message_id=message_id,
+    )
+    return [Item.of(identity, event)]
+
+
+_HISTORY_STATUS = {"SENT": "sent", "DELIVERED": "delivered", "READ": "read", "PLAYED": "played", "ERROR": "failed"}
+
+
+def _history_chunk(context: _Context, chunk: dict) -> list[Item]:
+    """A back-fill chunk: threads of past messages, ours (from the business number) and theirs."""
+    items: list[Item] = []
+    business = context.business_number
+    for thread in _list(chunk.get("threads")):
+        thread = _dict(thread)
+        for message in _list(thread.get("messages")):
+            message = _dict(message)
+            if business and _str(message.get("from")) == business:
+                items.extend(_history_outbound(context, thread, message))
+            else:
+                items.extend(_inbound_message(context, message))
+    for error in _list(chunk.get("errors")):
+        items.extend(_value_error(context, _dict(error)))
+    return items
+
+
+def _history_outbound(context: _Context, thread: dict, message: dict) -> list[Item]:
+    echo = {**message, "to": message.get("to") or thread.get("id")}
+    items = _echo(context, echo)
+    status = _HISTORY_STATUS.get(_str(_dict(message.get("history_context")).get("status")) or "")
+    if status:
+        items += _status(context, {"id": message.get("id"), "status": status, "timestamp": message.get("timestamp"),
+                                   "recipient_id": echo["to"]})
+    return items
+
+
+# ---- fields: user_preferences, user_id_update ---------------------------------------------------
+
+
+def _preference(context: _Context, preference: dict) -> list[Item]:
+    identity = _identity(context, preference.get("wa_id"), preference.get("user_id"))
+    value = _str(preference.get("value")) or "unknown"
+    at = context.timestamp(preference.get("timestamp"))
+    who = identity.wa_id or identity.user_id
+    category = _str(preference.get("category")) or ""
+    event = Event(
+        key=f"p:{who}:{category}:{value}:{at}",
+        kind=EventKind.PREFERENCE,
+        type=value,
+        at=at,
+        phone_number_id=context.phone_number_id,
+    )
+    return [Item.of(identity, event)]
+
+
+def _user_id_update(context: _Context, update: dict) -> list[Item]:
+    user_ids, parent_ids = _dict(update.get("user_id")), _dict(update.get("parent_user_id"))
+    identity = _identity(context, update.get("wa_id"), user_ids.get("previous"), parent_ids.get("previous"))
+    new_identity = Identity(
+        wa_id=identity.wa_id, user_id=_str(user_ids.get("current")), parent_user_id=_str(parent_ids.get("current"))
+    )
+    at = context.timestamp(update.get("timestamp"))
+    event = Event(
+        key=f"u:{user_ids.get('previous')}:{user_ids.get('current')}:{at}",
+        kind=EventKind.IDENTITY,
+        type="user_id_update",
+        at=at,
+        phone_number_id=context.phone_number_id,
+        new_identity=new_identity,
+    )
+    return [Item.of(identity, event)]
+
+
+FIELD_ITEMS: dict[str, tuple[tuple[str, ItemParser], ...]] = {
+    "messages": (("messages", _inbound_message), ("statuses", _status), ("errors", _value_error)),
+    "smb_message_echoes": (("message_echoes", _echo),),
+    "history": (("history", _history_chunk),),
+    "user_preferences": (("user_preferences", _preference),),
+    "user_id_update": (("user_id_update", _user_id_update),),
+}
+"""Per processed field: which lists of `value` hold items, and how to parse one item of each."""
+
+
+# ---- defensive accessors ----------------------------------------------------------------------
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _error_codes(errors: Any) -> tuple[int, ...]:
+    codes = []
+    for error in _list(errors):
+        try:
+            codes.append(int(_dict(error).get("code")))
+        except (TypeError, ValueError):
+            continue
+    return tuple(codes)
+
+
+def _fallback_key(identity: Identity, kind: str, at: int) -> str:
+    """A stable key for the rare item without an id, from who, what and when."""
+    who = identity.wa_id or identity.user_id or identity.username or "?"
+    return f"noid:{hashlib.sha256(f'{who}|{kind}|{at}'.encode()).hexdigest()[:24]}"
