@@ -1,0 +1,30 @@
+# make run: set up everything on a fresh machine and start web + worker + cron.
+# make test: set up the same way and run the whole suite against real Redis and databases.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "cannot create a virtualenv: install Python 3.11+ with venv (apt-get install python3-venv)"; exit 1; }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	@touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+.env:
+	@$(BIN)/python -c "import secrets; print('WHATSAPP_APP_SECRET=' + secrets.token_hex(16)); print('WHATSAPP_VERIFY_TOKEN=' + secrets.token_hex(8))" > .env
+	@echo "wrote .env with a generated app secret and verify token (put Meta's in it for production)"
+
+run: install .env
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/wapulse up
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

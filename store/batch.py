@@ -1,0 +1,349 @@
+"""One batch of parsed webhook bodies written in one transaction, exactly once in effect.
+
+Bodies are archived under their delivery id and events under their natural key, both only if
+new, so a batch that is run again (worker killed after commit, Meta redelivering) changes
+nothing. Only new events reach the customers they concern: a customer whose new events all sort
+after the last one applied is folded forward; one that got an older event, or was merged, is
+refolded from all of its stored events. Callers hold `store.db.write_transaction`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from cloudapi.parse import Item
+from scoring.customer import CustomerState, event_order, fold
+from scoring.events import Event, EventKind, Identity, OutboundMessage
+from store.identity import ALIAS_KINDS, locate
+from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody
+
+CHUNK = 500  # bound parameters per IN (...) query, well under every backend's limit
+
+raw_bodies, events, customers = RawBody.__table__, EventRow.__table__, Customer.__table__
+aliases, outbound_messages = CustomerAlias.__table__, OutboundMessageRow.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One handed-off body: its inbox id, arrival time (ms), bytes and what parsing made of it."""
+
+    delivery_id: str
+    received_at_ms: int
+    sha256: str
+    body: bytes
+    valid_json: bool
+    items: tuple[Item, ...] = ()
+
+
+@dataclass
+class BatchResult:
+    bodies: int = 0
+    events: int = 0
+    duplicates: int = 0
+    types: Counter = field(default_factory=Counter)  # (kind, type) of the new events
+    customers: set[int] = field(default_factory=set)
+
+
+def write_batch(connection: Connection, deliveries: Sequence[Delivery]) -> BatchResult:
+    """Archive, dedupe, resolve identities and update customers for a batch of deliveries."""
+    result = BatchResult()
+    body_ids = _archive(connection, deliveries)
+    result.bodies = len(body_ids)
+    fresh = _fresh_items(connection, deliveries, body_ids, result)
+    if not fresh:
+        return result
+    identities = _IdentityResolver(connection)
+    identities.preload(item for _, item in fresh)
+    rows, new_events = [], defaultdict(list)
+    for body_id, item in fresh:
+        event = item.event
+        customer_id = identities.resolve(item)
+        result.types[(event.kind.value, event.type)] += 1
+        rows.append(
+            {
+                "key": event.key,
+                "customer_id": customer_id,
+                "raw_body_id": body_id,
+                "phone_number_id": event.phone_number_id,
+                "kind": event.kind.value,
+                "type": event.type[:64],
+                "at": event.at,
+                "data": event.to_record(),
+            }
+        )
+        if customer_id is not None:
+            new_events[customer_id].append(event)
+    identities.flush()
+    for chunk in _chunks(rows):
+        connection.execute(insert(events), chunk)
+    result.events = len(rows)
+    result.customers = set(new_events) | identities.refold
+    _update_customers(connection, result.customers, new_events, identities)
+    return result
+
+
+# ---- the archive and dedupe --------------------------------------------------------------------
+
+
+def _archive(connection: Connection, deliveries: Sequence[Delivery]) -> dict[str, int]:
+    """Raw body id per delivery that is new; deliveries already archived are left out."""
+    already = {
+        row.delivery_id
+        for chunk in _chunks([d.delivery_id for d in deliveries])
+        for row in connection.execute(select(raw_bodies.c.delivery_id).where(raw_bodies.c.delivery_id.in_(chunk)))
+    }
+    new = [d for d in deliveries if d.delivery_id not in already]
+    ids: dict[str, int] = {}
+    for delivery in new:
+        ids[delivery.delivery_id] = connection.execute(
+            insert(raw_bodies)
+            .values(
+                delivery_id=delivery.delivery_id,
+                received_at=delivery.received_at_ms,
+                sha256=delivery.sha256,
+                valid_json=delivery.valid_json,
+                body=delivery.body,
+            )
+            .returning(raw_bodies.c.id)
+        ).scalar_one()
+    return ids
+
+
+def _fresh_items(
+    connection: Connection, deliveries: Sequence[Delivery], body_ids: dict[str, int], result: BatchResult
+) -> list[tuple[int, Item]]:
+    """Items whose event key is neither stored nor earlier in this batch, in event order."""
+    candidates = [(body_ids[d.delivery_id], item) for d in deliveries if d.delivery_id in body_ids for item in d.items]
+    keys = sorted({item.event.key for _, item in candidates})
+    seen = {
+        row.key
+        for chunk in _chunks(keys)
+        for row in connection.execute(select(events.c.key).where(events.c.key.in_(chunk)))
+    }
+    fresh = []
+    for body_id, item in candidates:
+        if item.event.key in seen:
+            result.duplicates += 1
+            continue
+        seen.add(item.event.key)
+        fresh.append((body_id, item))
+    return sorted(fresh, key=lambda pair: event_order(pair[1].event))
+
+
+# ---- identity ---------------------------------------------------------------------------------
+
+
+class _IdentityResolver:
+    """Maps each event to one customer, creating customers and merging them as aliases overlap."""
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self.alias_owner: dict[tuple[str, str], int] = {}
+        self.alias_first_at: dict[tuple[str, str], int] = {}
+        self.changed_aliases: set[tuple[str, str]] = set()
+        self.new_aliases: set[tuple[str, str]] = set()
+        self.refold: set[int] = set()  # merged customers: their events must be folded again
+
+    def preload(self, items: Iterable[Item]) -> None:
+        wanted: dict[str, set[str]] = defaultdict(set)
+        message_ids: set[str] = set()
+        for item in items:
+            for identity in (item.identity, item.event.new_identity):
+                for kind, value in _aliases_of(identity):
+                    wanted[kind].add(value)
+            if item.event.message_id and item.event.kind in (EventKind.STATUS, EventKind.ECHO):
+                message_ids.add(item.event.message_id)
+        for kind, values in wanted.items():
+            for chunk in _chunks(sorted(values)):
+                query = select(aliases).where(aliases.c.kind == kind, aliases.c.value.in_(chunk))
+                for row in self.connection.execute(query):
+                    self.alias_owner[(row.kind, row.value)] = row.customer_id
+                    self.alias_first_at[(row.kind, row.value)] = row.first_at
+        self.message_owner = {
+            row.message_id: row.customer_id
+            for chunk in _chunks(sorted(message_ids))
+            for row in self.connection.execute(
+                select(outbound_messages.c.message_id, outbound_messages.c.customer_id).where(
+                    outbound_messages.c.message_id.in_(chunk)
+                )
+            )
+        }
+
+    def resolve(self, item: Item) -> int | None:
+        event = item.event
+        hints = _aliases_of(item.identity)
+        if not hints:
+            owner = self.message_owner.get(event.message_id) if event.message_id else None
+            return owner
+        customer_id = self._attach(hints, event.at)
+        if event.new_identity is not None:
+            customer_id = self._attach([*hints, *_aliases_of(event.new_identity)], event.at)
+        if event.message_id and event.kind in (EventKind.STATUS, EventKind.ECHO):
+            self.message_owner.setdefault(event.message_id, customer_id)
+        return customer_id
+
+    def _attach(self, hints: list[tuple[str, str]], at: int) -> int:
+        """The one customer these aliases belong to, after creating or merging as needed."""
+        owners = sorted({self.alias_owner[h] for h in hints if h in self.alias_owner})
+        if not owners:
+            customer_id = self._create(hints[0][1], at)
+        else:
+            customer_id = owners[0]
+            for absorbed in owners[1:]:
+                self._merge(absorbed, into=customer_id)
+        for alias in hints:
+            if alias not in self.alias_owner:
+                self.alias_owner[alias] = customer_id
+                self.alias_first_at[alias] = at
+                self.new_aliases.add(alias)
+            elif at < self.alias_first_at[alias]:
+                self.alias_first_at[alias] = at
+                self.changed_aliases.add(alias)
+        return customer_id
+
+    def _create(self, key: str, at: int) -> int:
+        return self.connection.execute(
+            insert(customers).values(key=f"new:{key}", first_seen_at=at, state={}).returning(customers.c.id)
+        ).scalar_one()
+
+    def _merge(self, absorbed: int, into: int) -> None:
+        """Everything of `absorbed` now belongs to `into`, which will be refolded."""
+        for table in (aliases, events, outbound_messages):
+            self.connection.execute(update(table).where(table.c.customer_id == absorbed).values(customer_id=into))
+        self.connection.execute(delete(customers).where(customers.c.id == absorbed))
+        for alias, owner in self.alias_owner.items():
+            if owner == absorbed:
+                self.alias_owner[alias] = into
+        for message_id, owner in self.message_owner.items():
+            if owner == absorbed:
+                self.message_owner[message_id] = into
+        self.refold.discard(absorbed)
+        self.refold.add(into)
+
+    def flush(self) -> None:
+        """Write the aliases this batch created or saw earlier than before."""
+        if self.new_aliases:
+            rows = [
+                {"kind": k, "value": v, "customer_id": self.alias_owner[(k, v)], "first_at": self.alias_first_at[(k, v)]}
+                for k, v in sorted(self.new_aliases)
+            ]
+            self.connection.execute(insert(aliases), rows)
+        for kind, value in sorted(self.changed_aliases - self.new_aliases):
+            self.connection.execute(
+                update(aliases)
+                .where(aliases.c.kind == kind, aliases.c.value == value)
+                .values(first_at=self.alias_first_at[(kind, value)])
+            )
+
+
+def _aliases_of(identity: Identity | None) -> list[tuple[str, str]]:
+    """Aliases that identify a person; a username only counts when nothing stronger is given,
+    because usernames can be given up and taken by someone else."""
+    if identity is None:
+        return []
+    strong = [(kind, getattr(identity, kind)) for kind in ALIAS_KINDS[:3] if getattr(identity, kind)]
+    if strong:
+        return strong
+    return [("username", identity.username)] if identity.username else []
+
+
+# ---- customers --------------------------------------------------------------------------------
+
+
+def _update_customers(
+    connection: Connection, touched: set[int], new_events: dict[int, list[Event]], identities: _IdentityResolver
+) -> None:
+    rows = {
+        row.id: row
+        for chunk in _chunks(sorted(touched))
+        for row in connection.execute(select(customers).where(customers.c.id.in_(chunk)))
+    }
+    alias_rows: dict[int, list] = defaultdict(list)
+    for chunk in _chunks(sorted(rows)):
+        for alias in connection.execute(select(aliases).where(aliases.c.customer_id.in_(chunk))):
+            alias_rows[alias.customer_id].append(alias)
+    for customer_id, row in rows.items():
+        state = CustomerState.from_json(row.state)
+        fresh = new_events.get(customer_id, [])  # already in event order
+        if customer_id in identities.refold or (fresh and not state.comes_after(fresh[0])):
+            state, outbound = _refold(connection, customer_id)
+        else:
+            outbound = _load_outbound(connection, fresh)
+            for event in fresh:
+                state.apply(event, outbound)
+        _save_outbound(connection, customer_id, outbound)
+        columns = _columns(row, state, alias_rows[customer_id])
+        connection.execute(update(customers).where(customers.c.id == customer_id).values(**columns))
+
+
+def _refold(connection: Connection, customer_id: int) -> tuple[CustomerState, dict[str, OutboundMessage]]:
+    stored = connection.execute(
+        select(events.c.key, events.c.kind, events.c.type, events.c.at, events.c.phone_number_id, events.c.data).where(
+            events.c.customer_id == customer_id
+        )
+    )
+    return fold(Event.from_record(r.key, r.kind, r.type, r.at, r.phone_number_id, r.data) for r in stored)
+
+
+def _load_outbound(connection: Connection, fresh: list[Event]) -> dict[str, OutboundMessage]:
+    ids = sorted({e.message_id for e in fresh if e.message_id and e.kind in (EventKind.STATUS, EventKind.ECHO)})
+    return {
+        row.message_id: OutboundMessage(
+            message_id=row.message_id, at=row.at, rank=row.rank, failed=row.failed, campaign=row.campaign,
+            error_code=row.error_code,
+        )
+        for chunk in _chunks(ids)
+        for row in connection.execute(select(outbound_messages).where(outbound_messages.c.message_id.in_(chunk)))
+    }
+
+
+def _save_outbound(connection: Connection, customer_id: int, outbound: dict[str, OutboundMessage]) -> None:
+    if not outbound:
+        return
+    ids = sorted(outbound)
+    for chunk in _chunks(ids):
+        connection.execute(delete(outbound_messages).where(outbound_messages.c.message_id.in_(chunk)))
+    connection.execute(
+        insert(outbound_messages),
+        [
+            {
+                "message_id": m.message_id, "customer_id": customer_id, "at": m.at, "rank": m.rank,
+                "failed": m.failed, "error_code": m.error_code, "campaign": m.campaign,
+            }
+            for m in outbound.values()
+        ],
+    )
+
+
+def _columns(row, state: CustomerState, alias_rows: list) -> dict:
+    """The customer's queryable columns: key and current identifiers from its aliases, place from
+    its number, and the state's headline instants."""
+    by_first_seen = sorted(alias_rows, key=lambda a: (a.first_at, ALIAS_KINDS.index(a.kind), a.value))
+    latest = {a.kind: a.value for a in sorted(alias_rows, key=lambda a: (a.first_at, a.value))}
+    country, timezone = locate(latest.get("wa_id"), latest.get("user_id"))
+    return {
+        "key": by_first_seen[0].value if by_first_seen else row.key,
+        "wa_id": latest.get("wa_id"),
+        "user_id": latest.get("user_id"),
+        "parent_user_id": latest.get("parent_user_id"),
+        "username": state.username or latest.get("username"),
+        "name": state.name,
+        "phone_number_id": state.phone_number_id,
+        "country": country,
+        "timezone": timezone,
+        "first_seen_at": state.first_seen_at,
+        "last_inbound_at": state.last_inbound_at,
+        "last_outbound_at": state.last_outbound_at,
+        "opted_out": state.opted_out,
+        "unreachable": state.unreachable,
+        "state": state.to_json(),
+    }
+
+
+def _chunks(values: list) -> Iterable[list]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]

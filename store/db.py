@@ -1,0 +1,99 @@
+"""Engines, migrations and the one write transaction every batch goes through.
+
+Batch writes are serialised: PostgreSQL takes a transaction-scoped advisory lock, SQLite starts
+the transaction with BEGIN IMMEDIATE (its single writer) and waits out a busy database instead of
+failing. Parsing, the expensive part, runs outside the lock in every worker at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+WRITE_LOCK_KEY = 0x7761_7075  # "wapu": the advisory lock that serialises batch writes
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+LOCKED_RETRIES = 5
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a long busy timeout and a folder for its file.
+
+    Statement parameters are hidden from error messages: they hold names and numbers, and errors
+    end up in logs and in RQ's failed-job records."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True)
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One engine per URL and process (workers and the web app reuse their pools)."""
+    return make_engine(url)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the store's single write lock until it commits."""
+    with engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+            yield connection
+
+
+def retry_when_locked(work, *args, **kwargs):
+    """Run `work`, retrying when SQLite still reports a locked database after its busy timeout."""
+    for attempt in range(1, LOCKED_RETRIES + 1):
+        try:
+            return work(*args, **kwargs)
+        except OperationalError as error:
+            if "locked" not in str(error).lower() or attempt == LOCKED_RETRIES:
+                raise
+            log.warning("database locked, retrying batch (attempt %d)", attempt)
+            time.sleep(0.2 * attempt)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str) -> None:
+    """Apply every migration up to the newest (what `wapulse db upgrade` runs)."""
+    make_engine(url).dispose()  # creates the SQLite folder when needed
+    command.upgrade(alembic_config(url), "head")

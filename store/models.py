@@ -1,0 +1,88 @@
+"""Tables. Events are the source of truth next to the raw archive; customer rows are derived."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary
+from sqlmodel import Field, SQLModel
+
+BIG_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite only autoincrements INTEGER keys
+
+
+class RawBody(SQLModel, table=True):
+    """Every accepted webhook body, byte for byte, one row per delivery (audit, replay, rebuild)."""
+
+    __tablename__ = "raw_body"
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
+    delivery_id: str = Field(unique=True, max_length=64)  # the inbox stream entry it came from
+    received_at: int = Field(index=True, sa_type=BigInteger)  # Unix milliseconds
+    sha256: str = Field(index=True, max_length=64)
+    valid_json: bool = True  # False: dead letter, kept for inspection and never processed
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class EventRow(SQLModel, table=True):
+    """One parsed event, stored once under its natural idempotency key, without message text."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_customer_at", "customer_id", "at"),)
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
+    key: str = Field(unique=True, max_length=255)
+    customer_id: Optional[int] = Field(default=None, foreign_key="customer.id")
+    raw_body_id: Optional[int] = Field(default=None, sa_column=Column(BigInteger))
+    phone_number_id: Optional[str] = Field(default=None, max_length=64)
+    kind: str = Field(max_length=16)
+    type: str = Field(max_length=64)
+    at: int = Field(index=True, sa_type=BigInteger)
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Customer(SQLModel, table=True):
+    """One person across wa_id, BSUID, parent BSUID and username, and what their events add up to."""
+
+    __tablename__ = "customer"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=255)
+    wa_id: Optional[str] = Field(default=None, max_length=32)
+    user_id: Optional[str] = Field(default=None, max_length=160)
+    parent_user_id: Optional[str] = Field(default=None, max_length=160)
+    username: Optional[str] = Field(default=None, max_length=160)
+    name: Optional[str] = Field(default=None, max_length=255)
+    country: Optional[str] = Field(default=None, max_length=2)
+    timezone: Optional[str] = Field(default=None, max_length=64)
+    phone_number_id: Optional[str] = Field(default=None, max_length=64)
+    first_seen_at: Optional[int] = Field(default=None, sa_type=BigInteger)
+    last_inbound_at: Optional[int] = Field(default=None, index=True, sa_type=BigInteger)
+    last_outbound_at: Optional[int] = Field(default=None, sa_type=BigInteger)
+    opted_out: bool = False
+    unreachable: bool = False
+    state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class CustomerAlias(SQLModel, table=True):
+    """Every identifier a customer has been seen with; any of them finds the customer."""
+
+    __tablename__ = "customer_alias"
+
+    kind: str = Field(primary_key=True, max_length=16)  # wa_id, user_id, parent_user_id, username
+    value: str = Field(primary_key=True, max_length=160)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    first_at: int = Field(sa_type=BigInteger)  # earliest event time it was seen at: decides the customer's key
+
+
+class OutboundMessageRow(SQLModel, table=True):
+    """Our messages as their statuses reported them: rank only ever rises; failed is apart."""
+
+    __tablename__ = "outbound_message"
+
+    message_id: str = Field(primary_key=True, max_length=255)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    at: int = Field(sa_type=BigInteger)
+    rank: int = 0
+    failed: bool = False
+    error_code: Optional[int] = None
+    campaign: Optional[str] = Field(default=None, max_length=512)

@@ -1,0 +1,162 @@
+"""Shared fixtures: real Redis, real SQLite and PostgreSQL, the real web server over HTTP.
+
+Redis: database 15 of TEST_REDIS_URL's server (a private redis-server is started when none
+answers), flushed around each test. Databases: a fresh SQLite file per test, and a throwaway
+PostgreSQL schema per session (emptied per test) when TEST_POSTGRES_URL is set or a server
+answers on 127.0.0.1:5432.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from redis import Redis
+from sqlalchemy import text
+
+from cloudapi.signature import SIGNATURE_HEADER, sign
+from store import db
+from wapulse.replay import process_until_drained
+from wapulse.services import ensure_redis
+from workers import runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TABLES = ("event", "outbound_message", "customer_alias", "customer", "raw_body")
+
+
+def _postgres_available() -> bool:
+    try:
+        plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(plain.split("?")[0], connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    ensure_redis(REDIS_URL, home=ROOT / "var" / "test-redis")
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis(redis_server) -> Redis:
+    connection = Redis.from_url(redis_server)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_url():
+    if not _postgres_available():
+        pytest.skip("no PostgreSQL answers (set TEST_POSTGRES_URL)")
+    schema = f"wapulse_test_{uuid.uuid4().hex[:8]}"
+    engine = db.make_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
+    db.upgrade(url)
+    yield url
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'wapulse.db'}"
+        db.upgrade(url)
+        return url
+    url = request.getfixturevalue("postgres_schema_url")
+    with db.engine_for(url).begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    return url
+
+
+@pytest.fixture
+def env(monkeypatch, database_url, redis) -> dict:
+    """The environment every wapulse process of the test sees, with per-process caches reset."""
+    values = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "WHATSAPP_APP_SECRET": APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+        "WAPULSE_STALE_AFTER_MS": "60000",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("WAPULSE_CONFIG", raising=False)
+    monkeypatch.delenv("WAPULSE_NOW", raising=False)
+    runtime.settings.cache_clear()
+    runtime.redis_connection.cache_clear()
+    yield values
+    runtime.settings.cache_clear()
+    runtime.redis_connection.cache_clear()
+
+
+@pytest.fixture
+def engine(env):
+    return db.engine_for(env["DATABASE_URL"])
+
+
+@pytest.fixture
+def drain(env, redis):
+    """Run the real RQ worker (burst) until every handed-off body is committed."""
+    return lambda: process_until_drained(redis, timeout_s=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def web_server(redis_server) -> str:
+    """`wapulse web` (granian, as the Procfile starts it) on a free port; yields the webhook URL."""
+    port = _free_port()
+    process_env = {
+        **os.environ,
+        "REDIS_URL": REDIS_URL,
+        "WHATSAPP_APP_SECRET": APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wapulse.cli", "web"], env=process_env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(f"{url}/health", timeout=1)
+            break
+        except requests.ConnectionError:
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read().decode())
+            time.sleep(0.1)
+    yield f"{url}/webhook"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def post_signed(url: str, body: bytes, secret: str = APP_SECRET, **headers) -> requests.Response:
+    """POST a body the way Meta does: JSON content type and X-Hub-Signature-256 over the bytes."""
+    all_headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body), **headers}
+    return requests.post(url, data=body, headers=all_headers, timeout=10)

@@ -1,0 +1,136 @@
+"""The `wapulse` command as a user runs it: replay, customers, customer, clear errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from store.models import RawBody
+
+from tests.cloudapi.expected_fixtures import EXPECTED
+from tests.conftest import APP_SECRET, FIXTURES
+from wapulse.cli import main
+from workers import runtime
+
+SCENARIO = FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl"
+CUSTOMER_FIELDS = {
+    "key", "wa_id", "user_id", "username", "name", "country", "timezone", "first_seen_at", "last_inbound_at",
+    "last_outbound_at", "counters", "signals", "orders", "errors", "opted_out", "unreachable",
+}
+COUNTER_FIELDS = {"inbound", "outbound", "delivered", "read", "played", "failed", "replies", "inbound_by_type"}
+
+
+def run(*args: str, expect: int = 0) -> str:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == expect, result.output
+    return result.output
+
+
+def counts(output: str) -> dict[str, int]:
+    line = output.strip().splitlines()[-1]
+    return {name: int(value) for name, value in (part.split(": ") for part in line.split("  "))}
+
+
+def test_replay_in_process_counts_bodies_events_duplicates_and_unknown(env):
+    lines = SCENARIO.read_bytes().splitlines()
+    first = counts(run("replay", str(SCENARIO)))
+    assert first["bodies"] == len(lines)
+    assert first["events"] + first["duplicates"] == len(EXPECTED[SCENARIO.stem])
+    assert first["duplicates"] >= 1  # the recording holds one exact redelivery
+    again = counts(run("replay", str(SCENARIO)))
+    assert again == {"bodies": len(lines), "events": 0, "duplicates": len(EXPECTED[SCENARIO.stem]), "unknown": 0}
+
+
+def test_replay_of_a_folder_takes_every_body_in_name_order(env):
+    result = counts(run("replay", str(FIXTURES / "cloudapi")))
+    assert result["bodies"] == len(list((FIXTURES / "cloudapi").glob("*.json")))
+    assert result["unknown"] >= 4  # unsupported, unknown, a future type...
+
+
+def test_customers_json_has_the_promised_shape_and_customer_finds_any_alias(env):
+    run("replay", str(SCENARIO))
+    customers = json.loads(run("customers", "--format", "json"))
+    assert customers
+    for view in customers:
+        assert CUSTOMER_FIELDS <= set(view)
+        assert COUNTER_FIELDS <= set(view["counters"])
+        assert set(view["orders"]) >= {"count", "value"}
+        for instant in ("first_seen_at", "last_inbound_at"):
+            assert view[instant] is None or view[instant].endswith("Z")
+    with_phone = next(view for view in customers if view["wa_id"])
+    by_plus = json.loads(run("customer", "+" + with_phone["wa_id"], "--format", "json"))
+    by_bsuid = json.loads(run("customer", with_phone["user_id"] or with_phone["key"], "--format", "json"))
+    assert by_plus == by_bsuid == with_phone
+    assert with_phone["key"] in run("customer", with_phone["key"])
+    csv_lines = run("customers", "--format", "csv").strip().splitlines()
+    assert len(csv_lines) == len(customers) + 1
+
+
+def test_replay_over_http_signs_every_body_and_the_worker_processes_them(env, web_server, drain):
+    output = run("replay", str(SCENARIO), "--url", web_server, "--secret", APP_SECRET)
+    assert "all acknowledged" in output
+    drain()
+    assert json.loads(run("customers", "--format", "json"))
+
+
+def test_replay_over_http_fails_on_a_refused_body(env, web_server):
+    output = run("replay", str(SCENARIO), "--url", web_server, "--secret", "wrong-secret", expect=1)
+    assert "401" in output and str(SCENARIO) in output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["replay", "no/such/file.json"], "no such file"),
+        (["customer", "nobody"], "no customer is known as 'nobody'"),
+        (["replay", str(SCENARIO), "--now", "yesterday"], "--now='yesterday' is not an ISO-8601 instant"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(env, args, message):
+    output = run(*args, expect=1)
+    assert message in output
+    assert "Traceback" not in output
+
+
+def test_a_bad_setting_is_named_in_one_line(env, monkeypatch):
+    monkeypatch.setenv("WAPULSE_BATCH_SIZE", "lots")
+    output = run("customers", expect=1)
+    assert "WAPULSE_BATCH_SIZE='lots' must be a whole number" in output
+
+
+def test_wapulse_toml_extends_the_keyword_signals(env, monkeypatch, tmp_path):
+    config = tmp_path / "wapulse.toml"
+    config.write_text('[signals.competitor_mention]\nkeywords = ["alibaba"]\n[signals.price_inquiry]\nkeywords = ["tarifa"]\n')
+    monkeypatch.setenv("WAPULSE_CONFIG", str(config))
+    runtime.settings.cache_clear()
+    body = json.loads((FIXTURES / "cloudapi" / "messages__text.json").read_bytes())
+    body["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "Alibaba sells it cheaper, tarifa?"
+    path = tmp_path / "body.json"
+    path.write_bytes(json.dumps(body, separators=(",", ":")).encode())
+    run("replay", str(path))
+    (view,) = json.loads(run("customers", "--format", "json"))
+    assert {"competitor_mention", "price_inquiry", "question"} <= set(view["signals"])
+
+
+def test_a_broken_wapulse_toml_is_reported_not_thrown(env, monkeypatch, tmp_path):
+    config = tmp_path / "wapulse.toml"
+    config.write_text("[signals.price_inquiry]\nkeywords = [3]\n")
+    monkeypatch.setenv("WAPULSE_CONFIG", str(config))
+    output = run("replay", str(SCENARIO), expect=1)
+    assert str(config) in output and "Traceback" not in output
+
+
+def test_purge_deletes_old_archived_bodies_and_keeps_the_counters(env, engine, monkeypatch):
+    run("replay", str(SCENARIO))
+    before = json.loads(run("customers", "--format", "json"))
+    assert "deleted 0 archived bodies" in run("purge", "--older-than", "1")
+    monkeypatch.setenv("WAPULSE_NOW", (datetime.now(UTC) + timedelta(days=3)).isoformat())
+    lines = len(SCENARIO.read_bytes().splitlines())
+    assert f"deleted {lines} archived bodies" in run("purge", "--older-than", "1")
+    with engine.connect() as connection:
+        assert connection.execute(select(RawBody.__table__)).all() == []
+    assert json.loads(run("customers", "--format", "json")) == before

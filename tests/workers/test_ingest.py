@@ -1,0 +1,187 @@
+"""Bodies through the real HTTP endpoint, Redis and RQ worker into the real databases."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from store import queries
+from store.models import Customer, CustomerAlias, EventRow, RawBody
+from tests.cloudapi.expected_fixtures import CUSTOMER_COUNTRY, EXPECTED
+from tests.conftest import FIXTURES, post_signed
+from workers import inbox
+
+BODIES = sorted((FIXTURES / "cloudapi").glob("*.json"))
+SCENARIO = FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl"
+
+
+def stored_events(engine) -> list[tuple]:
+    """(kind, type, every alias of the event's customer) for each stored event, in insertion order."""
+    events, aliases = EventRow.__table__, CustomerAlias.__table__
+    with engine.connect() as connection:
+        owners: dict[int, set[str]] = {}
+        for alias in connection.execute(select(aliases)):
+            owners.setdefault(alias.customer_id, set()).add(alias.value)
+        rows = connection.execute(select(events).order_by(events.c.id)).all()
+    return [(row.kind, row.type, owners.get(row.customer_id, set())) for row in rows]
+
+
+def snapshot(engine) -> list[dict]:
+    return sorted(queries.list_customers(engine), key=lambda view: view["key"])
+
+
+@pytest.mark.parametrize("path", BODIES, ids=lambda path: path.stem)
+def test_every_fixture_through_http_and_the_worker_is_stored_once_under_the_right_customer(
+    path, web_server, engine, drain
+):
+    assert post_signed(web_server, path.read_bytes()).status_code == 200
+    drain()
+    expected = EXPECTED[path.stem]
+    stored = stored_events(engine)
+    assert sorted((kind, type_) for kind, type_, _ in stored) == sorted((kind, type_) for kind, type_, _ in expected)
+    for kind, type_, customer in expected:
+        owners = [aliases for k, t, aliases in stored if (k, t) == (kind, type_)]
+        if customer is None:
+            assert set() in owners
+        else:
+            assert any(customer in aliases for aliases in owners), (kind, type_, customer)
+    with engine.connect() as connection:
+        assert connection.execute(select(RawBody.__table__.c.body)).scalar_one() == path.read_bytes()
+        for row in connection.execute(select(Customer.__table__)):
+            if row.wa_id in CUSTOMER_COUNTRY or row.user_id in CUSTOMER_COUNTRY:
+                assert row.country == CUSTOMER_COUNTRY.get(row.wa_id) or CUSTOMER_COUNTRY.get(row.user_id)
+                assert row.timezone
+
+
+def hand_off_all(redis, bodies: list[bytes]) -> None:
+    for body in bodies:
+        inbox.hand_off(redis, body)
+
+
+def all_bodies() -> list[bytes]:
+    return [path.read_bytes() for path in BODIES] + SCENARIO.read_bytes().splitlines()
+
+
+def test_redelivering_every_body_three_times_in_shuffled_order_gives_the_same_state(redis, engine, drain):
+    bodies = all_bodies()
+    hand_off_all(redis, bodies)
+    drain()
+    once = snapshot(engine)
+    with engine.connect() as connection:
+        events_once = connection.execute(select(EventRow.__table__.c.key)).scalars().all()
+    shuffled = bodies * 3
+    random.Random(20261122).shuffle(shuffled)
+    hand_off_all(redis, shuffled)
+    drain()
+    assert snapshot(engine) == once
+    with engine.connect() as connection:
+        assert sorted(connection.execute(select(EventRow.__table__.c.key)).scalars()) == sorted(events_once)
+
+
+def test_shuffled_arrival_gives_the_same_state_as_ordered_arrival(redis, engine, drain, tmp_path, monkeypatch):
+    bodies = all_bodies()
+    shuffled = bodies[:]
+    random.Random(3).shuffle(shuffled)
+    for batch in (shuffled[i : i + 7] for i in range(0, len(shuffled), 7)):  # many small batches
+        hand_off_all(redis, batch)
+        drain()
+    in_shuffled_order = snapshot(engine)
+    # the same bodies, one batch, in file order, into a fresh SQLite database
+    from store import db
+    from workers import runtime
+
+    fresh = f"sqlite:///{tmp_path / 'ordered.db'}"
+    db.upgrade(fresh)
+    monkeypatch.setenv("DATABASE_URL", fresh)
+    runtime.settings.cache_clear()
+    hand_off_all(redis, bodies)
+    drain()
+    assert snapshot(db.engine_for(fresh)) == in_shuffled_order
+
+
+def customer(engine, key: str) -> dict:
+    view = queries.find_customer(engine, key)
+    assert view is not None, key
+    return view
+
+
+def test_the_two_week_timeline_adds_up(redis, engine, drain):
+    hand_off_all(redis, SCENARIO.read_bytes().splitlines())
+    drain()
+    lines = [json.loads(line) for line in SCENARIO.read_bytes().splitlines()]
+    inbound: dict[str, set[str]] = {}
+    for body in lines:
+        for entry in body["entry"]:
+            for change in entry["changes"]:
+                for message in change["value"].get("messages", []):
+                    who = message.get("from") or message.get("from_user_id")
+                    inbound.setdefault(who, set()).add(message["id"])
+    for who, ids in inbound.items():
+        view = customer(engine, who)
+        assert view["counters"]["inbound"] == len(ids), who
+        assert view["counters"]["active_days"] >= 1
+    spain = next(view for view in snapshot(engine) if view["country"] == "ES")
+    assert spain["orders"]["count"] == 1 and spain["orders"]["value"]
+    assert spain["counters"]["replies"] >= 1 and spain["counters"]["read"] >= 1
+    assert spain["signals"].get("question", 0) >= 1
+    unreachable = [view for view in snapshot(engine) if view["unreachable"]]
+    assert [view["country"] for view in unreachable] == ["FR"]
+    bsuid_only = [view for view in snapshot(engine) if view["wa_id"] is None and view["user_id"]]
+    assert bsuid_only and all(view["username"] for view in bsuid_only)
+
+
+def test_statuses_out_of_order_end_in_the_right_state(redis, engine, drain):
+    template = json.loads((FIXTURES / "cloudapi" / "messages__status-sent.json").read_bytes())
+    status = template["entry"][0]["changes"][0]["value"]["statuses"][0]
+    bodies = []
+    for value, offset in (("read", 30), ("sent", 0), ("delivered", 10), ("read", 30), ("sent", 0)):
+        body = json.loads(json.dumps(template))
+        item = body["entry"][0]["changes"][0]["value"]["statuses"][0]
+        item.update(status=value, timestamp=str(int(status["timestamp"]) + offset))
+        bodies.append(json.dumps(body, separators=(",", ":")).encode())
+    for body in bodies:  # one by one: each arrives in its own batch
+        hand_off_all(redis, [body])
+        drain()
+    view = customer(engine, status["recipient_id"])
+    counters = view["counters"]
+    assert (counters["outbound"], counters["delivered"], counters["read"], counters["failed"]) == (1, 1, 1, 0)
+
+
+def test_a_body_that_is_not_json_is_archived_as_a_dead_letter_and_changes_nothing(redis, engine, drain):
+    inbox.hand_off(redis, b"{not json", valid_json=False)
+    drain()
+    with engine.connect() as connection:
+        rows = connection.execute(select(RawBody.__table__)).all()
+        assert [(row.body, row.valid_json) for row in rows] == [(b"{not json", False)]
+        assert connection.execute(select(EventRow.__table__)).all() == []
+
+
+def test_number_and_bsuid_changes_keep_one_customer_with_all_counters(redis, engine, drain):
+    change = json.loads((FIXTURES / "cloudapi" / "messages__system__user_changed_number.json").read_bytes())
+    system = change["entry"][0]["changes"][0]["value"]["messages"][0]
+    old, new = system["from"], system["system"]["wa_id"]
+    text = json.loads((FIXTURES / "cloudapi" / "messages__text.json").read_bytes())
+
+    def message_from(wa_id: str, message_id: str, at: int) -> bytes:
+        body = json.loads(json.dumps(text))
+        value = body["entry"][0]["changes"][0]["value"]
+        value["contacts"] = [{"profile": {"name": "Changed Number"}, "wa_id": wa_id}]
+        value["messages"][0].update({"from": wa_id, "id": message_id, "timestamp": str(at)})
+        value["messages"][0].pop("from_user_id", None)
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    at = int(system["timestamp"])
+    bodies = [message_from(new, "wamid.after", at + 60), message_from(old, "wamid.before", at - 60),
+              json.dumps(change, separators=(",", ":")).encode()]
+    for body in bodies:  # the new number writes before we learn it is the same person
+        hand_off_all(redis, [body])
+        drain()
+    views = snapshot(engine)
+    assert len(views) == 1
+    assert views[0]["counters"]["inbound"] == 2
+    assert views[0]["wa_id"] == new and views[0]["key"] == old
+    assert customer(engine, old) == customer(engine, new) == customer(engine, "+" + new)

@@ -1,0 +1,1 @@
+"""Composition root: the `wapulse` command and the local services it starts."""

@@ -1,0 +1,247 @@
+"""`wapulse`: the one console entry point (PRODUCT.md §6)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+import sys
+from datetime import timedelta
+from functools import wraps
+
+import click
+import msgspec
+from dotenv import load_dotenv
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.cron import CronScheduler
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from tqdm import tqdm
+
+from store import db, queries
+from wapulse import replay as replaying
+from wapulse.services import ensure_redis
+from workers import inbox
+from workers.settings import ConfigError, Settings, parse_instant
+
+_json = msgspec.json.Encoder(decimal_format="number")
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _clear_errors(command):
+    """Turn configuration, Redis and database failures into one readable line and exit 2."""
+
+    @wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+        except RedisError as error:
+            raise click.ClickException(f"Redis ({_settings().redis_url}): {error}") from None
+        except SQLAlchemyError as error:
+            raise click.ClickException(f"database: {str(error).splitlines()[0]}") from None
+
+    return run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """wapulse: WhatsApp Business webhooks turned into live customer activity."""
+    load_dotenv(".env", override=False)  # what `make run` generated; real environment wins
+    logging.basicConfig(level=os.environ.get("WAPULSE_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+
+
+# ---- running it -------------------------------------------------------------------------------
+
+
+@main.group("db")
+def db_group():
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@_clear_errors
+def db_upgrade():
+    """Apply every migration (make run and wapulse up do it first)."""
+    settings = _settings()
+    db.upgrade(settings.database_url)
+    click.echo(f"database is at the newest schema ({_safe_url(settings.database_url)})")
+
+
+@main.command()
+@_clear_errors
+def web():
+    """Serve the webhook on HOST:PORT (default 127.0.0.1:8000) with granian."""
+    _settings().check().require_secret()  # fail here with one line, not in the server's workers
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    workers = os.environ.get("WEB_CONCURRENCY", "2")
+    granian = shutil.which("granian") or os.path.join(os.path.dirname(sys.executable), "granian")
+    argv = [granian, "--interface", "wsgi", "--factory", "--host", host, "--port", port, "--workers", workers,
+            "--blocking-threads", os.environ.get("WEB_THREADS", "4"), "--no-ws", "webhook:create_app"]
+    os.execv(granian, argv)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Drain every queue, then exit (as rq worker --burst).")
+@_clear_errors
+def worker(burst: bool):
+    """Run an RQ worker on the ingest queue (in-process jobs: no fork per batch)."""
+    settings = _settings().check()
+    redis = Redis.from_url(settings.redis_url)
+    inbox.request_drain_if_backlog(redis)
+    SimpleWorker([inbox.INGEST_QUEUE], connection=redis).work(burst=burst)
+
+
+@main.command()
+@_clear_errors
+def cron():
+    """Run the rq cron scheduler with workers.cron_config."""
+    scheduler = CronScheduler(connection=Redis.from_url(_settings().redis_url))
+    scheduler.load_config_from_file("workers.cron_config")
+    scheduler.start()
+
+
+@main.command()
+@_clear_errors
+def up():
+    """Migrate, make sure Redis answers, then start web, worker and cron from the Procfile."""
+    settings = _settings().check()
+    settings.require_secret()
+    db.upgrade(settings.database_url)
+    click.echo(ensure_redis(settings.redis_url))
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    click.echo(f"webhook: http://{host}:{port}/webhook   health: http://{host}:{port}/health")
+    click.echo("next: wapulse replay fixtures/cloudapi --url http://%s:%s/webhook ; wapulse customers" % (host, port))
+    honcho = shutil.which("honcho") or os.path.join(os.path.dirname(sys.executable), "honcho")
+    os.execv(honcho, [honcho, "start", "-f", "Procfile", "--port", port])  # web, first, gets PORT
+
+
+# ---- replay -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--url", help="POST each body, signed, to this webhook URL instead of processing in-process.")
+@click.option("--secret", help="App secret to sign with (default: WHATSAPP_APP_SECRET).")
+@click.option("--now", "now", help="ISO-8601 instant the in-process run takes as now.")
+@_clear_errors
+def replay(paths, url, secret, now):
+    """Replay recorded bodies (.json, .jsonl, or folders of them in name order)."""
+    recordings = list(replaying.read_recordings(paths))
+    if url:
+        if now:
+            raise ConfigError("--now applies to in-process replay; set WAPULSE_NOW on the server instead")
+        secret = secret or _settings().app_secret
+        if not secret:
+            raise ConfigError("--url needs --secret or WHATSAPP_APP_SECRET to sign the bodies")
+        posted = replaying.post_all(url, secret, _progress(recordings, "posting"))
+        click.echo(f"bodies: {posted} posted to {url}, all acknowledged")
+        return
+    if now:
+        os.environ["WAPULSE_NOW"] = parse_instant(now, "--now").isoformat()
+    settings = _settings().check()
+    db.upgrade(settings.database_url)
+    redis = Redis.from_url(settings.redis_url)
+    before = _stats(redis)
+    replaying.hand_off_all(redis, _progress(recordings, "handing off"))
+    replaying.process_until_drained(redis)
+    after = _stats(redis)
+    counts = {name: after.get(name, 0) - before.get(name, 0) for name in ("bodies", "events", "duplicates", "unknown")}
+    click.echo("  ".join(f"{name}: {value}" for name, value in counts.items()))
+
+
+def _stats(redis: Redis) -> dict[str, int]:
+    return {key.decode(): int(value) for key, value in redis.hgetall(inbox.STATS).items()}
+
+
+def _progress(items: list, label: str):
+    if len(items) < 200:
+        return items
+    return tqdm(items, desc=label, unit="body", file=sys.stderr)
+
+
+# ---- customers --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@_clear_errors
+def customers(output):
+    """List customers, most recently active first."""
+    views = list(queries.list_customers(db.engine_for(_settings().database_url)))
+    if output == "json":
+        click.echo(_json.encode(views).decode())
+    elif output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(_FLAT_COLUMNS)
+        for view in views:
+            writer.writerow(_pick(view, _FLAT_COLUMNS))
+    else:
+        _table(views)
+
+
+_FLAT_COLUMNS = ["key", "wa_id", "user_id", "name", "country", "timezone", "last_inbound_at",
+                 "inbound", "outbound", "delivered", "read", "failed", "replies", "orders", "opted_out", "unreachable"]
+
+
+def _table(views: list[dict]) -> None:
+    columns = ["key", "name", "country", "last_inbound_at", "inbound", "outbound", "replies", "orders"]
+    rows = [[str(value) if value is not None else "-" for value in _pick(view, columns)] for view in views]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for row in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    click.echo(f"{len(views)} customers")
+
+
+def _pick(view: dict, columns: list[str]) -> list:
+    values = {**view, **view["counters"], "orders": view["orders"]["count"]}
+    return [values.get(column) for column in columns]
+
+
+@main.command()
+@click.argument("key")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_clear_errors
+def customer(key, output):
+    """One customer's card, by key, wa_id, BSUID or username."""
+    view = queries.find_customer(db.engine_for(_settings().database_url), key)
+    if view is None:
+        raise click.ClickException(f"no customer is known as {key!r}")
+    if output == "json":
+        click.echo(_json.encode(view).decode())
+        return
+    for name, value in view.items():
+        if isinstance(value, dict):
+            click.echo(f"{name}:")
+            for inner, inner_value in value.items():
+                click.echo(f"  {inner}: {inner_value}")
+        else:
+            click.echo(f"{name}: {value}")
+
+
+@main.command()
+@click.option("--older-than", "days", type=click.IntRange(min=0), required=True, help="Age in days.")
+@_clear_errors
+def purge(days):
+    """Delete archived raw bodies older than DAYS (counters and events are kept)."""
+    settings = _settings()
+    cutoff = settings.clock() - timedelta(days=days)
+    deleted = queries.purge_raw_bodies(db.engine_for(settings.database_url), int(cutoff.timestamp() * 1000))
+    click.echo(f"deleted {deleted} archived bodies received before {cutoff.isoformat()}")
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for the console."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    main()

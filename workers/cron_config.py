@@ -1,0 +1,8 @@
+"""What `rq cron` schedules (`wapulse cron`, or `rq cron workers.cron_config`)."""
+
+from rq import cron
+
+from workers.inbox import INGEST_QUEUE
+from workers.ingest import recover_inbox
+
+cron.register(recover_inbox, INGEST_QUEUE, interval=60, result_ttl=0, name="recover-inbox")

@@ -1,0 +1,143 @@
+"""The ingest job: drain the inbox in batches, each committed in one transaction.
+
+The job takes no arguments: the bodies stay in Redis and in the archive, never in job data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import msgspec
+from redis import Redis
+
+from cloudapi.parse import parse_body
+from store.batch import BatchResult, Delivery, write_batch
+from store.db import engine_for, retry_when_locked, write_transaction
+from workers import inbox
+from workers.runtime import redis_connection, settings
+
+log = logging.getLogger(__name__)
+
+DRAIN_BUDGET_S = 60.0  # then hand over to a fresh job, so no job runs into its timeout
+
+DOCUMENTED_MESSAGE_TYPES = frozenset(
+    {"text", "image", "video", "audio", "document", "sticker", "location", "contacts", "interactive",
+     "button", "reaction", "order", "edit", "revoke", "media_placeholder"}
+)
+
+
+@dataclass
+class DrainTotals:
+    bodies: int = 0
+    events: int = 0
+    duplicates: int = 0
+    unknown: int = 0
+
+    @classmethod
+    def of(cls, result: BatchResult) -> DrainTotals:
+        unknown = sum(
+            n for (kind, type_), n in result.types.items() if kind == "message" and type_ not in DOCUMENTED_MESSAGE_TYPES
+        )
+        return cls(result.bodies, result.events, result.duplicates, unknown)
+
+    def add(self, other: DrainTotals) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+def drain_inbox() -> dict:
+    """RQ job: process handed-off bodies until the inbox is empty or the time budget is spent."""
+    redis = redis_connection()
+    redis.delete(inbox.DRAIN_REQUESTED)  # bodies arriving from now on request a new drain
+    inbox.ensure_group(redis)
+    consumer = f"{socket.gethostname()}:{os.getpid()}"
+    deadline = time.monotonic() + DRAIN_BUDGET_S
+    totals = DrainTotals()
+    while entries := _next_entries(redis, consumer):
+        batch = DrainTotals.of(process_entries(entries))
+        totals.add(batch)
+        ids = [entry_id for entry_id, _ in entries]
+        pipeline = redis.pipeline(transaction=True)
+        pipeline.xack(inbox.INBOX, inbox.GROUP, *ids)
+        pipeline.xdel(inbox.INBOX, *ids)
+        for name, value in vars(batch).items():
+            pipeline.hincrby(inbox.STATS, name, value)
+        pipeline.execute()
+        if time.monotonic() > deadline:
+            inbox.request_drain_if_backlog(redis)
+            break
+    return vars(totals)
+
+
+def _next_entries(redis: Redis, consumer: str) -> list[tuple[bytes, dict]]:
+    """Entries abandoned by a dead worker first, then new ones."""
+    batch_size = settings().batch_size
+    _, claimed, vanished = redis.xautoclaim(
+        inbox.INBOX, inbox.GROUP, consumer, min_idle_time=settings().stale_after_ms, start_id="0-0", count=batch_size
+    )
+    if vanished:
+        redis.xack(inbox.INBOX, inbox.GROUP, *vanished)
+    if claimed:
+        log.warning("claimed %d inbox entries left unacknowledged by a stopped worker", len(claimed))
+        return claimed
+    response = redis.xreadgroup(inbox.GROUP, consumer, {inbox.INBOX: ">"}, count=batch_size)
+    return response[0][1] if response else []
+
+
+def process_entries(entries: list[tuple[bytes, dict]]) -> BatchResult:
+    """Parse entries (outside the write lock) and commit their effects in one transaction."""
+    deliveries = [_delivery(entry_id, fields) for entry_id, fields in entries]
+    engine = engine_for(settings().database_url)
+
+    def commit() -> BatchResult:
+        with write_transaction(engine) as connection:
+            return write_batch(connection, deliveries)
+
+    return retry_when_locked(commit)
+
+
+def _delivery(entry_id: bytes | str, fields: dict) -> Delivery:
+    entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    body = fields[b"b"]
+    received_at_ms = int(entry_id.split("-", 1)[0])
+    valid_json = fields.get(b"v", inbox.VALID) == inbox.VALID
+    items = ()
+    if valid_json:
+        parsed = parse_body(decode_json(body), received_at_ms // 1000)
+        if parsed.problems:
+            log.warning("inbox entry %s: skipped %d malformed items: %s", entry_id, len(parsed.problems),
+                        "; ".join(parsed.problems[:5]))
+        matcher = settings().signal_matcher
+        items = tuple(
+            item if not item.text else type(item)(item.identity, item.event.with_signals(matcher.match(item.text)))
+            for item in parsed.items
+        )
+    return Delivery(
+        delivery_id=entry_id,
+        received_at_ms=received_at_ms,
+        sha256=hashlib.sha256(body).hexdigest(),
+        body=body,
+        valid_json=valid_json,
+        items=items,
+    )
+
+
+def decode_json(body: bytes):
+    """JSON into Python objects: msgspec for speed, the standard library for the rare body msgspec
+    refuses and JSON allows (a lone UTF-16 surrogate escape, say)."""
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return json.loads(body)
+
+
+def recover_inbox() -> bool:
+    """Cron job: start a drain when bodies wait with no drain job queued (a worker died, Redis
+    restarted, a lost enqueue). Returns whether there was a backlog."""
+    return inbox.request_drain_if_backlog(redis_connection())

@@ -1,0 +1,140 @@
+"""Configuration: environment first (12-factor), rules from an optional `wapulse.toml`.
+
+Every process (web, worker, cron, CLI) builds one `Settings` at start-up; a missing or invalid
+value raises `ConfigError` with one line naming it, which the entry points print instead of a
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Mapping
+
+from scoring.signals import SignalMatcher, merge_keywords
+
+DEFAULT_DATABASE_URL = "sqlite:///var/wapulse.db"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_CONFIG_FILE = "wapulse.toml"
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names it and says what is expected."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    app_secret: str | None = None
+    verify_token: str | None = None
+    api_token: str | None = None
+    now: datetime | None = None  # WAPULSE_NOW: the instant the whole system takes as now
+    batch_size: int = 200  # WAPULSE_BATCH_SIZE: inbox entries per worker transaction
+    stale_after_ms: int = 60_000  # WAPULSE_STALE_AFTER_MS: unacknowledged this long = worker died
+    config_path: Path | None = None
+    rules: Mapping = field(default_factory=dict)  # the parsed wapulse.toml
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        config_path = _config_path(env)
+        return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            app_secret=env.get("WHATSAPP_APP_SECRET") or None,
+            verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+            api_token=env.get("WAPULSE_API_TOKEN") or None,
+            now=_instant(env.get("WAPULSE_NOW"), "WAPULSE_NOW"),
+            batch_size=_positive_int(env, "WAPULSE_BATCH_SIZE", 200),
+            stale_after_ms=_positive_int(env, "WAPULSE_STALE_AFTER_MS", 60_000, minimum=0),
+            config_path=config_path,
+            rules=_load_toml(config_path) if config_path else {},
+        )
+
+    @cached_property
+    def signal_matcher(self) -> SignalMatcher:
+        """Keyword signals: the shipped lists, extended by `[signals.<name>] keywords = [...]`."""
+        base = tomllib.loads(resources.files("scoring").joinpath("keywords.toml").read_text("utf-8"))
+        extra = {
+            name: _table(table, f"[signals.{name}]").get("keywords", [])
+            for name, table in _table(self.rules.get("signals", {}), "[signals]").items()
+        }
+        try:
+            merged = merge_keywords({name: table["keywords"] for name, table in base.items()}, extra)
+        except ValueError as error:
+            raise ConfigError(f"{self.config_path}: {error}") from None
+        return SignalMatcher.from_keywords(merged)
+
+    def check(self) -> Settings:
+        """Load everything loaded lazily, so a bad wapulse.toml stops start-up, not a job."""
+        self.signal_matcher
+        return self
+
+    def clock(self) -> datetime:
+        """Now, as the system sees it: WAPULSE_NOW when set, else the real clock."""
+        return self.now or datetime.now(UTC)
+
+    def require_secret(self) -> str:
+        if not self.app_secret:
+            raise ConfigError("WHATSAPP_APP_SECRET is not set: it is needed to verify webhook signatures")
+        return self.app_secret
+
+
+def _config_path(env: Mapping[str, str]) -> Path | None:
+    explicit = env.get("WAPULSE_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"WAPULSE_CONFIG names {explicit}, which is not a readable file")
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+
+
+def _table(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be a whole number of at least {minimum}")
+    return value
+
+
+def _instant(value: str | None, name: str) -> datetime | None:
+    """An ISO-8601 instant; one without a zone is taken as UTC."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not an ISO-8601 instant such as 2026-11-22T09:30:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_instant(value: str, name: str) -> datetime:
+    """`--now` and friends: the same rules as WAPULSE_NOW."""
+    return _instant(value, name)
