@@ -9,6 +9,7 @@ refolded from all of its stored events. Callers hold `store.db.write_transaction
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -37,6 +38,7 @@ class Delivery:
     body: bytes
     valid_json: bool
     items: tuple[Item, ...] = ()
+    error: str | None = None  # why it could not be processed: kept as a dead letter, no events
 
 
 @dataclass
@@ -65,7 +67,7 @@ def write_batch(connection: Connection, deliveries: Sequence[Delivery]) -> Batch
         result.types[(event.kind.value, event.type)] += 1
         rows.append(
             {
-                "key": event.key,
+                "key": _bounded(event.key),
                 "customer_id": customer_id,
                 "raw_body_id": body_id,
                 "phone_number_id": event.phone_number_id,
@@ -106,6 +108,7 @@ def _archive(connection: Connection, deliveries: Sequence[Delivery]) -> dict[str
                 received_at=delivery.received_at_ms,
                 sha256=delivery.sha256,
                 valid_json=delivery.valid_json,
+                error=delivery.error,
                 body=delivery.body,
             )
             .returning(raw_bodies.c.id)
@@ -118,7 +121,7 @@ def _fresh_items(
 ) -> list[tuple[int, Item]]:
     """Items whose event key is neither stored nor earlier in this batch, in event order."""
     candidates = [(body_ids[d.delivery_id], item) for d in deliveries if d.delivery_id in body_ids for item in d.items]
-    keys = sorted({item.event.key for _, item in candidates})
+    keys = sorted({_bounded(item.event.key) for _, item in candidates})
     seen = {
         row.key
         for chunk in _chunks(keys)
@@ -126,10 +129,11 @@ def _fresh_items(
     }
     fresh = []
     for body_id, item in candidates:
-        if item.event.key in seen:
+        key = _bounded(item.event.key)
+        if key in seen:
             result.duplicates += 1
             continue
-        seen.add(item.event.key)
+        seen.add(key)
         fresh.append((body_id, item))
     return sorted(fresh, key=lambda pair: event_order(pair[1].event))
 
@@ -240,15 +244,22 @@ class _IdentityResolver:
             )
 
 
+MAX_ALIAS_LENGTH = {"wa_id": 32, "user_id": 160, "parent_user_id": 160, "username": 160}
+"""Longer values cannot be real identifiers (a BSUID is a country code and up to 128 characters)."""
+
+
 def _aliases_of(identity: Identity | None) -> list[tuple[str, str]]:
     """Aliases that identify a person; a username only counts when nothing stronger is given,
     because usernames can be given up and taken by someone else."""
     if identity is None:
         return []
-    strong = [(kind, getattr(identity, kind)) for kind in ALIAS_KINDS[:3] if getattr(identity, kind)]
-    if strong:
-        return strong
-    return [("username", identity.username)] if identity.username else []
+    given = [
+        (kind, value)
+        for kind in ALIAS_KINDS
+        if (value := getattr(identity, kind)) and len(value) <= MAX_ALIAS_LENGTH[kind]
+    ]
+    strong = [(kind, value) for kind, value in given if kind != "username"]
+    return strong or given
 
 
 # ---- customers --------------------------------------------------------------------------------
@@ -330,8 +341,8 @@ def _columns(row, state: CustomerState, alias_rows: list) -> dict:
         "wa_id": latest.get("wa_id"),
         "user_id": latest.get("user_id"),
         "parent_user_id": latest.get("parent_user_id"),
-        "username": state.username or latest.get("username"),
-        "name": state.name,
+        "username": (state.username or latest.get("username") or "")[:160] or None,
+        "name": (state.name or "")[:255] or None,
         "phone_number_id": state.phone_number_id,
         "country": country,
         "timezone": timezone,
@@ -342,6 +353,13 @@ def _columns(row, state: CustomerState, alias_rows: list) -> dict:
         "unreachable": state.unreachable,
         "state": state.to_json(),
     }
+
+
+def _bounded(key: str) -> str:
+    """An event key that fits its column: overlong ones (never seen from Meta) are hashed."""
+    if len(key) <= 255:
+        return key
+    return key[:180] + "#" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _chunks(values: list) -> Iterable[list]:

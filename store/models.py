@@ -20,6 +20,7 @@ class RawBody(SQLModel, table=True):
     received_at: int = Field(index=True, sa_type=BigInteger)  # Unix milliseconds
     sha256: str = Field(index=True, max_length=64)
     valid_json: bool = True  # False: dead letter, kept for inspection and never processed
+    error: Optional[str] = Field(default=None, max_length=255)  # set: a dead letter that failed processing
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 

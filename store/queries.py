@@ -101,3 +101,25 @@ def purge_raw_bodies(engine: Engine, received_before_ms: int) -> int:
     raw_bodies = RawBody.__table__
     with write_transaction(engine) as connection:
         return connection.execute(delete(raw_bodies).where(raw_bodies.c.received_at < received_before_ms)).rowcount
+
+
+def dead_letters(engine: Engine) -> list[dict]:
+    """Archived bodies that produced no events: not JSON, or failing to process (with the reason)."""
+    raw_bodies = RawBody.__table__
+    query = (
+        select(raw_bodies.c.id, raw_bodies.c.delivery_id, raw_bodies.c.received_at, raw_bodies.c.sha256,
+               raw_bodies.c.valid_json, raw_bodies.c.error)
+        .where((raw_bodies.c.valid_json.is_(False)) | (raw_bodies.c.error.is_not(None)))
+        .order_by(raw_bodies.c.id)
+    )
+    with engine.connect() as connection:
+        return [
+            {
+                "id": row.id,
+                "delivery_id": row.delivery_id,
+                "received_at": iso(row.received_at // 1000),
+                "sha256": row.sha256,
+                "reason": row.error or "not JSON",
+            }
+            for row in connection.execute(query)
+        ]

@@ -227,6 +227,16 @@ def customer(key, output):
             click.echo(f"{name}: {value}")
 
 
+@main.command("dead-letters")
+@_clear_errors
+def dead_letters():
+    """Bodies kept but not processed: signed but not JSON, or failing in the worker."""
+    rows = queries.dead_letters(db.engine_for(_settings().database_url))
+    for row in rows:
+        click.echo(f"{row['id']}  {row['received_at']}  {row['sha256'][:16]}  {row['reason']}")
+    click.echo(f"{len(rows)} dead letters")
+
+
 @main.command()
 @click.option("--older-than", "days", type=click.IntRange(min=0), required=True, help="Age in days.")
 @_clear_errors

@@ -9,8 +9,7 @@ from typing import Iterable, Iterator
 
 import requests
 from redis import Redis
-from rq import Queue, SimpleWorker
-from rq.job import Job
+from rq import SimpleWorker
 
 from cloudapi.signature import SIGNATURE_HEADER, sign
 from workers import inbox
@@ -63,26 +62,24 @@ def process_until_drained(redis: Redis, timeout_s: float = 600) -> None:
 
     A drain job that fails stops the wait with its error instead of retrying until the timeout.
     """
-    queue = Queue(inbox.INGEST_QUEUE, connection=redis)
-    failed_before = _failed_job_ids(queue)
+    failures: list[str] = []
+
+    def remember_failure(job, exc_type, exc_value, traceback) -> bool:
+        failures.append(f"{exc_type.__name__}: {str(exc_value).splitlines()[0] if str(exc_value) else ''}")
+        return True  # and let RQ record it as usual
+
     deadline = time.monotonic() + timeout_s
     while True:
         inbox.request_drain_if_backlog(redis)
-        SimpleWorker([queue], connection=redis).work(burst=True, logging_level="WARNING")
+        worker = SimpleWorker([inbox.INGEST_QUEUE], connection=redis, exception_handlers=[remember_failure])
+        worker.work(burst=True, logging_level="WARNING")
         if inbox.backlog(redis) == 0:
             return
-        for job_id in _failed_job_ids(queue) - failed_before:
-            job = Job.fetch(job_id, connection=redis)
-            reason = (job.exc_info or "").strip().splitlines()[-1:] or ["unknown error"]
-            raise ConfigError(f"a drain job failed, {inbox.backlog(redis)} bodies wait in the inbox: {reason[0]}")
+        if failures:
+            raise ConfigError(f"a drain job failed, {inbox.backlog(redis)} bodies wait in the inbox: {failures[-1]}")
         if time.monotonic() > deadline:
             raise ConfigError(f"the inbox still holds {inbox.backlog(redis)} bodies after {timeout_s:.0f}s")
         time.sleep(0.2)
-
-
-def _failed_job_ids(queue: Queue) -> set[str]:
-    """Drain jobs that failed, for good or until a retry: both registries hold the error."""
-    return set(queue.failed_job_registry.get_job_ids()) | set(queue.scheduled_job_registry.get_job_ids())
 
 
 def post_all(url: str, secret: str, recordings: Iterable[Recording], timeout_s: float = 30) -> int:

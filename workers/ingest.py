@@ -11,10 +11,14 @@ import logging
 import os
 import socket
 import time
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cloudapi.parse import parse_body
 from store.batch import BatchResult, Delivery, write_batch
@@ -25,6 +29,8 @@ from workers.runtime import redis_connection, settings
 log = logging.getLogger(__name__)
 
 DRAIN_BUDGET_S = 60.0  # then hand over to a fresh job, so no job runs into its timeout
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, RedisError)
+"""Failures of the database or Redis themselves: retry later rather than blame a body."""
 
 DOCUMENTED_MESSAGE_TYPES = frozenset(
     {"text", "image", "video", "audio", "document", "sticker", "location", "contacts", "interactive",
@@ -60,7 +66,7 @@ def drain_inbox() -> dict:
     deadline = time.monotonic() + DRAIN_BUDGET_S
     totals = DrainTotals()
     while entries := _next_entries(redis, consumer):
-        batch = DrainTotals.of(process_entries(entries))
+        batch = commit_isolating_poison(entries)
         totals.add(batch)
         ids = [entry_id for entry_id, _ in entries]
         pipeline = redis.pipeline(transaction=True)
@@ -90,9 +96,31 @@ def _next_entries(redis: Redis, consumer: str) -> list[tuple[bytes, dict]]:
     return response[0][1] if response else []
 
 
+def commit_isolating_poison(entries: list[tuple[bytes, dict]]) -> DrainTotals:
+    """Commit a batch; if it fails for a reason other than an unavailable database or Redis, find
+    the bodies that fail alone and keep them as dead letters, so one body can never block the
+    inbox. Transient failures propagate: the entries stay pending and are retried."""
+    try:
+        return DrainTotals.of(process_entries(entries))
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:
+        if len(entries) > 1:
+            totals = DrainTotals()
+            for entry in entries:
+                totals.add(commit_isolating_poison([entry]))
+            return totals
+        (entry_id, fields), reason = entries[0], _describe(error)
+        log.error("inbox entry %s could not be processed (%s): kept as a dead letter", _text(entry_id), reason)
+        return DrainTotals.of(_commit([_delivery(entry_id, fields, parse=False, error=reason)]))
+
+
 def process_entries(entries: list[tuple[bytes, dict]]) -> BatchResult:
     """Parse entries (outside the write lock) and commit their effects in one transaction."""
-    deliveries = [_delivery(entry_id, fields) for entry_id, fields in entries]
+    return _commit([_delivery(entry_id, fields) for entry_id, fields in entries])
+
+
+def _commit(deliveries: list[Delivery]) -> BatchResult:
     engine = engine_for(settings().database_url)
 
     def commit() -> BatchResult:
@@ -102,13 +130,24 @@ def process_entries(entries: list[tuple[bytes, dict]]) -> BatchResult:
     return retry_when_locked(commit)
 
 
-def _delivery(entry_id: bytes | str, fields: dict) -> Delivery:
-    entry_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+def _describe(error: Exception) -> str:
+    """Exception type and where it was raised: enough to debug, and no data from the body."""
+    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    return f"{type(error).__name__}{where}"[:255]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _delivery(entry_id: bytes | str, fields: dict, parse: bool = True, error: str | None = None) -> Delivery:
+    entry_id = _text(entry_id)
     body = fields[b"b"]
     received_at_ms = int(entry_id.split("-", 1)[0])
     valid_json = fields.get(b"v", inbox.VALID) == inbox.VALID
     items = ()
-    if valid_json:
+    if valid_json and parse:
         parsed = parse_body(decode_json(body), received_at_ms // 1000)
         if parsed.problems:
             log.warning("inbox entry %s: skipped %d malformed items: %s", entry_id, len(parsed.problems),
@@ -125,6 +164,7 @@ def _delivery(entry_id: bytes | str, fields: dict) -> Delivery:
         body=body,
         valid_json=valid_json,
         items=items,
+        error=error,
     )
 
 

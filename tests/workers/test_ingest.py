@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
-from store import queries
+import workers.ingest
+from store import db, queries
 from store.models import Customer, CustomerAlias, EventRow, RawBody
 from tests.cloudapi.expected_fixtures import CUSTOMER_COUNTRY, EXPECTED
 from tests.conftest import FIXTURES, post_signed
-from workers import inbox
+from workers import inbox, runtime
+from workers.settings import ConfigError
 
 BODIES = sorted((FIXTURES / "cloudapi").glob("*.json"))
 SCENARIO = FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl"
@@ -91,9 +94,6 @@ def test_shuffled_arrival_gives_the_same_state_as_ordered_arrival(redis, engine,
         drain()
     in_shuffled_order = snapshot(engine)
     # the same bodies, one batch, in file order, into a fresh SQLite database
-    from store import db
-    from workers import runtime
-
     fresh = f"sqlite:///{tmp_path / 'ordered.db'}"
     db.upgrade(fresh)
     monkeypatch.setenv("DATABASE_URL", fresh)
@@ -185,3 +185,41 @@ def test_number_and_bsuid_changes_keep_one_customer_with_all_counters(redis, eng
     assert views[0]["counters"]["inbound"] == 2
     assert views[0]["wa_id"] == new and views[0]["key"] == old
     assert customer(engine, old) == customer(engine, new) == customer(engine, "+" + new)
+
+
+def test_a_body_that_fails_processing_is_kept_as_a_dead_letter_and_blocks_nothing(redis, engine, drain, monkeypatch):
+    real_write = workers.ingest.write_batch
+
+    def write_failing_on_poison(connection, deliveries):
+        if any(b"POISON" in delivery.body and delivery.items for delivery in deliveries):
+            raise ValueError("a bug met this body")
+        return real_write(connection, deliveries)
+
+    monkeypatch.setattr(workers.ingest, "write_batch", write_failing_on_poison)
+    poison = (FIXTURES / "cloudapi" / "messages__text.json").read_bytes().replace(b'"text":{"body":"', b'"text":{"body":"POISON ')
+    good = [path.read_bytes() for path in BODIES[:20]]
+    hand_off_all(redis, good[:10] + [poison] + good[10:])
+    drain()
+    assert inbox.backlog(redis) == 0
+    letters = queries.dead_letters(engine)
+    assert [letter["reason"] for letter in letters] == ["ValueError at test_ingest.py:" + letters[0]["reason"].rsplit(":", 1)[1]]
+    with engine.connect() as connection:
+        assert connection.execute(select(RawBody.__table__)).all().__len__() == 21
+    assert sum(len(EXPECTED[path.stem]) for path in BODIES[:20]) == len(stored_events(engine))
+
+
+def test_an_unavailable_database_leaves_the_bodies_waiting_instead_of_dead_lettering_them(redis, engine, drain, monkeypatch):
+    def database_down(connection, deliveries):
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    real_write = workers.ingest.write_batch
+    monkeypatch.setattr(workers.ingest, "write_batch", database_down)
+    hand_off_all(redis, [path.read_bytes() for path in BODIES[:3]])
+    with pytest.raises(ConfigError, match="a drain job failed.*OperationalError"):
+        drain()
+    assert inbox.backlog(redis) == 3
+    monkeypatch.setattr(workers.ingest, "write_batch", real_write)  # the database is back
+    monkeypatch.setenv("WAPULSE_STALE_AFTER_MS", "0")
+    runtime.settings.cache_clear()
+    drain()
+    assert inbox.backlog(redis) == 0 and queries.dead_letters(engine) == []
