@@ -133,12 +133,17 @@ class _Context:
             return self.received_at
 
     def contact_for(self, wa_id: str | None, user_id: str | None) -> dict:
-        """The `value.contacts[]` entry that describes this person (the only one, if it is alone)."""
+        """The `value.contacts[]` entry that describes this person.
+
+        Matched by wa_id or BSUID; failing that, a lone contact beside a lone message or status
+        is its person (Meta warns that `wa_id` and the number in `from` can differ, as with
+        Brazilian and Mexican numbers)."""
         contacts = [_dict(c) for c in _list(self.value.get("contacts"))]
         for contact in contacts:
             if (wa_id and contact.get("wa_id") == wa_id) or (user_id and contact.get("user_id") == user_id):
                 return contact
-        return contacts[0] if len(contacts) == 1 and not (wa_id or user_id) else {}
+        items = len(_list(self.value.get("messages"))) + len(_list(self.value.get("statuses")))
+        return contacts[0] if len(contacts) == 1 and items == 1 else {}
 
 
 ItemParser = Callable[[_Context, dict], list[Item]]

@@ -166,3 +166,14 @@ def test_one_malformed_item_costs_only_itself():
 @pytest.mark.parametrize("body", [None, [], "text", 3, {"entry": "x"}, {"entry": [{"changes": [None, 5]}]}])
 def test_bodies_of_the_wrong_shape_give_no_items_and_no_exception(body):
     assert parse_body(body, RECEIVED_AT).items == []
+
+
+def test_a_lone_contact_names_a_lone_sender_whose_number_is_written_differently():
+    body = json.loads((FIXTURES / "cloudapi" / "messages__text.json").read_bytes())
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["wa_id"] = "5511987654321"  # the modern form of the number
+    value["messages"][0]["from"] = "551187654321"  # the legacy form Meta still sends in `from`
+    value["messages"][0].pop("from_user_id", None)
+    item = parse_body(body, RECEIVED_AT).items[0]
+    assert item.identity.wa_id == "551187654321"
+    assert item.identity.name == value["contacts"][0]["profile"]["name"]
