@@ -60,10 +60,11 @@ def write_batch(connection: Connection, deliveries: Sequence[Delivery]) -> Batch
         return result
     identities = _IdentityResolver(connection)
     identities.preload(item for _, item in fresh)
+    resolved = [(body_id, item, identities.resolve(item)) for body_id, item in fresh]
     rows, new_events = [], defaultdict(list)
-    for body_id, item in fresh:
+    for body_id, item, provisional in resolved:
         event = item.event
-        customer_id = identities.resolve(item)
+        customer_id = identities.final(provisional)  # a later item may have merged it away
         result.types[(event.kind.value, event.type)] += 1
         rows.append(
             {
@@ -151,6 +152,7 @@ class _IdentityResolver:
         self.changed_aliases: set[tuple[str, str]] = set()
         self.new_aliases: set[tuple[str, str]] = set()
         self.refold: set[int] = set()  # merged customers: their events must be folded again
+        self.merged_into: dict[int, int] = {}
 
     def preload(self, items: Iterable[Item]) -> None:
         wanted: dict[str, set[str]] = defaultdict(set)
@@ -225,8 +227,15 @@ class _IdentityResolver:
         for message_id, owner in self.message_owner.items():
             if owner == absorbed:
                 self.message_owner[message_id] = into
+        self.merged_into[absorbed] = into
         self.refold.discard(absorbed)
         self.refold.add(into)
+
+    def final(self, customer_id: int | None) -> int | None:
+        """The customer an id resolved earlier in the batch belongs to now, after any merges."""
+        while customer_id in self.merged_into:
+            customer_id = self.merged_into[customer_id]
+        return customer_id
 
     def flush(self) -> None:
         """Write the aliases this batch created or saw earlier than before."""

@@ -106,6 +106,7 @@ def commit_isolating_poison(entries: list[tuple[bytes, dict]]) -> DrainTotals:
         raise
     except Exception as error:
         if len(entries) > 1:
+            log.warning("a batch of %d bodies failed (%s): committing them one by one", len(entries), _describe(error))
             totals = DrainTotals()
             for entry in entries:
                 totals.add(commit_isolating_poison([entry]))

@@ -111,3 +111,9 @@ def test_json_check_accepts_what_python_accepts_and_refuses_the_rest():
     assert not is_json(b'{"a":1,}')
     assert not is_json(b"")
     assert not is_json(b'{"a":1} trailing')
+
+
+def test_a_charset_parameter_on_the_json_content_type_is_accepted(web_server, redis):
+    response = post_signed(web_server, BODY, **{"Content-Type": "application/json; charset=UTF-8"})
+    assert response.status_code == 200
+    assert stored(redis) == [BODY]
