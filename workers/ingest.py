@@ -84,9 +84,10 @@ def drain_inbox() -> dict:
 def _next_entries(redis: Redis, consumer: str) -> list[tuple[bytes, dict]]:
     """Entries abandoned by a dead worker first, then new ones."""
     batch_size = settings().batch_size
-    _, claimed, vanished = redis.xautoclaim(
+    response = redis.xautoclaim(
         inbox.INBOX, inbox.GROUP, consumer, min_idle_time=settings().stale_after_ms, start_id="0-0", count=batch_size
     )
+    claimed, vanished = response[1], response[2] if len(response) > 2 else []  # Redis 6.2 sends no third
     if vanished:
         redis.xack(inbox.INBOX, inbox.GROUP, *vanished)
     if claimed:
