@@ -8,7 +8,7 @@ customer from every stored event otherwise; both paths give the same state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Iterable
 
@@ -25,11 +25,18 @@ DELIVERED_RANK, READ_RANK, PLAYED_RANK = 2, 3, 4
 OUTBOUND_ECHO_TYPES_THAT_ARE_NOT_MESSAGES = frozenset({"revoke", "edit"})
 
 
-def iso_week(at: int) -> tuple[str, int]:
-    """ISO week label ("2026-W47") and weekday index (0 = Monday) of a Unix time, in UTC."""
-    moment = datetime.fromtimestamp(at, UTC)
-    year, week, weekday = moment.isocalendar()
-    return f"{year}-W{week:02d}", weekday - 1
+SIGNAL_LOG_LENGTH = 100  # the latest signal-bearing messages kept with their instants
+
+
+def utc_day(at: int) -> str:
+    """The UTC calendar day of a Unix time, as "2026-11-22"."""
+    return datetime.fromtimestamp(at, UTC).date().isoformat()
+
+
+def iso_week(day: str) -> str:
+    """The ISO week label ("2026-W47") of a day written as utc_day writes it."""
+    year, week, _ = date.fromisoformat(day).isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 def event_order(event: Event) -> tuple[int, str]:
@@ -52,11 +59,12 @@ class CustomerState:
     inbound: int = 0
     inbound_by_type: dict[str, int] = field(default_factory=dict)
     signals: dict[str, int] = field(default_factory=dict)
-    weeks: dict[str, list[int]] = field(default_factory=dict)  # week -> [interactions, day mask]
+    days: dict[str, int] = field(default_factory=dict)  # UTC day -> interactions that day
     first_inbound_at: int | None = None
     last_inbound_at: int | None = None
     last_signals: list[str] = field(default_factory=list)
     last_signals_at: int | None = None
+    signal_log: list[list] = field(default_factory=list)  # [[at, [signals]], ...], latest SIGNAL_LOG_LENGTH
     ad_ids: list[str] = field(default_factory=list)
     # what we sent and how far it got
     outbound: int = 0
@@ -79,6 +87,7 @@ class CustomerState:
     orders: int = 0
     order_value: dict[str, str] = field(default_factory=dict)  # currency -> decimal string
     order_items: int = 0
+    order_log: list[list] = field(default_factory=list)  # [[at, {currency: decimal string}], ...]
     # consent and reachability
     opt_outs: int = 0
     opt_ins: int = 0
@@ -90,7 +99,14 @@ class CustomerState:
 
     @property
     def active_days(self) -> int:
-        return sum(bin(mask).count("1") for _, mask in self.weeks.values())
+        return len(self.days)
+
+    def interactions_by_week(self) -> dict[str, int]:
+        weeks: dict[str, int] = {}
+        for day, count in sorted(self.days.items()):
+            week = iso_week(day)
+            weeks[week] = weeks.get(week, 0) + count
+        return weeks
 
     @property
     def unreachable(self) -> bool:
@@ -142,9 +158,8 @@ class CustomerState:
             _bump(self.signals, signal)
         if event.signals:
             self.last_signals, self.last_signals_at = list(event.signals), event.at
-        week, weekday = iso_week(event.at)
-        count, mask = self.weeks.get(week, (0, 0))
-        self.weeks[week] = [count + 1, mask | (1 << weekday)]
+            self.signal_log = [*self.signal_log[1 - SIGNAL_LOG_LENGTH :], [event.at, list(event.signals)]]
+        _bump(self.days, utc_day(event.at))
         if self.first_inbound_at is None:
             self.first_inbound_at = event.at
         self.last_inbound_at = event.at
@@ -156,6 +171,7 @@ class CustomerState:
             for currency, amount in event.order_value:
                 total = Decimal(self.order_value.get(currency, "0")) + amount
                 self.order_value[currency] = str(total)
+            self.order_log.append([event.at, {currency: str(amount) for currency, amount in event.order_value}])
         if self.last_turn == "out":
             self.replies += 1
             self.reply_latency_total += event.at - (self.last_outbound_at or event.at)

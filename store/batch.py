@@ -17,8 +17,10 @@ from typing import Iterable, Sequence
 from sqlalchemy import Connection, delete, insert, select, update
 
 from cloudapi.parse import Item
-from scoring.customer import CustomerState, event_order, fold
+from scoring.customer import CustomerState, event_order
 from scoring.events import Event, EventKind, Identity, OutboundMessage
+from scoring.tiers import Cause, Tier, TierFacts, TierRules, TierTrack, apply_events, fold_with_tiers
+from store.history import rows_of, take_recorded, tier_changes, tier_columns
 from store.identity import ALIAS_KINDS, locate
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody
 
@@ -48,10 +50,12 @@ class BatchResult:
     duplicates: int = 0
     types: Counter = field(default_factory=Counter)  # (kind, type) of the new events
     customers: set[int] = field(default_factory=set)
+    tier_changes: int = 0
 
 
-def write_batch(connection: Connection, deliveries: Sequence[Delivery]) -> BatchResult:
-    """Archive, dedupe, resolve identities and update customers for a batch of deliveries."""
+def write_batch(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None) -> BatchResult:
+    """Archive, dedupe, resolve identities and update customers and their tiers (as of `now`) for
+    a batch of deliveries."""
     result = BatchResult()
     body_ids = _archive(connection, deliveries)
     result.bodies = len(body_ids)
@@ -85,7 +89,7 @@ def write_batch(connection: Connection, deliveries: Sequence[Delivery]) -> Batch
         connection.execute(insert(events), chunk)
     result.events = len(rows)
     result.customers = set(new_events) | identities.refold
-    _update_customers(connection, result.customers, new_events, identities)
+    result.tier_changes = _update_customers(connection, result.customers, new_events, identities, rules, now)
     return result
 
 
@@ -218,7 +222,7 @@ class _IdentityResolver:
 
     def _merge(self, absorbed: int, into: int) -> None:
         """Everything of `absorbed` now belongs to `into`, which will be refolded."""
-        for table in (aliases, events, outbound_messages):
+        for table in (aliases, events, outbound_messages, tier_changes):
             self.connection.execute(update(table).where(table.c.customer_id == absorbed).values(customer_id=into))
         self.connection.execute(delete(customers).where(customers.c.id == absorbed))
         for alias, owner in self.alias_owner.items():
@@ -275,8 +279,15 @@ def _aliases_of(identity: Identity | None) -> list[tuple[str, str]]:
 
 
 def _update_customers(
-    connection: Connection, touched: set[int], new_events: dict[int, list[Event]], identities: _IdentityResolver
-) -> None:
+    connection: Connection,
+    touched: set[int],
+    new_events: dict[int, list[Event]],
+    identities: _IdentityResolver,
+    rules: TierRules,
+    now: int | None,
+) -> int:
+    """Fold new events into each touched customer (forward when they all come after what was
+    applied, from scratch otherwise), with their tiers; returns the number of tier changes."""
     rows = {
         row.id: row
         for chunk in _chunks(sorted(touched))
@@ -286,27 +297,40 @@ def _update_customers(
     for chunk in _chunks(sorted(rows)):
         for alias in connection.execute(select(aliases).where(aliases.c.customer_id.in_(chunk))):
             alias_rows[alias.customer_id].append(alias)
+    history = []
     for customer_id, row in rows.items():
         state = CustomerState.from_json(row.state)
+        track = TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
         fresh = new_events.get(customer_id, [])  # already in event order
-        if customer_id in identities.refold or (fresh and not state.comes_after(fresh[0])):
-            state, outbound = _refold(connection, customer_id)
+        if customer_id in identities.refold or (fresh and not _follows(state, track, fresh[0])):
+            recorded = take_recorded(connection, customer_id)
+            state, outbound, track, changes = fold_with_tiers(_stored_events(connection, customer_id), rules, now)
+            new_cause = Cause.MERGE if customer_id in identities.refold else None
+            history += rows_of(customer_id, changes, recorded, new_cause)
         else:
             outbound = _load_outbound(connection, fresh)
-            for event in fresh:
-                state.apply(event, outbound)
+            history += rows_of(customer_id, apply_events(state, outbound, track, fresh, rules, now))
         _save_outbound(connection, customer_id, outbound)
-        columns = _columns(row, state, alias_rows[customer_id])
+        columns = _columns(row, state, alias_rows[customer_id]) | tier_columns(track, TierFacts.of(state), rules)
         connection.execute(update(customers).where(customers.c.id == customer_id).values(**columns))
+    if history:
+        connection.execute(insert(tier_changes), history)
+    return len(history)
 
 
-def _refold(connection: Connection, customer_id: int) -> tuple[CustomerState, dict[str, OutboundMessage]]:
+def _follows(state: CustomerState, track: TierTrack, event: Event) -> bool:
+    """Whether an event can be folded forward: it sorts after every event applied, and after the
+    last tier change (which the sweep may have moved past the last event)."""
+    return state.comes_after(event) and (track.since is None or event.at >= track.since)
+
+
+def _stored_events(connection: Connection, customer_id: int) -> list[Event]:
     stored = connection.execute(
         select(events.c.key, events.c.kind, events.c.type, events.c.at, events.c.phone_number_id, events.c.data).where(
             events.c.customer_id == customer_id
         )
     )
-    return fold(Event.from_record(r.key, r.kind, r.type, r.at, r.phone_number_id, r.data) for r in stored)
+    return [Event.from_record(r.key, r.kind, r.type, r.at, r.phone_number_id, r.data) for r in stored]
 
 
 def _load_outbound(connection: Connection, fresh: list[Event]) -> dict[str, OutboundMessage]:

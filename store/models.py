@@ -61,6 +61,10 @@ class Customer(SQLModel, table=True):
     last_outbound_at: Optional[int] = Field(default=None, sa_type=BigInteger)
     opted_out: bool = False
     unreachable: bool = False
+    interactions: int = 0  # inbound messages in all: with last_inbound_at and unreachable, all a tier needs
+    tier: Optional[str] = Field(default=None, index=True, max_length=16)
+    tier_since: Optional[int] = Field(default=None, sa_type=BigInteger)
+    next_tier_at: Optional[int] = Field(default=None, index=True, sa_type=BigInteger)  # when time alone moves the tier
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
@@ -87,3 +91,18 @@ class OutboundMessageRow(SQLModel, table=True):
     failed: bool = False
     error_code: Optional[int] = None
     campaign: Optional[str] = Field(default=None, max_length=512)
+
+
+class TierChangeRow(SQLModel, table=True):
+    """A customer's tier history: derived from their events and the clock, kept for reports and
+    reminders; `at` is when the threshold was crossed, whoever noticed it."""
+
+    __tablename__ = "tier_change"
+    __table_args__ = (Index("ix_tier_change_customer_at", "customer_id", "at"),)
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
+    customer_id: int = Field(foreign_key="customer.id")
+    from_tier: Optional[str] = Field(default=None, max_length=16)
+    to_tier: str = Field(max_length=16)
+    at: int = Field(index=True, sa_type=BigInteger)
+    cause: str = Field(max_length=16)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Iterator
 
-from sqlalchemy import Engine, delete, select
+from dataclasses import dataclass
+from typing import Sequence
 
+from sqlalchemy import Connection, Engine, delete, select
+
+from scoring import figures
 from scoring.customer import CustomerState
+from scoring.value import BgNbd
 from store.db import write_transaction
+from store.history import tier_changes
 from store.models import Customer, CustomerAlias, RawBody
 
 customers, aliases = Customer.__table__, CustomerAlias.__table__
@@ -22,9 +27,37 @@ def iso(at: int | None) -> str | None:
     return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
-def customer_view(row) -> dict:
+@dataclass(frozen=True)
+class Base:
+    """What figures rank a customer against, as of `now`: RFM quintiles and the value model."""
+
+    now: int
+    rules: figures.FigureRules
+    rfm: figures.RfmBase
+    model: BgNbd | None
+
+    @classmethod
+    def of(cls, states: Sequence[CustomerState], now: int, rules: figures.FigureRules) -> Base:
+        return cls(now, rules, figures.RfmBase.of(states, now, rules), figures.fit_value_model(states, now))
+
+    @classmethod
+    def load(cls, connection: Connection, now: int, rules: figures.FigureRules) -> Base:
+        states = [CustomerState.from_json(state) for (state,) in connection.execute(select(customers.c.state))]
+        return cls.of(states, now, rules)
+
+    def figures(self, state: CustomerState, unreachable: bool) -> dict:
+        return {
+            "rfm": figures.rfm(state, self.now, self.rfm, self.rules),
+            "lifecycle": figures.lifecycle(state, self.now),
+            "churn_risk": figures.churn_risk(state, self.now, unreachable),
+            "intent": figures.intent(state, self.now),
+            "frequency_band": figures.frequency_band(state, self.now, self.rules),
+            "value": figures.value(state, self.now, self.model),
+        }
+
+
+def customer_view(row, state: CustomerState, base: Base) -> dict:
     """One customer as JSON-ready data, in the shape PRODUCT.md §6 promises."""
-    state = CustomerState.from_json(row.state)
     return {
         "key": row.key,
         "wa_id": row.wa_id,
@@ -38,6 +71,10 @@ def customer_view(row) -> dict:
         "first_seen_at": iso(row.first_seen_at),
         "last_inbound_at": iso(row.last_inbound_at),
         "last_outbound_at": iso(row.last_outbound_at),
+        "tier": row.tier,
+        "tier_since": iso(row.tier_since),
+        "next_tier_at": iso(row.next_tier_at),
+        **base.figures(state, row.unreachable),
         "counters": {
             "inbound": state.inbound,
             "outbound": state.outbound,
@@ -48,7 +85,7 @@ def customer_view(row) -> dict:
             "replies": state.replies,
             "inbound_by_type": dict(sorted(state.inbound_by_type.items())),
             "active_days": state.active_days,
-            "interactions_by_week": {week: count for week, (count, _) in sorted(state.weeks.items())},
+            "interactions_by_week": state.interactions_by_week(),
             "reply_latency_avg_s": _average(state.reply_latency_total, state.replies),
             "our_response_time_avg_s": _average(state.response_time_total, state.our_responses),
             "opt_outs": state.opt_outs,
@@ -74,16 +111,19 @@ def _average(total: int, count: int) -> float | None:
     return round(total / count, 1) if count else None
 
 
-def list_customers(engine: Engine) -> Iterator[dict]:
-    """Every customer, most recently active first."""
+def list_customers(engine: Engine, now: int, rules: figures.FigureRules, tier: str | None = None) -> list[dict]:
+    """Every customer (or those of one tier), most recently active first, with figures as of `now`."""
     query = select(customers).order_by(customers.c.last_inbound_at.desc().nulls_last(), customers.c.key)
     with engine.connect() as connection:
-        for row in connection.execute(query):
-            yield customer_view(row)
+        rows = connection.execute(query).all()
+    states = [CustomerState.from_json(row.state) for row in rows]
+    base = Base.of(states, now, rules)
+    return [customer_view(row, state, base) for row, state in zip(rows, states) if tier is None or row.tier == tier]
 
 
-def find_customer(engine: Engine, key_or_alias: str) -> dict | None:
-    """A customer by key or by any identifier it has had (wa_id with or without +, BSUID, username)."""
+def find_customer(engine: Engine, key_or_alias: str, now: int, rules: figures.FigureRules) -> dict | None:
+    """A customer by key or by any identifier it has had (wa_id with or without +, BSUID,
+    username), with their tier history, oldest first."""
     value = key_or_alias.strip()
     with engine.connect() as connection:
         row = connection.execute(select(customers).where(customers.c.key == value)).first()
@@ -93,7 +133,23 @@ def find_customer(engine: Engine, key_or_alias: str) -> dict | None:
             ).scalar()
             if owner is not None:
                 row = connection.execute(select(customers).where(customers.c.id == owner)).first()
-    return customer_view(row) if row is not None else None
+        if row is None:
+            return None
+        view = customer_view(row, CustomerState.from_json(row.state), Base.load(connection, now, rules))
+        view["tier_history"] = tier_history(connection, row.id)
+    return view
+
+
+def tier_history(connection: Connection, customer_id: int) -> list[dict]:
+    query = (
+        select(tier_changes)
+        .where(tier_changes.c.customer_id == customer_id)
+        .order_by(tier_changes.c.at, tier_changes.c.id)
+    )
+    return [
+        {"from": row.from_tier, "to": row.to_tier, "at": iso(row.at), "cause": row.cause}
+        for row in connection.execute(query)
+    ]
 
 
 def purge_raw_bodies(engine: Engine, received_before_ms: int) -> int:

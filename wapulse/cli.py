@@ -24,7 +24,9 @@ from tqdm import tqdm
 from store import db, queries
 from wapulse import replay as replaying
 from wapulse.services import ensure_redis
+from scoring.tiers import Tier
 from workers import inbox
+from workers.sweep import sweep_tiers
 from workers.settings import ConfigError, Settings, parse_instant
 
 _json = msgspec.json.Encoder(decimal_format="number")
@@ -171,11 +173,13 @@ def _progress(items: list, label: str):
 
 
 @main.command()
+@click.option("--tier", type=click.Choice([tier.value for tier in Tier]), help="Only customers of this tier.")
 @click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @_clear_errors
-def customers(output):
-    """List customers, most recently active first."""
-    views = list(queries.list_customers(db.engine_for(_settings().database_url)))
+def customers(tier, output):
+    """List customers, most recently active first, with tiers and figures as of now."""
+    settings = _settings().check()
+    views = queries.list_customers(db.engine_for(settings.database_url), settings.now_ts(), settings.figure_rules, tier)
     if output == "json":
         click.echo(_json.encode(views).decode())
     elif output == "csv":
@@ -187,12 +191,14 @@ def customers(output):
         _table(views)
 
 
-_FLAT_COLUMNS = ["key", "wa_id", "user_id", "name", "country", "timezone", "last_inbound_at",
-                 "inbound", "outbound", "delivered", "read", "failed", "replies", "orders", "opted_out", "unreachable"]
+_FLAT_COLUMNS = ["key", "wa_id", "user_id", "name", "country", "timezone", "tier", "tier_since", "last_inbound_at",
+                 "inbound", "outbound", "delivered", "read", "failed", "replies", "orders", "opted_out", "unreachable",
+                 "rfm", "lifecycle", "churn_risk", "intent", "frequency_band", "p_alive"]
 
 
 def _table(views: list[dict]) -> None:
-    columns = ["key", "name", "country", "last_inbound_at", "inbound", "outbound", "replies", "orders"]
+    columns = ["key", "name", "country", "tier", "last_inbound_at", "inbound", "outbound", "replies", "orders", "rfm",
+               "churn_risk", "intent"]
     rows = [[str(value) if value is not None else "-" for value in _pick(view, columns)] for view in views]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
@@ -202,7 +208,8 @@ def _table(views: list[dict]) -> None:
 
 
 def _pick(view: dict, columns: list[str]) -> list:
-    values = {**view, **view["counters"], "orders": view["orders"]["count"]}
+    values = {**view, **view["counters"], "orders": view["orders"]["count"],
+              "rfm": (view["rfm"] or {}).get("score"), "p_alive": view["value"]["p_alive"]}
     return [values.get(column) for column in columns]
 
 
@@ -211,8 +218,9 @@ def _pick(view: dict, columns: list[str]) -> list:
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @_clear_errors
 def customer(key, output):
-    """One customer's card, by key, wa_id, BSUID or username."""
-    view = queries.find_customer(db.engine_for(_settings().database_url), key)
+    """One customer's card, by key, wa_id, BSUID or username, with the tier history."""
+    settings = _settings().check()
+    view = queries.find_customer(db.engine_for(settings.database_url), key, settings.now_ts(), settings.figure_rules)
     if view is None:
         raise click.ClickException(f"no customer is known as {key!r}")
     if output == "json":
@@ -223,8 +231,24 @@ def customer(key, output):
             click.echo(f"{name}:")
             for inner, inner_value in value.items():
                 click.echo(f"  {inner}: {inner_value}")
+        elif name == "tier_history":
+            click.echo(f"{name}:")
+            for change in value:
+                click.echo(f"  {change['at']}  {change['from'] or '-'} -> {change['to']}  ({change['cause']})")
         else:
             click.echo(f"{name}: {value}")
+
+
+@main.command()
+@click.option("--now", "now", help="ISO-8601 instant to sweep as of (default: WAPULSE_NOW or the clock).")
+@_clear_errors
+def sweep(now):
+    """Move every customer whose next tier threshold has passed (rq cron runs this every minute)."""
+    if now:
+        os.environ["WAPULSE_NOW"] = parse_instant(now, "--now").isoformat()
+    _settings().check()
+    result = sweep_tiers()
+    click.echo(f"customers due: {result['customers']}  tier changes: {result['changes']}")
 
 
 @main.command("dead-letters")

@@ -4,5 +4,7 @@ from rq import cron
 
 from workers.inbox import INGEST_QUEUE
 from workers.ingest import recover_inbox
+from workers.sweep import sweep_tiers
 
 cron.register(recover_inbox, INGEST_QUEUE, interval=60, result_ttl=0, name="recover-inbox")
+cron.register(sweep_tiers, INGEST_QUEUE, interval=60, result_ttl=0, name="sweep-tiers")

@@ -127,7 +127,7 @@ def _commit(deliveries: list[Delivery]) -> BatchResult:
 
     def commit() -> BatchResult:
         with write_transaction(engine) as connection:
-            return write_batch(connection, deliveries)
+            return write_batch(connection, deliveries, settings().tier_rules, settings().now_ts())
 
     return retry_when_locked(commit)
 

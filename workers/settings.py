@@ -16,7 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Mapping
 
+from scoring.figures import FigureRules
 from scoring.signals import SignalMatcher, merge_keywords
+from scoring.tiers import TierRules
 
 DEFAULT_DATABASE_URL = "sqlite:///var/wapulse.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -72,14 +74,34 @@ class Settings:
             raise ConfigError(f"{self.config_path}: {error}") from None
         return SignalMatcher.from_keywords(merged)
 
+    @cached_property
+    def tier_rules(self) -> TierRules:
+        """`[tiers]`: a preset (default, b2b_long_cycle, fast_moving) and per-threshold overrides."""
+        return self._rules_table("tiers", TierRules.from_config)
+
+    @cached_property
+    def figure_rules(self) -> FigureRules:
+        """`[figures]`: the windows of RFM frequency and of the frequency band."""
+        return self._rules_table("figures", FigureRules.from_config)
+
+    def _rules_table(self, name: str, build):
+        try:
+            return build(_table(self.rules.get(name, {}), f"[{name}]"))
+        except ValueError as error:
+            raise ConfigError(f"{self.config_path}: {error}") from None
+
     def check(self) -> Settings:
         """Load everything loaded lazily, so a bad wapulse.toml stops start-up, not a job."""
-        self.signal_matcher
+        self.signal_matcher, self.tier_rules, self.figure_rules
         return self
 
     def clock(self) -> datetime:
         """Now, as the system sees it: WAPULSE_NOW when set, else the real clock."""
         return self.now or datetime.now(UTC)
+
+    def now_ts(self) -> int:
+        """Now as Unix seconds, the unit of every event instant."""
+        return int(self.clock().timestamp())
 
     def require_secret(self) -> str:
         if not self.app_secret:

@@ -27,7 +27,7 @@ def test_inbound_messages_are_counted_by_type_week_and_day():
     assert state.inbound_by_type == {"text": 2, "image": 1}
     assert state.signals == {"image": 1}
     assert state.active_days == 2
-    assert sum(count for count, _ in state.weeks.values()) == 3
+    assert sum(state.interactions_by_week().values()) == 3
     assert (state.first_inbound_at, state.last_inbound_at) == (T0, T0 + 3 * 86400)
 
 

@@ -20,6 +20,7 @@ SCENARIO = FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl"
 CUSTOMER_FIELDS = {
     "key", "wa_id", "user_id", "username", "name", "country", "timezone", "first_seen_at", "last_inbound_at",
     "last_outbound_at", "counters", "signals", "orders", "errors", "opted_out", "unreachable",
+    "tier", "tier_since", "rfm", "lifecycle", "churn_risk", "intent", "frequency_band", "value",
 }
 COUNTER_FIELDS = {"inbound", "outbound", "delivered", "read", "played", "failed", "replies", "inbound_by_type"}
 
@@ -59,12 +60,15 @@ def test_customers_json_has_the_promised_shape_and_customer_finds_any_alias(env)
         assert CUSTOMER_FIELDS <= set(view)
         assert COUNTER_FIELDS <= set(view["counters"])
         assert set(view["orders"]) >= {"count", "value"}
+        assert set(view["value"]) == {"historic", "expected_90d", "p_alive"}
+        assert view["rfm"] is None or set(view["rfm"]) == {"r", "f", "m", "score"}
         for instant in ("first_seen_at", "last_inbound_at"):
             assert view[instant] is None or view[instant].endswith("Z")
     with_phone = next(view for view in customers if view["wa_id"])
     by_plus = json.loads(run("customer", "+" + with_phone["wa_id"], "--format", "json"))
     by_bsuid = json.loads(run("customer", with_phone["user_id"] or with_phone["key"], "--format", "json"))
-    assert by_plus == by_bsuid == with_phone
+    assert by_plus == by_bsuid == {**with_phone, "tier_history": by_plus["tier_history"]}
+    assert by_plus["tier_history"][0]["from"] is None and by_plus["tier_history"][-1]["to"] == with_phone["tier"]
     assert with_phone["key"] in run("customer", with_phone["key"])
     csv_lines = run("customers", "--format", "csv").strip().splitlines()
     assert len(csv_lines) == len(customers) + 1
@@ -126,6 +130,8 @@ def test_a_broken_wapulse_toml_is_reported_not_thrown(env, monkeypatch, tmp_path
 
 def test_purge_deletes_old_archived_bodies_and_keeps_the_counters(env, engine, monkeypatch):
     run("replay", str(SCENARIO))
+    now = datetime.now(UTC).isoformat()
+    monkeypatch.setenv("WAPULSE_NOW", now)
     before = json.loads(run("customers", "--format", "json"))
     assert "deleted 0 archived bodies" in run("purge", "--older-than", "1")
     monkeypatch.setenv("WAPULSE_NOW", (datetime.now(UTC) + timedelta(days=3)).isoformat())
@@ -133,4 +139,5 @@ def test_purge_deletes_old_archived_bodies_and_keeps_the_counters(env, engine, m
     assert f"deleted {lines} archived bodies" in run("purge", "--older-than", "1")
     with engine.connect() as connection:
         assert connection.execute(select(RawBody.__table__)).all() == []
+    monkeypatch.setenv("WAPULSE_NOW", now)
     assert json.loads(run("customers", "--format", "json")) == before

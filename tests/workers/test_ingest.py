@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 import workers.ingest
+from scoring.figures import FigureRules
 from store import db, queries
 from store.models import Customer, CustomerAlias, EventRow, RawBody
 from tests.cloudapi.expected_fixtures import CUSTOMER_COUNTRY, EXPECTED
@@ -20,6 +21,7 @@ from workers.settings import ConfigError
 
 BODIES = sorted((FIXTURES / "cloudapi").glob("*.json"))
 SCENARIO = FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl"
+VIEW_NOW = 1_795_000_000  # figures are shown as of this instant (2026-11-18), whatever the real clock
 
 
 def stored_events(engine) -> list[tuple]:
@@ -34,7 +36,9 @@ def stored_events(engine) -> list[tuple]:
 
 
 def snapshot(engine) -> list[dict]:
-    return sorted(queries.list_customers(engine), key=lambda view: view["key"])
+    """Every customer's card, tier history included, as of one fixed instant."""
+    keys = sorted(view["key"] for view in queries.list_customers(engine, VIEW_NOW, FigureRules()))
+    return [queries.find_customer(engine, key, VIEW_NOW, FigureRules()) for key in keys]
 
 
 @pytest.mark.parametrize("path", BODIES, ids=lambda path: path.stem)
@@ -111,7 +115,7 @@ def test_shuffled_arrival_gives_the_same_state_as_ordered_arrival(redis, engine,
 
 
 def customer(engine, key: str) -> dict:
-    view = queries.find_customer(engine, key)
+    view = queries.find_customer(engine, key, VIEW_NOW, FigureRules())
     assert view is not None, key
     return view
 
@@ -206,10 +210,10 @@ def test_number_and_bsuid_changes_keep_one_customer_with_all_counters(together, 
 def test_a_body_that_fails_processing_is_kept_as_a_dead_letter_and_blocks_nothing(redis, engine, drain, monkeypatch):
     real_write = workers.ingest.write_batch
 
-    def write_failing_on_poison(connection, deliveries):
+    def write_failing_on_poison(connection, deliveries, *rest):
         if any(b"POISON" in delivery.body and delivery.items for delivery in deliveries):
             raise ValueError("a bug met this body")
-        return real_write(connection, deliveries)
+        return real_write(connection, deliveries, *rest)
 
     monkeypatch.setattr(workers.ingest, "write_batch", write_failing_on_poison)
     poison = (FIXTURES / "cloudapi" / "messages__text.json").read_bytes().replace(b'"text":{"body":"', b'"text":{"body":"POISON ')
@@ -225,7 +229,7 @@ def test_a_body_that_fails_processing_is_kept_as_a_dead_letter_and_blocks_nothin
 
 
 def test_an_unavailable_database_leaves_the_bodies_waiting_instead_of_dead_lettering_them(redis, engine, drain, monkeypatch):
-    def database_down(connection, deliveries):
+    def database_down(*args):
         raise OperationalError("INSERT", {}, Exception("server closed the connection"))
 
     real_write = workers.ingest.write_batch

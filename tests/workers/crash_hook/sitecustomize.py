@@ -17,8 +17,8 @@ if _moment == "before_commit":
 
     _write_batch = store.batch.write_batch
 
-    def _write_then_die(connection, deliveries):
-        _write_batch(connection, deliveries)  # every row written, the transaction still open
+    def _write_then_die(*args):
+        _write_batch(*args)  # every row written, the transaction still open
         _die()
 
     store.batch.write_batch = _write_then_die

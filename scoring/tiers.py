@@ -1,0 +1,198 @@
+"""Tiers (PRODUCT.md §5): where a customer stands, and when time alone moves them.
+
+With the facts of a customer fixed, their tier can only slide one way as time passes (hot → warm
+→ cold → dead), and only at the instants `last interaction + N days`. So the next change is known
+in advance: the store keeps it as `next_tier_at`, the sweep visits only customers whose instant
+has come, and every change carries the instant the threshold was crossed, whoever notices it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Iterable, Mapping
+
+from scoring.customer import CustomerState, event_order
+from scoring.events import Event, OutboundMessage
+
+DAY = 86_400
+
+
+class Tier(StrEnum):
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+    DEAD = "dead"
+    UNENGAGED = "unengaged"  # never interacted with us: kept out of the four tiers
+
+
+class Cause(StrEnum):
+    EVENT = "event"  # an event of theirs (or ours) reclassified them
+    TIME = "time"  # a threshold passed with no event
+    UNREACHABLE = "unreachable"  # a delivery failed with 131026
+    MERGE = "merge"  # the change appeared when two records of one person were merged
+    REBUILD = "rebuild"  # the change appeared when `wapulse rebuild` re-derived the history
+
+
+@dataclass(frozen=True, slots=True)
+class TierRules:
+    """Thresholds: hot within `hot_days` with `hot_min_interactions` in all, warm within
+    `warm_days`, cold within `cold_days`, dead beyond."""
+
+    hot_days: int = 7
+    warm_days: int = 30
+    cold_days: int = 90
+    hot_min_interactions: int = 5
+
+    @classmethod
+    def from_config(cls, table: Mapping) -> TierRules:
+        """The `[tiers]` table of wapulse.toml: a preset, then per-threshold overrides.
+
+        Raises ValueError naming the bad key."""
+        unknown = set(table) - {"preset"} - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"[tiers] has unknown keys {sorted(unknown)}; known: preset, "
+                             + ", ".join(f.name for f in fields(cls)))
+        preset = table.get("preset", "default")
+        if preset not in PRESETS:
+            raise ValueError(f"[tiers] preset = {preset!r} is not one of {sorted(PRESETS)}")
+        values = {f.name: getattr(PRESETS[preset], f.name) for f in fields(cls)}
+        for name in values:
+            if name in table:
+                value = table[name]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"[tiers] {name} = {value!r} must be a whole number of at least 1")
+                values[name] = value
+        rules = cls(**values)
+        if not rules.hot_days < rules.warm_days < rules.cold_days:
+            raise ValueError(
+                f"[tiers] needs hot_days < warm_days < cold_days, got {rules.hot_days}, {rules.warm_days}, "
+                f"{rules.cold_days}"
+            )
+        return rules
+
+    def boundaries(self, last_interaction_at: int) -> tuple[int, int, int]:
+        return tuple(last_interaction_at + days * DAY for days in (self.hot_days, self.warm_days, self.cold_days))
+
+
+PRESETS = {
+    "default": TierRules(7, 30, 90, 5),
+    "b2b_long_cycle": TierRules(14, 90, 180, 5),
+    "fast_moving": TierRules(3, 14, 45, 5),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TierFacts:
+    """The only facts a tier depends on; the store keeps them as columns, so the sweep needs
+    nothing else."""
+
+    interactions: int
+    last_interaction_at: int | None
+    unreachable: bool
+
+    @classmethod
+    def of(cls, state: CustomerState) -> TierFacts:
+        return cls(state.inbound, state.last_inbound_at, state.unreachable)
+
+
+def classify(facts: TierFacts, at: int, rules: TierRules) -> Tier:
+    """The tier at instant `at`. "Within N days" means less than N × 24 h since the last
+    interaction; at exactly N days the customer has crossed into the next tier."""
+    if facts.unreachable:
+        return Tier.DEAD
+    if facts.last_interaction_at is None:
+        return Tier.UNENGAGED
+    age = at - facts.last_interaction_at
+    if age < rules.hot_days * DAY and facts.interactions >= rules.hot_min_interactions:
+        return Tier.HOT
+    if age < rules.warm_days * DAY:
+        return Tier.WARM
+    if age < rules.cold_days * DAY:
+        return Tier.COLD
+    return Tier.DEAD
+
+
+@dataclass(frozen=True, slots=True)
+class TierChange:
+    from_tier: Tier | None  # None: the customer's first classification
+    to_tier: Tier
+    at: int
+    cause: Cause
+
+
+@dataclass(slots=True)
+class TierTrack:
+    """A customer's current tier and since when; moved forward by events and by time."""
+
+    tier: Tier | None = None
+    since: int | None = None
+
+    def next_change_at(self, facts: TierFacts, rules: TierRules) -> int | None:
+        """When time alone will next change the tier, or None if it never will."""
+        if self.tier is None or facts.unreachable or facts.last_interaction_at is None:
+            return None
+        for boundary in rules.boundaries(facts.last_interaction_at):
+            if boundary > (self.since or 0) and classify(facts, boundary, rules) != self.tier:
+                return boundary
+        return None
+
+    def advance(self, facts: TierFacts, until: int, rules: TierRules, *, inclusive: bool) -> list[TierChange]:
+        """The changes time makes up to `until` (up to and including it when `inclusive`)."""
+        changes = []
+        while (at := self.next_change_at(facts, rules)) is not None and (at < until or (inclusive and at == until)):
+            changes.append(self._move(classify(facts, at, rules), at, Cause.TIME))
+        return changes
+
+    def settle(self, facts: TierFacts, at: int, rules: TierRules, cause: Cause) -> list[TierChange]:
+        """The change, if any, that new facts make at instant `at`."""
+        tier = classify(facts, at, rules)
+        if tier == self.tier:
+            return []
+        return [self._move(tier, at, cause)]
+
+    def _move(self, tier: Tier, at: int, cause: Cause) -> TierChange:
+        change = TierChange(self.tier, tier, at, cause)
+        self.tier, self.since = tier, at
+        return change
+
+
+def apply_events(
+    state: CustomerState,
+    outbound: dict[str, OutboundMessage],
+    track: TierTrack,
+    events: Iterable[Event],
+    rules: TierRules,
+    now: int | None,
+) -> list[TierChange]:
+    """Fold events (in event order, all after what `state` has applied) into the state and the
+    tier track, then let time run to `now`. Returns every tier change, oldest first."""
+    changes: list[TierChange] = []
+    for event in sorted(events, key=event_order):
+        before = TierFacts.of(state)
+        changes += track.advance(before, event.at, rules, inclusive=False)
+        state.apply(event, outbound)
+        facts = TierFacts.of(state)
+        changes += track.settle(facts, event.at, rules, _cause(before, facts, track))
+    if now is not None and track.tier is not None:
+        changes += track.advance(TierFacts.of(state), now, rules, inclusive=True)
+    return changes
+
+
+def _cause(before: TierFacts, after: TierFacts, track: TierTrack) -> Cause:
+    """Why a change at an event's instant happened: the event, or a threshold falling on the very
+    same second (the event changed none of the facts)."""
+    if after.unreachable and not before.unreachable:
+        return Cause.UNREACHABLE
+    if after == before and track.tier is not None:
+        return Cause.TIME
+    return Cause.EVENT
+
+
+def fold_with_tiers(
+    events: Iterable[Event], rules: TierRules, now: int | None
+) -> tuple[CustomerState, dict[str, OutboundMessage], TierTrack, list[TierChange]]:
+    """A customer from scratch: state, outbound messages, tier and the whole tier history."""
+    state, outbound, track = CustomerState(), {}, TierTrack()
+    changes = apply_events(state, outbound, track, events, rules, now)
+    return state, outbound, track, changes

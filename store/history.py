@@ -1,0 +1,58 @@
+"""Tier columns and tier history rows, as events, merges, the sweep and rebuilds move customers.
+
+A customer's history is derived from their events and the clock. Folding forward appends to it;
+refolding (an event older than the last one applied, a merge) re-derives it whole, and a re-derived
+change already on record keeps the cause it was recorded with, so causes stay what was seen then.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import Connection, delete, select
+
+from scoring.tiers import Cause, TierChange, TierFacts, TierRules, TierTrack
+from store.models import TierChangeRow
+
+tier_changes = TierChangeRow.__table__
+
+
+def tier_columns(track: TierTrack, facts: TierFacts, rules: TierRules) -> dict:
+    """The customer columns that hold the tier and what the sweep needs to move it."""
+    return {
+        "tier": track.tier.value if track.tier else None,
+        "tier_since": track.since,
+        "next_tier_at": track.next_change_at(facts, rules),
+        "interactions": facts.interactions,
+    }
+
+
+def rows_of(customer_id: int, changes: Iterable[TierChange], causes: dict | None = None,
+            new_cause: Cause | None = None) -> list[dict]:
+    """History rows for `changes`; a change found in `causes` (by (to, at)) keeps that cause, any
+    other takes `new_cause` when given, else its own."""
+    causes = causes or {}
+    return [
+        {
+            "customer_id": customer_id,
+            "from_tier": change.from_tier.value if change.from_tier else None,
+            "to_tier": change.to_tier.value,
+            "at": change.at,
+            "cause": causes.get((change.to_tier.value, change.at)) or (new_cause or change.cause).value,
+        }
+        for change in changes
+    ]
+
+
+def take_recorded(connection: Connection, customer_id: int) -> dict[tuple[str, int], str]:
+    """Remove a customer's recorded history before it is re-derived; returns (to, at) → cause."""
+    recorded = {
+        (row.to_tier, row.at): row.cause
+        for row in connection.execute(
+            select(tier_changes.c.to_tier, tier_changes.c.at, tier_changes.c.cause).where(
+                tier_changes.c.customer_id == customer_id
+            )
+        )
+    }
+    connection.execute(delete(tier_changes).where(tier_changes.c.customer_id == customer_id))
+    return recorded

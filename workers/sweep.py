@@ -1,0 +1,28 @@
+"""The sweep job: `rq cron` runs it every minute (workers/cron_config.py), `wapulse sweep` by hand."""
+
+from __future__ import annotations
+
+import logging
+
+from store.db import engine_for, retry_when_locked, write_transaction
+from store.sweep import SweepResult, sweep
+from workers.runtime import settings
+
+log = logging.getLogger(__name__)
+
+
+def sweep_tiers(now: int | None = None) -> dict:
+    """Move every customer whose next threshold has passed as of `now` (default: the system's
+    now). Safe to run at any time and at once from several places."""
+    config = settings()
+    engine = engine_for(config.database_url)
+    at = config.now_ts() if now is None else now
+
+    def run() -> SweepResult:
+        with write_transaction(engine) as connection:
+            return sweep(connection, config.tier_rules, at)
+
+    result = retry_when_locked(run)
+    if result.changes:
+        log.info("sweep: %d customers due, %d tier changes", result.customers, result.changes)
+    return {"customers": result.customers, "changes": result.changes}
