@@ -56,10 +56,16 @@ class BatchResult:
 def write_batch(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None) -> BatchResult:
     """Archive, dedupe, resolve identities and update customers and their tiers (as of `now`) for
     a batch of deliveries."""
-    result = BatchResult()
     body_ids = _archive(connection, deliveries)
-    result.bodies = len(body_ids)
-    fresh = _fresh_items(connection, deliveries, body_ids, result)
+    archived = [(body_ids[d.delivery_id], item) for d in deliveries if d.delivery_id in body_ids for item in d.items]
+    return write_items(connection, archived, rules, now, BatchResult(bodies=len(body_ids)))
+
+
+def write_items(
+    connection: Connection, archived: list[tuple[int, Item]], rules: TierRules, now: int | None, result: BatchResult
+) -> BatchResult:
+    """The events of bodies already archived (raw body id, item): the part `rebuild` replays."""
+    fresh = _fresh_items(connection, archived, result)
     if not fresh:
         return result
     identities = _IdentityResolver(connection)
@@ -121,11 +127,8 @@ def _archive(connection: Connection, deliveries: Sequence[Delivery]) -> dict[str
     return ids
 
 
-def _fresh_items(
-    connection: Connection, deliveries: Sequence[Delivery], body_ids: dict[str, int], result: BatchResult
-) -> list[tuple[int, Item]]:
+def _fresh_items(connection: Connection, candidates: list[tuple[int, Item]], result: BatchResult) -> list[tuple[int, Item]]:
     """Items whose event key is neither stored nor earlier in this batch, in event order."""
-    candidates = [(body_ids[d.delivery_id], item) for d in deliveries if d.delivery_id in body_ids for item in d.items]
     keys = sorted({_bounded(item.event.key) for _, item in candidates})
     seen = {
         row.key

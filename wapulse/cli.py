@@ -26,6 +26,7 @@ from wapulse import replay as replaying
 from wapulse.services import ensure_redis
 from scoring.tiers import Tier
 from workers import inbox
+from workers.rebuild import rebuild as rebuild_all
 from workers.sweep import sweep_tiers
 from workers.settings import ConfigError, Settings, parse_instant
 
@@ -249,6 +250,20 @@ def sweep(now):
     _settings().check()
     result = sweep_tiers()
     click.echo(f"customers due: {result['customers']}  tier changes: {result['changes']}")
+
+
+@main.command()
+@click.option("--now", "now", help="ISO-8601 instant to rebuild as of (default: WAPULSE_NOW or the clock).")
+@_clear_errors
+def rebuild(now):
+    """Re-derive every event, counter, signal, tier and tier change from the raw archive."""
+    if now:
+        os.environ["WAPULSE_NOW"] = parse_instant(now, "--now").isoformat()
+    settings = _settings().check()
+    db.upgrade(settings.database_url)
+    with tqdm(desc="rebuilding", unit="body", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        result = rebuild_all(progress=bar.update)
+    click.echo("  ".join(f"{name}: {value}" for name, value in vars(result).items()))
 
 
 @main.command("dead-letters")

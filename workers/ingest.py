@@ -20,7 +20,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from cloudapi.parse import parse_body
+from cloudapi.parse import Item, parse_body
 from store.batch import BatchResult, Delivery, write_batch
 from store.db import engine_for, retry_when_locked, write_transaction
 from workers import inbox
@@ -107,12 +107,12 @@ def commit_isolating_poison(entries: list[tuple[bytes, dict]]) -> DrainTotals:
         raise
     except Exception as error:
         if len(entries) > 1:
-            log.warning("a batch of %d bodies failed (%s): committing them one by one", len(entries), _describe(error))
+            log.warning("a batch of %d bodies failed (%s): committing them one by one", len(entries), describe_error(error))
             totals = DrainTotals()
             for entry in entries:
                 totals.add(commit_isolating_poison([entry]))
             return totals
-        (entry_id, fields), reason = entries[0], _describe(error)
+        (entry_id, fields), reason = entries[0], describe_error(error)
         log.error("inbox entry %s could not be processed (%s): kept as a dead letter", _text(entry_id), reason)
         return DrainTotals.of(_commit([_delivery(entry_id, fields, parse=False, error=reason)]))
 
@@ -132,7 +132,7 @@ def _commit(deliveries: list[Delivery]) -> BatchResult:
     return retry_when_locked(commit)
 
 
-def _describe(error: Exception) -> str:
+def describe_error(error: Exception) -> str:
     """Exception type and where it was raised: enough to debug, and no data from the body."""
     frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
     where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
@@ -148,17 +148,7 @@ def _delivery(entry_id: bytes | str, fields: dict, parse: bool = True, error: st
     body = fields[b"b"]
     received_at_ms = int(entry_id.split("-", 1)[0])
     valid_json = fields.get(b"v", inbox.VALID) == inbox.VALID
-    items = ()
-    if valid_json and parse:
-        parsed = parse_body(decode_json(body), received_at_ms // 1000)
-        if parsed.problems:
-            log.warning("inbox entry %s: skipped %d malformed items: %s", entry_id, len(parsed.problems),
-                        "; ".join(parsed.problems[:5]))
-        matcher = settings().signal_matcher
-        items = tuple(
-            item if not item.text else type(item)(item.identity, item.event.with_signals(matcher.match(item.text)))
-            for item in parsed.items
-        )
+    items = parse_items(body, received_at_ms // 1000, f"inbox entry {entry_id}") if valid_json and parse else ()
     return Delivery(
         delivery_id=entry_id,
         received_at_ms=received_at_ms,
@@ -167,6 +157,18 @@ def _delivery(entry_id: bytes | str, fields: dict, parse: bool = True, error: st
         valid_json=valid_json,
         items=items,
         error=error,
+    )
+
+
+def parse_items(body: bytes, received_at: int, label: str) -> tuple[Item, ...]:
+    """A body's items with their keyword signals; the text is matched here and goes no further."""
+    parsed = parse_body(decode_json(body), received_at)
+    if parsed.problems:
+        log.warning("%s: skipped %d malformed items: %s", label, len(parsed.problems), "; ".join(parsed.problems[:5]))
+    matcher = settings().signal_matcher
+    return tuple(
+        item if not item.text else Item(item.identity, item.event.with_signals(matcher.match(item.text)))
+        for item in parsed.items
     )
 
 

@@ -1,0 +1,132 @@
+"""`wapulse rebuild`: every event, customer, counter, signal, tier and tier change re-derived from
+the raw archive, in one transaction, with the parser, keyword lists and tier rules of today.
+
+Bodies are replayed in the order they were received, through the same write path as live
+processing, so with unchanged rules the result is what live processing produced. A tier change
+that was on record keeps the cause it was recorded with; one that only the rebuild finds (after
+the thresholds or keyword lists changed, say) gets the cause `rebuild`. Workers wait on the write
+lock meanwhile; the webhook keeps acknowledging into the inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, delete, func, select, update
+
+from scoring.tiers import Cause, TierRules
+from store.batch import BatchResult, raw_bodies, write_items
+from store.db import engine_for, write_transaction
+from store.history import tier_changes
+from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow
+from workers.ingest import TRANSIENT_ERRORS, describe_error, parse_items
+from workers.runtime import settings
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # archived bodies per read and per savepoint
+DERIVED_TABLES = (tier_changes, OutboundMessageRow.__table__, EventRow.__table__, CustomerAlias.__table__,
+                  Customer.__table__)
+customers = Customer.__table__
+
+
+@dataclass
+class RebuildResult:
+    bodies: int = 0
+    events: int = 0
+    customers: int = 0
+    tier_changes: int = 0
+    failed_bodies: int = 0
+
+
+def rebuild(progress=None) -> RebuildResult:
+    """Re-derive all state from the archive as of the system's now. `progress(n)` is told how many
+    bodies each chunk held."""
+    config = settings()
+    now, rules = config.now_ts(), config.tier_rules
+    result = RebuildResult()
+    with write_transaction(engine_for(config.database_url)) as connection:
+        recorded = _recorded_causes(connection)
+        for table in DERIVED_TABLES:
+            connection.execute(delete(table))
+        last_id = 0
+        while chunk := connection.execute(
+            select(raw_bodies.c.id, raw_bodies.c.received_at, raw_bodies.c.body)
+            .where(raw_bodies.c.id > last_id, raw_bodies.c.valid_json.is_(True))
+            .order_by(raw_bodies.c.id)
+            .limit(CHUNK)
+        ).all():
+            last_id = chunk[-1].id
+            _replay_chunk(connection, chunk, rules, now, result)
+            if progress:
+                progress(len(chunk))
+        result.customers = connection.execute(select(func.count()).select_from(customers)).scalar_one()
+        _restore_causes(connection, recorded)
+    return result
+
+
+def _replay_chunk(connection: Connection, chunk, rules: TierRules, now: int, result: RebuildResult) -> None:
+    """One chunk under a savepoint; if it fails, body by body, keeping the failing ones as dead
+    letters (as live processing does) and clearing the mark of those that now go through."""
+    try:
+        _replay_under_savepoint(connection, chunk, rules, now, result)
+        return
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception:
+        pass
+    for row in chunk:
+        try:
+            _replay_under_savepoint(connection, [row], rules, now, result)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            log.error("archived body %d could not be processed (%s): kept as a dead letter", row.id, describe_error(error))
+            _mark(connection, [row.id], describe_error(error))
+            result.failed_bodies += 1
+
+
+def _replay_under_savepoint(connection: Connection, rows, rules: TierRules, now: int, result: RebuildResult) -> None:
+    with connection.begin_nested():
+        archived = [
+            (row.id, item)
+            for row in rows
+            for item in parse_items(row.body, row.received_at // 1000, f"archived body {row.id}")
+        ]
+        _count(write_items(connection, archived, rules, now, BatchResult(bodies=len(rows))), result)
+        _mark(connection, [row.id for row in rows], None)
+
+
+def _count(batch: BatchResult, result: RebuildResult) -> None:
+    result.bodies += batch.bodies
+    result.events += batch.events
+    result.tier_changes += batch.tier_changes
+
+
+def _mark(connection: Connection, ids: list[int], error: str | None) -> None:
+    connection.execute(update(raw_bodies).where(raw_bodies.c.id.in_(ids)).values(error=error))
+
+
+def _recorded_causes(connection: Connection) -> dict[tuple[str, str, int], str]:
+    """(customer key, to tier, at) → cause of every tier change on record."""
+    query = select(customers.c.key, tier_changes.c.to_tier, tier_changes.c.at, tier_changes.c.cause).join(
+        customers, customers.c.id == tier_changes.c.customer_id
+    )
+    return {(row.key, row.to_tier, row.at): row.cause for row in connection.execute(query)}
+
+
+def _restore_causes(connection: Connection, recorded: dict[tuple[str, str, int], str]) -> None:
+    query = select(tier_changes.c.id, customers.c.key, tier_changes.c.to_tier, tier_changes.c.at, tier_changes.c.cause).join(
+        customers, customers.c.id == tier_changes.c.customer_id
+    )
+    updates = []
+    for row in connection.execute(query).all():
+        cause = recorded.get((row.key, row.to_tier, row.at), Cause.REBUILD.value)
+        if cause != row.cause:
+            updates.append({"change_id": row.id, "new_cause": cause})
+    if updates:
+        connection.execute(
+            update(tier_changes).where(tier_changes.c.id == bindparam("change_id")).values(cause=bindparam("new_cause")),
+            updates,
+        )
