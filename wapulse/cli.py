@@ -25,7 +25,7 @@ from store import db, queries
 from wapulse import replay as replaying
 from wapulse.services import ensure_redis
 from scoring.tiers import Tier
-from workers import inbox
+from workers import inbox, runtime
 from workers.rebuild import rebuild as rebuild_all
 from workers.sweep import sweep_tiers
 from workers.settings import ConfigError, Settings, parse_instant
@@ -35,6 +35,13 @@ _json = msgspec.json.Encoder(decimal_format="number")
 
 def _settings() -> Settings:
     return Settings.from_env()
+
+
+def _use_now(now: str | None) -> None:
+    """`--now`: the instant this process and the jobs it runs in-process take as now."""
+    if now:
+        os.environ["WAPULSE_NOW"] = parse_instant(now, "--now").isoformat()
+        runtime.settings.cache_clear()
 
 
 def _clear_errors(command):
@@ -147,8 +154,7 @@ def replay(paths, url, secret, now):
         posted = replaying.post_all(url, secret, _progress(recordings, "posting"))
         click.echo(f"bodies: {posted} posted to {url}, all acknowledged")
         return
-    if now:
-        os.environ["WAPULSE_NOW"] = parse_instant(now, "--now").isoformat()
+    _use_now(now)
     settings = _settings().check()
     db.upgrade(settings.database_url)
     redis = Redis.from_url(settings.redis_url)
@@ -176,9 +182,11 @@ def _progress(items: list, label: str):
 @main.command()
 @click.option("--tier", type=click.Choice([tier.value for tier in Tier]), help="Only customers of this tier.")
 @click.option("--format", "output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--now", "now", help="ISO-8601 instant the figures are computed as of.")
 @_clear_errors
-def customers(tier, output):
+def customers(tier, output, now):
     """List customers, most recently active first, with tiers and figures as of now."""
+    _use_now(now)
     settings = _settings().check()
     views = queries.list_customers(db.engine_for(settings.database_url), settings.now_ts(), settings.figure_rules, tier)
     if output == "json":
@@ -217,9 +225,11 @@ def _pick(view: dict, columns: list[str]) -> list:
 @main.command()
 @click.argument("key")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--now", "now", help="ISO-8601 instant the figures are computed as of.")
 @_clear_errors
-def customer(key, output):
+def customer(key, output, now):
     """One customer's card, by key, wa_id, BSUID or username, with the tier history."""
+    _use_now(now)
     settings = _settings().check()
     view = queries.find_customer(db.engine_for(settings.database_url), key, settings.now_ts(), settings.figure_rules)
     if view is None:
@@ -245,8 +255,7 @@ def customer(key, output):
 @_clear_errors
 def sweep(now):
     """Move every customer whose next tier threshold has passed (rq cron runs this every minute)."""
-    if now:
-        os.environ["WAPULSE_NOW"] = parse_instant(now, "--now").isoformat()
+    _use_now(now)
     _settings().check()
     result = sweep_tiers()
     click.echo(f"customers due: {result['customers']}  tier changes: {result['changes']}")
@@ -257,8 +266,7 @@ def sweep(now):
 @_clear_errors
 def rebuild(now):
     """Re-derive every event, counter, signal, tier and tier change from the raw archive."""
-    if now:
-        os.environ["WAPULSE_NOW"] = parse_instant(now, "--now").isoformat()
+    _use_now(now)
     settings = _settings().check()
     db.upgrade(settings.database_url)
     with tqdm(desc="rebuilding", unit="body", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:

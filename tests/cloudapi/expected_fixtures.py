@@ -221,6 +221,17 @@ EXPECTED = {
     "messages__text__unicode_spanish": [
         ("message", "text", "34612345678"),
     ],
+    "messages__timeline__tier_moves": [
+        ("message", "text", "919812345670"),
+        ("message", "text", "919812345670"),
+        ("message", "text", "5511987654321"),
+        ("message", "text", "919812345670"),
+        ("message", "text", "919812345670"),
+        ("message", "text", "5511987654321"),
+        ("message", "text", "919812345670"),
+        ("message", "text", "919812345670"),
+        ("message", "text", "919812345670"),
+    ],
     "messages__timeline__two_weeks": [
         ("message", "text", "34655123456"),
         ("status", "sent", "34655123456"),

@@ -40,18 +40,23 @@ def test_fixture_parses_into_the_expected_items(path):
     assert summary(parsed) == EXPECTED[path.stem]
 
 
+SCENARIOS = sorted((FIXTURES / "scenarios").glob("*.jsonl"))
+
+
 def test_fixture_bytes_are_as_meta_sends_them():
-    for path in BODIES:
-        raw = path.read_bytes()
-        assert raw.isascii(), path.name
-        assert json.dumps(json.loads(raw), separators=(",", ":")).encode() == raw, path.name
+    bodies = [(path.name, path.read_bytes()) for path in BODIES]
+    bodies += [(path.name, line) for path in SCENARIOS for line in path.read_bytes().splitlines()]
+    for name, raw in bodies:
+        assert raw.isascii(), name
+        assert json.dumps(json.loads(raw), separators=(",", ":")).encode() == raw, name
 
 
-def test_scenario_lines_parse_into_the_expected_items():
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda path: path.stem)
+def test_scenario_lines_parse_into_the_expected_items(path):
     items = []
-    for line in (FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl").read_bytes().splitlines():
+    for line in path.read_bytes().splitlines():
         items += summary(parse_body(json.loads(line), RECEIVED_AT))
-    assert items == EXPECTED["messages__timeline__two_weeks"]
+    assert items == EXPECTED[path.stem]
 
 
 def test_ignored_and_unknown_fields_are_listed_not_parsed():

@@ -141,3 +141,34 @@ def test_purge_deletes_old_archived_bodies_and_keeps_the_counters(env, engine, m
         assert connection.execute(select(RawBody.__table__)).all() == []
     monkeypatch.setenv("WAPULSE_NOW", now)
     assert json.loads(run("customers", "--format", "json")) == before
+
+
+TIER_MOVES = FIXTURES / "scenarios" / "messages__timeline__tier_moves.jsonl"
+
+
+def test_sweep_customers_by_tier_and_the_card_with_its_history(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("WAPULSE_NOW", "2026-09-27T10:00:00Z")  # restored after the test
+    week = tmp_path / "week.jsonl"
+    week.write_bytes(b"\n".join(TIER_MOVES.read_bytes().splitlines()[:-1]))
+    run("replay", str(week), "--now", "2026-09-27T10:00:00Z")
+    (hot,) = json.loads(run("customers", "--tier", "hot", "--format", "json"))
+    assert hot["wa_id"] == "919812345670" and hot["tier_since"] == "2026-09-25T09:40:00Z"
+    assert "customers due: 1  tier changes: 1" in run("sweep", "--now", "2026-10-03T12:00:00Z")
+    assert "customers due: 0  tier changes: 0" in run("sweep", "--now", "2026-10-03T12:00:00Z")
+    assert json.loads(run("customers", "--tier", "hot", "--format", "json")) == []
+    card = run("customer", "919812345670")
+    assert "2026-10-03T09:50:00Z  hot -> warm  (time)" in card
+    assert "2026-09-25T09:40:00Z  warm -> hot  (event)" in card
+    before = json.loads(run("customer", "919812345670", "--format", "json"))
+    assert "failed_bodies: 0" in run("rebuild")
+    assert json.loads(run("customer", "919812345670", "--format", "json")) == before
+    assert "Usage" in run("customers", "--tier", "lukewarm", expect=2)
+
+
+@pytest.mark.parametrize("tiers", ['preset = "retail"', "hot_days = 0", "hot_days = 40"])
+def test_a_bad_tier_threshold_stops_the_command_with_one_line(env, monkeypatch, tmp_path, tiers):
+    config = tmp_path / "wapulse.toml"
+    config.write_text(f"[tiers]\n{tiers}\n")
+    monkeypatch.setenv("WAPULSE_CONFIG", str(config))
+    output = run("sweep", expect=1)
+    assert output.startswith("Error: ") and "[tiers]" in output and "Traceback" not in output

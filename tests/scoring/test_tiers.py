@@ -1,0 +1,135 @@
+"""Tiers, thresholds and tier history with plain values."""
+
+from __future__ import annotations
+
+import pytest
+
+from scoring.events import Event, EventKind
+from scoring.tiers import (
+    DAY,
+    PRESETS,
+    Cause,
+    Tier,
+    TierChange,
+    TierFacts,
+    TierRules,
+    TierTrack,
+    apply_events,
+    classify,
+    fold_with_tiers,
+)
+from tests.scoring.test_customer import T0, message, status
+
+RULES = TierRules()
+
+
+def failure(message_id: str, at: int, code: int) -> Event:
+    return Event(key=f"s:{message_id}:failed", kind=EventKind.STATUS, type="failed", at=at, message_id=message_id,
+                 error_codes=(code,))
+
+
+@pytest.mark.parametrize(
+    "interactions, age_days, tier",
+    [
+        (5, 0, Tier.HOT), (5, 6.99, Tier.HOT), (5, 7, Tier.WARM), (4, 1, Tier.WARM), (1, 29.99, Tier.WARM),
+        (9, 30, Tier.COLD), (9, 89.99, Tier.COLD), (9, 90, Tier.DEAD), (9, 400, Tier.DEAD),
+    ],
+)
+def test_the_default_thresholds(interactions, age_days, tier):
+    facts = TierFacts(interactions, T0, unreachable=False)
+    assert classify(facts, T0 + int(age_days * DAY), RULES) is tier
+
+
+def test_unreachable_is_dead_and_never_interacting_is_unengaged():
+    assert classify(TierFacts(40, T0, unreachable=True), T0 + 60, RULES) is Tier.DEAD
+    assert classify(TierFacts(0, None, unreachable=False), T0, RULES) is Tier.UNENGAGED
+
+
+def test_presets_and_overrides():
+    assert TierRules.from_config({}) == PRESETS["default"] == TierRules(7, 30, 90, 5)
+    assert TierRules.from_config({"preset": "b2b_long_cycle"}) == TierRules(14, 90, 180, 5)
+    assert TierRules.from_config({"preset": "fast_moving", "hot_min_interactions": 3}) == TierRules(3, 14, 45, 3)
+
+
+@pytest.mark.parametrize(
+    "table, named",
+    [
+        ({"preset": "retail"}, "preset = 'retail'"),
+        ({"hot_days": 0}, "hot_days = 0"),
+        ({"warm_days": "30"}, "warm_days = '30'"),
+        ({"cold_days": True}, "cold_days = True"),
+        ({"hot_days": 40}, "hot_days < warm_days < cold_days"),
+        ({"hot_day": 3}, "unknown keys ['hot_day']"),
+    ],
+)
+def test_a_bad_threshold_is_refused_with_its_name(table, named):
+    with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
+        TierRules.from_config(table)
+
+
+def six_in_a_week() -> list[Event]:
+    return [message(n, T0 + n * DAY) for n in range(6)]
+
+
+def test_six_messages_in_a_week_then_silence_then_one_more():
+    last = T0 + 5 * DAY
+    events = six_in_a_week() + [message(7, last + 130 * DAY)]
+    _, _, track, changes = fold_with_tiers(events, RULES, now=last + 131 * DAY)
+    assert changes == [
+        TierChange(None, Tier.WARM, T0, Cause.EVENT),
+        TierChange(Tier.WARM, Tier.HOT, T0 + 4 * DAY, Cause.EVENT),
+        TierChange(Tier.HOT, Tier.WARM, last + 7 * DAY, Cause.TIME),
+        TierChange(Tier.WARM, Tier.COLD, last + 30 * DAY, Cause.TIME),
+        TierChange(Tier.COLD, Tier.DEAD, last + 90 * DAY, Cause.TIME),
+        TierChange(Tier.DEAD, Tier.HOT, last + 130 * DAY, Cause.EVENT),
+    ]
+    assert (track.tier, track.since) == (Tier.HOT, last + 130 * DAY)
+
+
+def test_time_moved_in_steps_gives_the_history_of_one_big_step():
+    state, outbound, track, changes = fold_with_tiers(six_in_a_week(), RULES, now=T0 + 5 * DAY)
+    facts = TierFacts.of(state)
+    stepped = list(changes)
+    for day in range(6, 200, 3):
+        stepped += track.advance(facts, T0 + day * DAY, RULES, inclusive=True)
+    _, _, _, at_once = fold_with_tiers(six_in_a_week(), RULES, now=T0 + 199 * DAY)
+    assert stepped == at_once
+
+
+def test_next_change_is_the_next_threshold_that_changes_the_tier():
+    state, _, track, _ = fold_with_tiers([message(1, T0), message(2, T0 + 60)], RULES, now=T0 + 120)
+    assert track.tier is Tier.WARM
+    assert track.next_change_at(TierFacts.of(state), RULES) == T0 + 60 + 30 * DAY  # 7 days changes nothing: not hot
+    dead = TierTrack(Tier.DEAD, T0 + 200 * DAY)
+    assert dead.next_change_at(TierFacts.of(state), RULES) is None
+
+
+def test_a_failure_with_131026_makes_the_customer_dead_for_that_cause_until_they_write():
+    events = [message(1, T0), status("out1", "sent", T0 + 100), failure("out1", T0 + 200, 131026), message(2, T0 + 900)]
+    _, _, _, changes = fold_with_tiers(events, RULES, now=T0 + 1000)
+    assert changes == [
+        TierChange(None, Tier.WARM, T0, Cause.EVENT),
+        TierChange(Tier.WARM, Tier.DEAD, T0 + 200, Cause.UNREACHABLE),
+        TierChange(Tier.DEAD, Tier.WARM, T0 + 900, Cause.EVENT),
+    ]
+
+
+def test_a_customer_we_reached_who_never_answered_is_unengaged():
+    _, _, track, changes = fold_with_tiers([status("out1", "delivered", T0)], RULES, now=T0 + 400 * DAY)
+    assert changes == [TierChange(None, Tier.UNENGAGED, T0, Cause.EVENT)]
+    assert track.tier is Tier.UNENGAGED
+
+
+def test_a_threshold_falling_on_the_second_of_a_status_is_a_change_of_time():
+    state, outbound, track, _ = fold_with_tiers(six_in_a_week(), RULES, now=T0 + 5 * DAY)
+    changes = apply_events(state, outbound, track, [status("out1", "sent", T0 + 12 * DAY)], RULES, now=None)
+    assert changes == [TierChange(Tier.HOT, Tier.WARM, T0 + 12 * DAY, Cause.TIME)]
+
+
+def test_folding_forward_in_pieces_gives_the_history_of_folding_at_once():
+    events = six_in_a_week() + [message(7, T0 + 50 * DAY), message(8, T0 + 51 * DAY)]
+    _, _, _, at_once = fold_with_tiers(events, RULES, now=T0 + 60 * DAY)
+    state, outbound, track, pieces = fold_with_tiers(events[:3], RULES, now=T0 + 3 * DAY)
+    pieces += apply_events(state, outbound, track, events[3:7], RULES, now=T0 + 50 * DAY + 5)
+    pieces += apply_events(state, outbound, track, events[7:], RULES, now=T0 + 60 * DAY)
+    assert pieces == at_once
