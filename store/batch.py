@@ -20,7 +20,7 @@ from cloudapi.parse import Item
 from scoring.customer import CustomerState, event_order
 from scoring.events import Event, EventKind, Identity, OutboundMessage
 from scoring.tiers import Cause, Tier, TierFacts, TierRules, TierTrack, apply_events, fold_with_tiers
-from store.history import rows_of, take_recorded, tier_changes, tier_columns
+from store.history import rewind_time, rows_of, take_recorded, tier_changes, tier_columns
 from store.identity import ALIAS_KINDS, locate
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody
 
@@ -305,26 +305,22 @@ def _update_customers(
         state = CustomerState.from_json(row.state)
         track = TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
         fresh = new_events.get(customer_id, [])  # already in event order
-        if customer_id in identities.refold or (fresh and not _follows(state, track, fresh[0])):
+        if customer_id not in identities.refold and fresh and state.comes_after(fresh[0]):
+            if track.since is not None and fresh[0].at < track.since:
+                track = rewind_time(connection, customer_id, fresh[0].at)
+            outbound = _load_outbound(connection, fresh)
+            history += rows_of(customer_id, apply_events(state, outbound, track, fresh, rules, now))
+        else:
             recorded = take_recorded(connection, customer_id)
             state, outbound, track, changes = fold_with_tiers(_stored_events(connection, customer_id), rules, now)
             new_cause = Cause.MERGE if customer_id in identities.refold else None
             history += rows_of(customer_id, changes, recorded, new_cause)
-        else:
-            outbound = _load_outbound(connection, fresh)
-            history += rows_of(customer_id, apply_events(state, outbound, track, fresh, rules, now))
         _save_outbound(connection, customer_id, outbound)
         columns = _columns(row, state, alias_rows[customer_id]) | tier_columns(track, TierFacts.of(state), rules)
         connection.execute(update(customers).where(customers.c.id == customer_id).values(**columns))
     if history:
         connection.execute(insert(tier_changes), history)
     return len(history)
-
-
-def _follows(state: CustomerState, track: TierTrack, event: Event) -> bool:
-    """Whether an event can be folded forward: it sorts after every event applied, and after the
-    last tier change (which the sweep may have moved past the last event)."""
-    return state.comes_after(event) and (track.since is None or event.at >= track.since)
 
 
 def _stored_events(connection: Connection, customer_id: int) -> list[Event]:

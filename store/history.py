@@ -11,7 +11,7 @@ from typing import Iterable
 
 from sqlalchemy import Connection, delete, select
 
-from scoring.tiers import Cause, TierChange, TierFacts, TierRules, TierTrack
+from scoring.tiers import Cause, Tier, TierChange, TierFacts, TierRules, TierTrack
 from store.models import TierChangeRow
 
 tier_changes = TierChangeRow.__table__
@@ -56,3 +56,22 @@ def take_recorded(connection: Connection, customer_id: int) -> dict[tuple[str, i
     }
     connection.execute(delete(tier_changes).where(tier_changes.c.customer_id == customer_id))
     return recorded
+
+
+def rewind_time(connection: Connection, customer_id: int, at: int) -> TierTrack:
+    """Forget the changes time made after `at`, and return the track as it stood before them.
+
+    Used when an event at `at` comes after every event applied but before changes that time
+    already made (the sweep ran, or a replay's now lies ahead): those changes were derived from
+    the facts before the event, so they go, and time runs again after it. Every change after
+    `at` is of time, since no event applied is later than `at`."""
+    connection.execute(
+        delete(tier_changes).where(tier_changes.c.customer_id == customer_id, tier_changes.c.at > at)
+    )
+    before = connection.execute(
+        select(tier_changes.c.to_tier, tier_changes.c.at)
+        .where(tier_changes.c.customer_id == customer_id)
+        .order_by(tier_changes.c.at.desc(), tier_changes.c.id.desc())
+        .limit(1)
+    ).first()
+    return TierTrack(Tier(before.to_tier), before.at) if before else TierTrack()

@@ -110,6 +110,18 @@ def test_a_late_event_older_than_the_sweeps_changes_rewrites_the_history_it_cont
     assert history(engine, PRIYA, PRIYA_LAST + 40 * DAY) == PRIYA_HISTORY[:4]
 
 
+def test_an_event_after_the_last_but_before_changes_of_time_replaces_those_changes(redis, engine, drain, monkeypatch):
+    """A replay whose now lies ahead: each batch lets time run to now, and the next message of
+    the customer comes before those changes. They are taken back and time runs again after it."""
+    lines = TIMELINE.read_bytes().splitlines()
+    sixth = next(line for line in lines if b'"timestamp":"%d"' % PRIYA_LAST in line)
+    set_now(monkeypatch, PRIYA_LAST + 40 * DAY)
+    process(redis, drain, [line for line in lines[:-1] if line != sixth])
+    assert [change[1] for change in history(engine, PRIYA, PRIYA_LAST + 40 * DAY)] == ["warm", "hot", "warm", "cold"]
+    process(redis, drain, [sixth])
+    assert history(engine, PRIYA, PRIYA_LAST + 40 * DAY) == PRIYA_HISTORY[:4]
+
+
 def customers_with_crossings(redis, drain, monkeypatch, count: int) -> None:
     """`count` customers who each wrote once on day 0, hour by hour; the sweep at day 30 + h hours
     moves exactly the first h + 1 of them into cold."""
