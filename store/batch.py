@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from cloudapi.parse import Item
 from scoring.customer import CustomerState, event_order
@@ -109,22 +109,18 @@ def _archive(connection: Connection, deliveries: Sequence[Delivery]) -> dict[str
         for chunk in _chunks([d.delivery_id for d in deliveries])
         for row in connection.execute(select(raw_bodies.c.delivery_id).where(raw_bodies.c.delivery_id.in_(chunk)))
     }
-    new = [d for d in deliveries if d.delivery_id not in already]
-    ids: dict[str, int] = {}
-    for delivery in new:
-        ids[delivery.delivery_id] = connection.execute(
-            insert(raw_bodies)
-            .values(
-                delivery_id=delivery.delivery_id,
-                received_at=delivery.received_at_ms,
-                sha256=delivery.sha256,
-                valid_json=delivery.valid_json,
-                error=delivery.error,
-                body=delivery.body,
-            )
-            .returning(raw_bodies.c.id)
-        ).scalar_one()
-    return ids
+    rows = [
+        {"delivery_id": d.delivery_id, "received_at": d.received_at_ms, "sha256": d.sha256,
+         "valid_json": d.valid_json, "error": d.error, "body": d.body}
+        for d in deliveries
+        if d.delivery_id not in already
+    ]
+    if not rows:
+        return {}
+    inserted = connection.execute(
+        insert(raw_bodies).returning(raw_bodies.c.delivery_id, raw_bodies.c.id, sort_by_parameter_order=True), rows
+    )
+    return {row.delivery_id: row.id for row in inserted}
 
 
 def _fresh_items(connection: Connection, candidates: list[tuple[int, Item]], result: BatchResult) -> list[tuple[int, Item]]:
@@ -300,7 +296,7 @@ def _update_customers(
     for chunk in _chunks(sorted(rows)):
         for alias in connection.execute(select(aliases).where(aliases.c.customer_id.in_(chunk))):
             alias_rows[alias.customer_id].append(alias)
-    history = []
+    history, updates = [], []
     for customer_id, row in rows.items():
         state = CustomerState.from_json(row.state)
         track = TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
@@ -317,7 +313,14 @@ def _update_customers(
             history += rows_of(customer_id, changes, recorded, new_cause)
         _save_outbound(connection, customer_id, outbound)
         columns = _columns(row, state, alias_rows[customer_id]) | tier_columns(track, TierFacts.of(state), rules)
-        connection.execute(update(customers).where(customers.c.id == customer_id).values(**columns))
+        updates.append({"customer_id": customer_id, **columns})
+    if updates:
+        connection.execute(
+            update(customers)
+            .where(customers.c.id == bindparam("customer_id"))
+            .values({name: bindparam(name) for name in updates[0] if name != "customer_id"}),
+            updates,
+        )
     if history:
         connection.execute(insert(tier_changes), history)
     return len(history)
