@@ -297,6 +297,8 @@ def _update_customers(
         for alias in connection.execute(select(aliases).where(aliases.c.customer_id.in_(chunk))):
             alias_rows[alias.customer_id].append(alias)
     history, updates = [], []
+    outbound = _load_outbound(connection, [event for fresh in new_events.values() for event in fresh])
+    outbound_owner: dict[str, int] = {}  # the outbound messages this batch changed, and whose they are
     for customer_id, row in rows.items():
         state = CustomerState.from_json(row.state)
         track = TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
@@ -304,14 +306,15 @@ def _update_customers(
         if customer_id not in identities.refold and fresh and state.comes_after(fresh[0]):
             if track.since is not None and fresh[0].at < track.since:
                 track = rewind_time(connection, customer_id, fresh[0].at)
-            outbound = _load_outbound(connection, fresh)
             history += rows_of(customer_id, apply_events(state, outbound, track, fresh, rules, now))
+            outbound_owner.update((message_id, customer_id) for message_id in _outbound_ids(fresh) if message_id in outbound)
         else:
             recorded = take_recorded(connection, customer_id)
-            state, outbound, track, changes = fold_with_tiers(_stored_events(connection, customer_id), rules, now)
+            state, refolded, track, changes = fold_with_tiers(_stored_events(connection, customer_id), rules, now)
             new_cause = Cause.MERGE if customer_id in identities.refold else None
             history += rows_of(customer_id, changes, recorded, new_cause)
-        _save_outbound(connection, customer_id, outbound)
+            outbound.update(refolded)
+            outbound_owner.update((message_id, customer_id) for message_id in refolded)
         columns = _columns(row, state, alias_rows[customer_id]) | tier_columns(track, TierFacts.of(state), rules)
         updates.append({"customer_id": customer_id, **columns})
     if updates:
@@ -323,7 +326,12 @@ def _update_customers(
         )
     if history:
         connection.execute(insert(tier_changes), history)
+    _save_outbound(connection, {message_id: outbound[message_id] for message_id in outbound_owner}, outbound_owner)
     return len(history)
+
+
+def _outbound_ids(fresh: list[Event]) -> set[str]:
+    return {e.message_id for e in fresh if e.message_id and e.kind in (EventKind.STATUS, EventKind.ECHO)}
 
 
 def _stored_events(connection: Connection, customer_id: int) -> list[Event]:
@@ -336,7 +344,7 @@ def _stored_events(connection: Connection, customer_id: int) -> list[Event]:
 
 
 def _load_outbound(connection: Connection, fresh: list[Event]) -> dict[str, OutboundMessage]:
-    ids = sorted({e.message_id for e in fresh if e.message_id and e.kind in (EventKind.STATUS, EventKind.ECHO)})
+    ids = sorted(_outbound_ids(fresh))
     return {
         row.message_id: OutboundMessage(
             message_id=row.message_id, at=row.at, rank=row.rank, failed=row.failed, campaign=row.campaign,
@@ -347,17 +355,17 @@ def _load_outbound(connection: Connection, fresh: list[Event]) -> dict[str, Outb
     }
 
 
-def _save_outbound(connection: Connection, customer_id: int, outbound: dict[str, OutboundMessage]) -> None:
+def _save_outbound(connection: Connection, outbound: dict[str, OutboundMessage], owner: dict[str, int]) -> None:
+    """Replace the rows of the outbound messages a batch changed, in two statements."""
     if not outbound:
         return
-    ids = sorted(outbound)
-    for chunk in _chunks(ids):
+    for chunk in _chunks(sorted(outbound)):
         connection.execute(delete(outbound_messages).where(outbound_messages.c.message_id.in_(chunk)))
     connection.execute(
         insert(outbound_messages),
         [
             {
-                "message_id": m.message_id, "customer_id": customer_id, "at": m.at, "rank": m.rank,
+                "message_id": m.message_id, "customer_id": owner[m.message_id], "at": m.at, "rank": m.rank,
                 "failed": m.failed, "error_code": m.error_code, "campaign": m.campaign,
             }
             for m in outbound.values()
