@@ -26,5 +26,9 @@ run: install .env
 test: install
 	$(BIN)/python -m pytest -q
 
+bench: install
+	$(BIN)/python -m bench.workers
+	$(BIN)/python -m bench.sweep
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

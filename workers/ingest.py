@@ -114,15 +114,15 @@ def commit_isolating_poison(entries: list[tuple[bytes, dict]]) -> DrainTotals:
             return totals
         (entry_id, fields), reason = entries[0], describe_error(error)
         log.error("inbox entry %s could not be processed (%s): kept as a dead letter", _text(entry_id), reason)
-        return DrainTotals.of(_commit([_delivery(entry_id, fields, parse=False, error=reason)]))
+        return DrainTotals.of(commit_deliveries([_delivery(entry_id, fields, parse=False, error=reason)]))
 
 
 def process_entries(entries: list[tuple[bytes, dict]]) -> BatchResult:
     """Parse entries (outside the write lock) and commit their effects in one transaction."""
-    return _commit([_delivery(entry_id, fields) for entry_id, fields in entries])
+    return commit_deliveries([_delivery(entry_id, fields) for entry_id, fields in entries])
 
 
-def _commit(deliveries: list[Delivery]) -> BatchResult:
+def commit_deliveries(deliveries: list[Delivery]) -> BatchResult:
     engine = engine_for(settings().database_url)
 
     def commit() -> BatchResult:

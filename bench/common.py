@@ -1,0 +1,94 @@
+"""What every benchmark shares: scratch databases and Redis, the machine, tables of figures."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from redis import Redis
+from sqlalchemy import text
+
+from store import db
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory_gib:.0f} GiB, Python {platform.python_version()}"
+
+
+def redis() -> Redis:
+    connection = Redis.from_url(REDIS_URL)
+    connection.flushdb()
+    return connection
+
+
+def postgres_available() -> bool:
+    try:
+        with db.make_engine(POSTGRES_URL).connect():
+            return True
+    except Exception:  # noqa: BLE001 - any failure means: no PostgreSQL to measure
+        return False
+
+
+@contextmanager
+def scratch_database(backend: str, folder: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file, or a throwaway PostgreSQL schema."""
+    if backend == "sqlite":
+        url = f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+        db.upgrade(url)
+        yield url
+        return
+    schema = f"wapulse_bench_{uuid.uuid4().hex[:8]}"
+    engine = db.make_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    db.upgrade(url)
+    try:
+        yield url
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(args, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wapulse(*args: str) -> list[str]:
+    return [sys.executable, "-m", "wapulse.cli", *args]
+
+
+def print_table(title: str, header: list[str], rows: list[list]) -> None:
+    cells = [[str(value) for value in row] for row in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(value.rjust(w) for value, w in zip(row, widths)))
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """VmHWM of a live process: its peak resident set so far."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
