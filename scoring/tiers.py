@@ -8,14 +8,18 @@ has come, and every change carries the instant the threshold was crossed, whoeve
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
-from scoring.customer import CustomerState, event_order
-from scoring.events import Event, OutboundMessage
+from scoring.customer import CustomerState, event_order, fold
+from scoring.events import Event, EventKind, OutboundMessage
 
 DAY = 86_400
+REORDER_WINDOW_S = 6 * 3600
+"""How much older than a customer's newest event a late event may be and still refold only the
+customer's recent events: the fold up to this far back is kept as their checkpoint."""
 
 
 class Tier(StrEnum):
@@ -189,10 +193,61 @@ def _cause(before: TierFacts, after: TierFacts, track: TierTrack) -> Cause:
     return Cause.EVENT
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A customer's fold after every one of their events at or before `through`, and their tier
+    then. An event that arrives late but after `through` is folded in from here, so the cost of
+    reordering grows with the customer's recent events, not with their whole history."""
+
+    through: int
+    state: dict  # CustomerState JSON
+    tier: Tier | None
+    since: int | None
+
+    def to_json(self) -> dict:
+        return {"through": self.through, "state": self.state, "tier": self.tier, "since": self.since}
+
+    @classmethod
+    def from_json(cls, data: Mapping | None) -> Checkpoint | None:
+        if not data:
+            return None
+        return cls(data["through"], data["state"], Tier(data["tier"]) if data["tier"] else None, data["since"])
+
+
+class Fold(NamedTuple):
+    state: CustomerState
+    outbound: dict[str, OutboundMessage]
+    track: TierTrack
+    changes: list[TierChange]  # every change after the starting checkpoint, oldest first
+    checkpoint: Checkpoint | None
+
+
 def fold_with_tiers(
-    events: Iterable[Event], rules: TierRules, now: int | None
-) -> tuple[CustomerState, dict[str, OutboundMessage], TierTrack, list[TierChange]]:
-    """A customer from scratch: state, outbound messages, tier and the whole tier history."""
-    state, outbound, track = CustomerState(), {}, TierTrack()
-    changes = apply_events(state, outbound, track, events, rules, now)
-    return state, outbound, track, changes
+    events: Iterable[Event],
+    rules: TierRules,
+    now: int | None,
+    start: Checkpoint | None = None,
+    outbound_at_start: Mapping[str, OutboundMessage] | None = None,
+    window: int = REORDER_WINDOW_S,
+) -> Fold:
+    """A customer from `start` (or from scratch) through `events`, which all come after
+    `start.through`; `outbound_at_start` holds the outbound messages those events refer to, as
+    they stood then. Returns the state, those messages, the tier and its changes, and a new
+    checkpoint `window` seconds before the newest event (or `start` when none is that old)."""
+    state = CustomerState.from_json(copy.deepcopy(start.state)) if start else CustomerState()
+    track = TierTrack(start.tier, start.since) if start else TierTrack()
+    outbound = {mid: copy.copy(message) for mid, message in (outbound_at_start or {}).items()}
+    ordered = sorted(events, key=event_order)
+    horizon = ordered[-1].at - window if ordered else None
+    settled = [event for event in ordered if event.at <= horizon]
+    changes = apply_events(state, outbound, track, settled, rules, now=None)
+    checkpoint = Checkpoint(horizon, copy.deepcopy(state.to_json()), track.tier, track.since) if settled else start
+    changes += apply_events(state, outbound, track, ordered[len(settled):], rules, now)
+    return Fold(state, outbound, track, changes, checkpoint)
+
+
+def outbound_as_of(events: Iterable[Event]) -> dict[str, OutboundMessage]:
+    """Outbound messages as their own statuses and echoes (`events`) leave them: what a message
+    is depends on its own events only."""
+    _, outbound = fold(event for event in events if event.kind in (EventKind.STATUS, EventKind.ECHO))
+    return outbound

@@ -3,8 +3,10 @@
 Bodies are archived under their delivery id and events under their natural key, both only if
 new, so a batch that is run again (worker killed after commit, Meta redelivering) changes
 nothing. Only new events reach the customers they concern: a customer whose new events all sort
-after the last one applied is folded forward; one that got an older event, or was merged, is
-refolded from all of its stored events. Callers hold `store.db.write_transaction`.
+after the last one applied is folded forward; one that got an older event is refolded from its
+checkpoint (the fold some hours back) when the event is newer than that, and from all of its
+stored events when it is older or the customer was merged. Callers hold
+`store.db.write_transaction`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from cloudapi.parse import Item
 from scoring.customer import CustomerState, event_order
 from scoring.events import Event, EventKind, Identity, OutboundMessage
-from scoring.tiers import Cause, Tier, TierFacts, TierRules, TierTrack, apply_events, fold_with_tiers
+from scoring.tiers import (
+    Cause, Checkpoint, Fold, Tier, TierFacts, TierRules, TierTrack, apply_events, fold_with_tiers, outbound_as_of,
+)
 from store.history import rewind_time, rows_of, take_recorded, tier_changes, tier_columns
 from store.identity import ALIAS_KINDS, locate
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody
 
+OUTBOUND_KINDS = (EventKind.STATUS, EventKind.ECHO)  # events about a message of ours
 CHUNK = 500  # bound parameters per IN (...) query, well under every backend's limit
 
 raw_bodies, events, customers = RawBody.__table__, EventRow.__table__, Customer.__table__
@@ -85,6 +90,7 @@ def write_items(
                 "kind": event.kind.value,
                 "type": event.type[:64],
                 "at": event.at,
+                "message_id": _bounded(event.message_id) if event.message_id and event.kind in OUTBOUND_KINDS else None,
                 "data": event.to_record(),
             }
         )
@@ -286,58 +292,104 @@ def _update_customers(
     now: int | None,
 ) -> int:
     """Fold new events into each touched customer (forward when they all come after what was
-    applied, from scratch otherwise), with their tiers; returns the number of tier changes."""
+    applied, again from a checkpoint or from scratch otherwise), with their tiers; returns the
+    number of tier changes."""
     rows = {
         row.id: row
         for chunk in _chunks(sorted(touched))
-        for row in connection.execute(select(customers).where(customers.c.id.in_(chunk)))
+        for row in connection.execute(select(*_customer_columns).where(customers.c.id.in_(chunk)))
     }
     alias_rows: dict[int, list] = defaultdict(list)
     for chunk in _chunks(sorted(rows)):
         for alias in connection.execute(select(aliases).where(aliases.c.customer_id.in_(chunk))):
             alias_rows[alias.customer_id].append(alias)
-    history, updates = [], []
+    history, updates, checkpoints = [], [], []
     outbound = _load_outbound(connection, [event for fresh in new_events.values() for event in fresh])
     outbound_owner: dict[str, int] = {}  # the outbound messages this batch changed, and whose they are
+    late = [cid for cid, row in rows.items() if not _folds_forward(cid, row, new_events.get(cid, []), identities)]
+    stored_checkpoints = _load_checkpoints(connection, [cid for cid in late if cid not in identities.refold])
     for customer_id, row in rows.items():
-        state = CustomerState.from_json(row.state)
-        track = TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
         fresh = new_events.get(customer_id, [])  # already in event order
-        if customer_id not in identities.refold and fresh and state.comes_after(fresh[0]):
+        if customer_id not in late:
+            state = CustomerState.from_json(row.state)
+            track = TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
             if track.since is not None and fresh[0].at < track.since:
                 track = rewind_time(connection, customer_id, fresh[0].at)
             history += rows_of(customer_id, apply_events(state, outbound, track, fresh, rules, now))
             outbound_owner.update((message_id, customer_id) for message_id in _outbound_ids(fresh) if message_id in outbound)
         else:
-            recorded = take_recorded(connection, customer_id)
-            state, refolded, track, changes = fold_with_tiers(_stored_events(connection, customer_id), rules, now)
+            start = stored_checkpoints.get(customer_id)
+            if start is not None and fresh and fresh[0].at <= start.through:
+                start = None  # older than the checkpoint: only the whole history will do
+            refold = _refold(connection, customer_id, start, rules, now)
             new_cause = Cause.MERGE if customer_id in identities.refold else None
-            history += rows_of(customer_id, changes, recorded, new_cause)
-            outbound.update(refolded)
-            outbound_owner.update((message_id, customer_id) for message_id in refolded)
+            history += rows_of(customer_id, refold.changes, take_recorded(connection, customer_id, after=_through(start)),
+                               new_cause)
+            state, track = refold.state, refold.track
+            outbound.update(refold.outbound)
+            outbound_owner.update((message_id, customer_id) for message_id in refold.outbound)
+            if refold.checkpoint is not start:
+                checkpoints.append({"customer_id": customer_id, "checkpoint": refold.checkpoint.to_json()})
         columns = _columns(row, state, alias_rows[customer_id]) | tier_columns(track, TierFacts.of(state), rules)
         updates.append({"customer_id": customer_id, **columns})
-    if updates:
-        connection.execute(
-            update(customers)
-            .where(customers.c.id == bindparam("customer_id"))
-            .values({name: bindparam(name) for name in updates[0] if name != "customer_id"}),
-            updates,
-        )
+    for changed in (updates, checkpoints):
+        if changed:
+            connection.execute(
+                update(customers)
+                .where(customers.c.id == bindparam("customer_id"))
+                .values({name: bindparam(name) for name in changed[0] if name != "customer_id"}),
+                changed,
+            )
     if history:
         connection.execute(insert(tier_changes), history)
     _save_outbound(connection, {message_id: outbound[message_id] for message_id in outbound_owner}, outbound_owner)
     return len(history)
 
 
+_customer_columns = [column for column in customers.c if column.name != "checkpoint"]  # read only when refolding
+
+
+def _folds_forward(customer_id: int, row, fresh: list[Event], identities: _IdentityResolver) -> bool:
+    return customer_id not in identities.refold and bool(fresh) and CustomerState.from_json(row.state).comes_after(fresh[0])
+
+
+def _through(start: Checkpoint | None) -> int | None:
+    return start.through if start else None
+
+
+def _load_checkpoints(connection: Connection, customer_ids: list[int]) -> dict[int, Checkpoint]:
+    return {
+        row.id: checkpoint
+        for chunk in _chunks(sorted(customer_ids))
+        for row in connection.execute(select(customers.c.id, customers.c.checkpoint).where(customers.c.id.in_(chunk)))
+        if (checkpoint := Checkpoint.from_json(row.checkpoint)) is not None
+    }
+
+
+def _refold(connection: Connection, customer_id: int, start: Checkpoint | None, rules: TierRules, now: int | None) -> Fold:
+    """Fold the customer's stored events after `start` (all of them without one) onto it; the
+    outbound messages those events touch start as their own earlier statuses left them."""
+    later = _stored_events(connection, events.c.customer_id == customer_id,
+                           *([events.c.at > start.through] if start else []))
+    outbound_at_start = {}
+    if start is not None and (touched := sorted(_outbound_ids(later))):
+        outbound_at_start = outbound_as_of(
+            earlier
+            for chunk in _chunks(touched)
+            for earlier in _stored_events(connection, events.c.message_id.in_(chunk), events.c.customer_id == customer_id,
+                                          events.c.at <= start.through)
+        )
+    return fold_with_tiers(later, rules, now, start, outbound_at_start)
+
+
 def _outbound_ids(fresh: list[Event]) -> set[str]:
-    return {e.message_id for e in fresh if e.message_id and e.kind in (EventKind.STATUS, EventKind.ECHO)}
+    return {e.message_id for e in fresh if e.message_id and e.kind in OUTBOUND_KINDS}
 
 
-def _stored_events(connection: Connection, customer_id: int) -> list[Event]:
+def _stored_events(connection: Connection, *conditions) -> list[Event]:
     stored = connection.execute(
         select(events.c.key, events.c.kind, events.c.type, events.c.at, events.c.phone_number_id, events.c.data).where(
-            events.c.customer_id == customer_id
+            *conditions
         )
     )
     return [Event.from_record(r.key, r.kind, r.type, r.at, r.phone_number_id, r.data) for r in stored]

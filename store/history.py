@@ -44,17 +44,15 @@ def rows_of(customer_id: int, changes: Iterable[TierChange], causes: dict | None
     ]
 
 
-def take_recorded(connection: Connection, customer_id: int) -> dict[tuple[str, int], str]:
-    """Remove a customer's recorded history before it is re-derived; returns (to, at) → cause."""
+def take_recorded(connection: Connection, customer_id: int, after: int | None = None) -> dict[tuple[str, int], str]:
+    """Remove a customer's recorded history (after `after`, when given) before it is re-derived;
+    returns (to, at) → cause of what was removed."""
+    mine = [tier_changes.c.customer_id == customer_id, *([tier_changes.c.at > after] if after is not None else [])]
     recorded = {
         (row.to_tier, row.at): row.cause
-        for row in connection.execute(
-            select(tier_changes.c.to_tier, tier_changes.c.at, tier_changes.c.cause).where(
-                tier_changes.c.customer_id == customer_id
-            )
-        )
+        for row in connection.execute(select(tier_changes.c.to_tier, tier_changes.c.at, tier_changes.c.cause).where(*mine))
     }
-    connection.execute(delete(tier_changes).where(tier_changes.c.customer_id == customer_id))
+    connection.execute(delete(tier_changes).where(*mine))
     return recorded
 
 

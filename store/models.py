@@ -38,6 +38,7 @@ class EventRow(SQLModel, table=True):
     kind: str = Field(max_length=16)
     type: str = Field(max_length=64)
     at: int = Field(index=True, sa_type=BigInteger)
+    message_id: Optional[str] = Field(default=None, index=True, max_length=255)  # our message, for statuses and echoes
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
@@ -66,6 +67,7 @@ class Customer(SQLModel, table=True):
     tier_since: Optional[int] = Field(default=None, sa_type=BigInteger)
     next_tier_at: Optional[int] = Field(default=None, index=True, sa_type=BigInteger)  # when time alone moves the tier
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    checkpoint: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # scoring.tiers.Checkpoint
 
 
 class CustomerAlias(SQLModel, table=True):

@@ -17,6 +17,7 @@ from scoring.tiers import (
     apply_events,
     classify,
     fold_with_tiers,
+    outbound_as_of,
 )
 from tests.scoring.test_customer import T0, message, status
 
@@ -74,7 +75,7 @@ def six_in_a_week() -> list[Event]:
 def test_six_messages_in_a_week_then_silence_then_one_more():
     last = T0 + 5 * DAY
     events = six_in_a_week() + [message(7, last + 130 * DAY)]
-    _, _, track, changes = fold_with_tiers(events, RULES, now=last + 131 * DAY)
+    _, _, track, changes = fold_with_tiers(events, RULES, now=last + 131 * DAY)[:4]
     assert changes == [
         TierChange(None, Tier.WARM, T0, Cause.EVENT),
         TierChange(Tier.WARM, Tier.HOT, T0 + 4 * DAY, Cause.EVENT),
@@ -87,17 +88,17 @@ def test_six_messages_in_a_week_then_silence_then_one_more():
 
 
 def test_time_moved_in_steps_gives_the_history_of_one_big_step():
-    state, outbound, track, changes = fold_with_tiers(six_in_a_week(), RULES, now=T0 + 5 * DAY)
+    state, outbound, track, changes = fold_with_tiers(six_in_a_week(), RULES, now=T0 + 5 * DAY)[:4]
     facts = TierFacts.of(state)
     stepped = list(changes)
     for day in range(6, 200, 3):
         stepped += track.advance(facts, T0 + day * DAY, RULES, inclusive=True)
-    _, _, _, at_once = fold_with_tiers(six_in_a_week(), RULES, now=T0 + 199 * DAY)
+    _, _, _, at_once = fold_with_tiers(six_in_a_week(), RULES, now=T0 + 199 * DAY)[:4]
     assert stepped == at_once
 
 
 def test_next_change_is_the_next_threshold_that_changes_the_tier():
-    state, _, track, _ = fold_with_tiers([message(1, T0), message(2, T0 + 60)], RULES, now=T0 + 120)
+    state, _, track, _ = fold_with_tiers([message(1, T0), message(2, T0 + 60)], RULES, now=T0 + 120)[:4]
     assert track.tier is Tier.WARM
     assert track.next_change_at(TierFacts.of(state), RULES) == T0 + 60 + 30 * DAY  # 7 days changes nothing: not hot
     dead = TierTrack(Tier.DEAD, T0 + 200 * DAY)
@@ -106,7 +107,7 @@ def test_next_change_is_the_next_threshold_that_changes_the_tier():
 
 def test_a_failure_with_131026_makes_the_customer_dead_for_that_cause_until_they_write():
     events = [message(1, T0), status("out1", "sent", T0 + 100), failure("out1", T0 + 200, 131026), message(2, T0 + 900)]
-    _, _, _, changes = fold_with_tiers(events, RULES, now=T0 + 1000)
+    _, _, _, changes = fold_with_tiers(events, RULES, now=T0 + 1000)[:4]
     assert changes == [
         TierChange(None, Tier.WARM, T0, Cause.EVENT),
         TierChange(Tier.WARM, Tier.DEAD, T0 + 200, Cause.UNREACHABLE),
@@ -115,21 +116,48 @@ def test_a_failure_with_131026_makes_the_customer_dead_for_that_cause_until_they
 
 
 def test_a_customer_we_reached_who_never_answered_is_unengaged():
-    _, _, track, changes = fold_with_tiers([status("out1", "delivered", T0)], RULES, now=T0 + 400 * DAY)
+    _, _, track, changes = fold_with_tiers([status("out1", "delivered", T0)], RULES, now=T0 + 400 * DAY)[:4]
     assert changes == [TierChange(None, Tier.UNENGAGED, T0, Cause.EVENT)]
     assert track.tier is Tier.UNENGAGED
 
 
 def test_a_threshold_falling_on_the_second_of_a_status_is_a_change_of_time():
-    state, outbound, track, _ = fold_with_tiers(six_in_a_week(), RULES, now=T0 + 5 * DAY)
+    state, outbound, track, _ = fold_with_tiers(six_in_a_week(), RULES, now=T0 + 5 * DAY)[:4]
     changes = apply_events(state, outbound, track, [status("out1", "sent", T0 + 12 * DAY)], RULES, now=None)
     assert changes == [TierChange(Tier.HOT, Tier.WARM, T0 + 12 * DAY, Cause.TIME)]
 
 
 def test_folding_forward_in_pieces_gives_the_history_of_folding_at_once():
     events = six_in_a_week() + [message(7, T0 + 50 * DAY), message(8, T0 + 51 * DAY)]
-    _, _, _, at_once = fold_with_tiers(events, RULES, now=T0 + 60 * DAY)
-    state, outbound, track, pieces = fold_with_tiers(events[:3], RULES, now=T0 + 3 * DAY)
+    _, _, _, at_once = fold_with_tiers(events, RULES, now=T0 + 60 * DAY)[:4]
+    state, outbound, track, pieces = fold_with_tiers(events[:3], RULES, now=T0 + 3 * DAY)[:4]
     pieces += apply_events(state, outbound, track, events[3:7], RULES, now=T0 + 50 * DAY + 5)
     pieces += apply_events(state, outbound, track, events[7:], RULES, now=T0 + 60 * DAY)
     assert pieces == at_once
+
+
+def test_a_late_event_folded_from_the_checkpoint_gives_what_a_whole_refold_gives():
+    """The checkpoint keeps the fold 6 hours before the newest event; an event arriving late, but
+    after it, refolds from there with the outbound messages as their earlier statuses left them."""
+    events = six_in_a_week() + [
+        status("out1", "sent", T0 + 5 * DAY), status("out1", "delivered", T0 + 5 * DAY + 60),
+        status("out2", "sent", T0 + 6 * DAY), message(9, T0 + 6 * DAY + 7200),
+    ]
+    first = fold_with_tiers(events, RULES, now=T0 + 6 * DAY + 7200)
+    checkpoint = first.checkpoint
+    assert checkpoint is not None and checkpoint.through == T0 + 6 * DAY + 7200 - 6 * 3600
+    late = [status("out1", "read", T0 + 6 * DAY + 3600), status("out2", "delivered", T0 + 6 * DAY + 10)]
+    everything = events + late
+    whole = fold_with_tiers(everything, RULES, now=T0 + 40 * DAY)
+    after = [event for event in everything if event.at > checkpoint.through]
+    before_touched = [e for e in everything if e.at <= checkpoint.through and e.message_id in {"out1", "out2"}]
+    partial = fold_with_tiers(after, RULES, T0 + 40 * DAY, checkpoint, outbound_as_of(before_touched))
+    assert partial.state == whole.state and partial.state.read == 1 and partial.state.delivered == 2
+    assert partial.track == whole.track
+    assert partial.changes == [change for change in whole.changes if change.at > checkpoint.through]
+    assert partial.outbound == {mid: whole.outbound[mid] for mid in ("out1", "out2")}
+    assert partial.checkpoint == whole.checkpoint
+
+
+def test_no_checkpoint_until_an_event_is_older_than_the_window():
+    assert fold_with_tiers([message(1, T0), message(2, T0 + 3600)], RULES, now=T0 + 7200).checkpoint is None

@@ -102,16 +102,67 @@ def test_shuffled_arrival_gives_the_same_state_as_ordered_arrival(redis, engine,
     for batch in (shuffled[i : i + 7] for i in range(0, len(shuffled), 7)):  # many small batches
         hand_off_all(redis, batch)
         drain()
-    in_shuffled_order = snapshot(engine)
-    # the same bodies, one batch, in file order, into a fresh SQLite database
+    assert snapshot(engine) == snapshot_of_ordered_arrival(redis, drain, tmp_path, monkeypatch, bodies)
+    assert no_batch_failed(caplog)
+
+
+def snapshot_of_ordered_arrival(redis, drain, tmp_path, monkeypatch, bodies: list[bytes]) -> list[dict]:
+    """The snapshot of `bodies` arriving in one batch, in order, in a fresh SQLite database."""
     fresh = f"sqlite:///{tmp_path / 'ordered.db'}"
     db.upgrade(fresh)
     monkeypatch.setenv("DATABASE_URL", fresh)
     runtime.settings.cache_clear()
     hand_off_all(redis, bodies)
     drain()
-    assert snapshot(db.engine_for(fresh)) == in_shuffled_order
+    return snapshot(db.engine_for(fresh))
+
+
+def test_late_bodies_refold_from_the_checkpoint_or_whole_and_end_as_ordered_arrival(
+    redis, engine, drain, tmp_path, monkeypatch, caplog
+):
+    """Neighbours swapped (late by minutes: refolded from the checkpoint) and the first body last
+    (late by weeks: refolded whole), one body per batch, end as arrival in order does."""
+    bodies = SCENARIO.read_bytes().splitlines()
+    late = bodies[1:]
+    for i in range(0, len(late) - 1, 2):
+        late[i], late[i + 1] = late[i + 1], late[i]
+    for body in late + bodies[:1]:
+        hand_off_all(redis, [body])
+        drain()
+    customers = Customer.__table__
+    with engine.connect() as connection:
+        checkpoint = connection.execute(select(customers.c.checkpoint).where(customers.c.wa_id == "34655123456")).scalar_one()
+    assert checkpoint is not None and checkpoint["through"] > 1_793_607_247
+    assert snapshot(engine) == snapshot_of_ordered_arrival(redis, drain, tmp_path, monkeypatch, bodies)
     assert no_batch_failed(caplog)
+
+
+def body_with(field: str, update: dict) -> bytes:
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"}, field: [update]}
+    if field == "messages":
+        value["contacts"] = [{"profile": {"name": "Ana"}, "wa_id": update["from"]}]
+    return json.dumps({"object": "whatsapp_business_account",
+                       "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}]}).encode()
+
+
+def test_a_late_status_of_a_message_sent_before_the_checkpoint_counts_once(redis, engine, drain, tmp_path, monkeypatch):
+    """Our message was sent before the checkpoint and delivered after it. The late read refolds the
+    customer whole and leaves a checkpoint; the later delivered status refolds from there, with
+    the message as it stood at the checkpoint (sent)."""
+    t0, who = 1_793_600_000, "34600000001"
+    text = lambda n, at: body_with("messages", {"from": who, "id": f"wamid.in{n}", "timestamp": str(at), "type": "text",
+                                                "text": {"body": "hello"}})
+    status = lambda value, at: body_with("statuses", {"id": "wamid.out1", "status": value, "timestamp": str(at),
+                                                      "recipient_id": who})
+    in_order = [text(1, t0), status("sent", t0 + 60), status("delivered", t0 + 8 * 3600),
+                status("read", t0 + 9 * 3600), text(2, t0 + 10 * 3600)]
+    for body in [in_order[n] for n in (0, 1, 4, 3, 2)]:
+        hand_off_all(redis, [body])
+        drain()
+    card = snapshot(engine)[0]
+    assert (card["counters"]["outbound"], card["counters"]["delivered"], card["counters"]["read"]) == (1, 1, 1)
+    assert snapshot(engine) == snapshot_of_ordered_arrival(redis, drain, tmp_path, monkeypatch, in_order)
 
 
 def customer(engine, key: str) -> dict:
