@@ -17,9 +17,11 @@ from scoring.customer import CustomerState, event_order, fold
 from scoring.events import Event, EventKind, OutboundMessage
 
 DAY = 86_400
-REORDER_WINDOW_S = 6 * 3600
+REORDER_WINDOW_S = 3600
 """How much older than a customer's newest event a late event may be and still refold only the
-customer's recent events: the fold up to this far back is kept as their checkpoint."""
+customer's recent events: the fold up to this far back is kept as their checkpoint. Meta's
+deliveries overtake each other by seconds to minutes; an event later than this (Meta retrying
+after an outage of ours) refolds the customer's whole history, once."""
 
 
 class Tier(StrEnum):

@@ -76,10 +76,11 @@ def write_items(
     identities = _IdentityResolver(connection)
     identities.preload(item for _, item in fresh)
     resolved = [(body_id, item, identities.resolve(item)) for body_id, item in fresh]
+    identities.flush()
     rows, new_events = [], defaultdict(list)
     for body_id, item, provisional in resolved:
         event = item.event
-        customer_id = identities.final(provisional)  # a later item may have merged it away
+        customer_id = identities.final(provisional)  # created in the flush, or merged away by a later item
         result.types[(event.kind.value, event.type)] += 1
         rows.append(
             {
@@ -96,7 +97,6 @@ def write_items(
         )
         if customer_id is not None:
             new_events[customer_id].append(event)
-    identities.flush()
     for chunk in _chunks(rows):
         connection.execute(insert(events), chunk)
     result.events = len(rows)
@@ -152,10 +152,15 @@ def _fresh_items(connection: Connection, candidates: list[tuple[int, Item]], res
 
 
 class _IdentityResolver:
-    """Maps each event to one customer, creating customers and merging them as aliases overlap."""
+    """Maps each event to one customer, creating customers and merging them as aliases overlap.
+
+    A customer new in the batch gets a provisional (negative) id; `flush` inserts them all in one
+    statement, and `final` turns any id handed out into the stored customer it ended as."""
 
     def __init__(self, connection: Connection):
         self.connection = connection
+        self.provisional: dict[int, tuple[str, int]] = {}  # provisional id -> (key, first seen at)
+        self.created: dict[int, int] = {}  # provisional id -> stored id, after the flush
         self.alias_owner: dict[tuple[str, str], int] = {}
         self.alias_first_at: dict[tuple[str, str], int] = {}
         self.changed_aliases: set[tuple[str, str]] = set()
@@ -203,7 +208,8 @@ class _IdentityResolver:
 
     def _attach(self, hints: list[tuple[str, str]], at: int) -> int:
         """The one customer these aliases belong to, after creating or merging as needed."""
-        owners = sorted({self.alias_owner[h] for h in hints if h in self.alias_owner})
+        # stored customers first, oldest first: a merge never moves stored rows to a provisional id
+        owners = sorted({self.alias_owner[h] for h in hints if h in self.alias_owner}, key=lambda c: (c < 0, abs(c)))
         if not owners:
             customer_id = self._create(hints[0][1], at)
         else:
@@ -221,15 +227,16 @@ class _IdentityResolver:
         return customer_id
 
     def _create(self, key: str, at: int) -> int:
-        return self.connection.execute(
-            insert(customers).values(key=f"new:{key}", first_seen_at=at, state={}).returning(customers.c.id)
-        ).scalar_one()
+        provisional = -(len(self.provisional) + 1)
+        self.provisional[provisional] = (key, at)
+        return provisional
 
     def _merge(self, absorbed: int, into: int) -> None:
         """Everything of `absorbed` now belongs to `into`, which will be refolded."""
-        for table in (aliases, events, outbound_messages, tier_changes):
-            self.connection.execute(update(table).where(table.c.customer_id == absorbed).values(customer_id=into))
-        self.connection.execute(delete(customers).where(customers.c.id == absorbed))
+        if absorbed > 0:  # a provisional customer has nothing stored yet
+            for table in (aliases, events, outbound_messages, tier_changes):
+                self.connection.execute(update(table).where(table.c.customer_id == absorbed).values(customer_id=into))
+            self.connection.execute(delete(customers).where(customers.c.id == absorbed))
         for alias, owner in self.alias_owner.items():
             if owner == absorbed:
                 self.alias_owner[alias] = into
@@ -244,13 +251,24 @@ class _IdentityResolver:
         """The customer an id resolved earlier in the batch belongs to now, after any merges."""
         while customer_id in self.merged_into:
             customer_id = self.merged_into[customer_id]
-        return customer_id
+        return self.created.get(customer_id, customer_id)
 
     def flush(self) -> None:
-        """Write the aliases this batch created or saw earlier than before."""
+        """Insert the batch's new customers, then write the aliases it created or saw earlier than
+        before."""
+        surviving = [(provisional, key, at) for provisional, (key, at) in self.provisional.items()
+                     if provisional not in self.merged_into]
+        if surviving:
+            inserted = self.connection.execute(
+                insert(customers).returning(customers.c.id, sort_by_parameter_order=True),
+                [{"key": f"new:{key}", "first_seen_at": at, "state": {}} for _, key, at in surviving],
+            )
+            self.created = {provisional: row.id for (provisional, _, _), row in zip(surviving, inserted)}
+        self.refold = {self.final(customer_id) for customer_id in self.refold}
         if self.new_aliases:
             rows = [
-                {"kind": k, "value": v, "customer_id": self.alias_owner[(k, v)], "first_at": self.alias_first_at[(k, v)]}
+                {"kind": k, "value": v, "customer_id": self.final(self.alias_owner[(k, v)]),
+                 "first_at": self.alias_first_at[(k, v)]}
                 for k, v in sorted(self.new_aliases)
             ]
             self.connection.execute(insert(aliases), rows)
@@ -306,12 +324,17 @@ def _update_customers(
     history, updates, checkpoints = [], [], []
     outbound = _load_outbound(connection, [event for fresh in new_events.values() for event in fresh])
     outbound_owner: dict[str, int] = {}  # the outbound messages this batch changed, and whose they are
-    late = [cid for cid, row in rows.items() if not _folds_forward(cid, row, new_events.get(cid, []), identities)]
+    states = {customer_id: CustomerState.from_json(row.state) for customer_id, row in rows.items()}
+    late = {
+        customer_id
+        for customer_id, state in states.items()
+        if customer_id in identities.refold or not (fresh := new_events.get(customer_id)) or not state.comes_after(fresh[0])
+    }
     stored_checkpoints = _load_checkpoints(connection, [cid for cid in late if cid not in identities.refold])
     for customer_id, row in rows.items():
         fresh = new_events.get(customer_id, [])  # already in event order
         if customer_id not in late:
-            state = CustomerState.from_json(row.state)
+            state = states[customer_id]
             track = TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
             if track.since is not None and fresh[0].at < track.since:
                 track = rewind_time(connection, customer_id, fresh[0].at)
@@ -347,10 +370,6 @@ def _update_customers(
 
 
 _customer_columns = [column for column in customers.c if column.name != "checkpoint"]  # read only when refolding
-
-
-def _folds_forward(customer_id: int, row, fresh: list[Event], identities: _IdentityResolver) -> bool:
-    return customer_id not in identities.refold and bool(fresh) and CustomerState.from_json(row.state).comes_after(fresh[0])
 
 
 def _through(start: Checkpoint | None) -> int | None:
@@ -430,7 +449,10 @@ def _columns(row, state: CustomerState, alias_rows: list) -> dict:
     its number, and the state's headline instants."""
     by_first_seen = sorted(alias_rows, key=lambda a: (a.first_at, ALIAS_KINDS.index(a.kind), a.value))
     latest = {a.kind: a.value for a in sorted(alias_rows, key=lambda a: (a.first_at, a.value))}
-    country, timezone = locate(latest.get("wa_id"), latest.get("user_id"))
+    if (latest.get("wa_id"), latest.get("user_id")) == (row.wa_id, row.user_id) and (row.country or row.timezone):
+        country, timezone = row.country, row.timezone  # located before, from the same identifiers
+    else:
+        country, timezone = locate(latest.get("wa_id"), latest.get("user_id"))
     return {
         "key": by_first_seen[0].value if by_first_seen else row.key,
         "wa_id": latest.get("wa_id"),
