@@ -22,7 +22,11 @@ SIZE_WEIGHTS = [(1, 70), (5, 20), (30, 8), (50, 2)]  # updates per body → shar
 @dataclass(frozen=True)
 class Corpus:
     bodies: list[bytes]
-    updates: int  # messages + statuses across all bodies
+    sizes: list[int]  # messages + statuses in each body
+
+    @property
+    def updates(self) -> int:
+        return sum(self.sizes)
 
 
 def _customer(rng: random.Random, n: int) -> tuple[str, str]:
@@ -64,17 +68,20 @@ def _status(outbound: dict[str, list[int]], wa_id: str, at: int) -> dict:
     }
 
 
-def make_corpus(bodies: int, customers: int = 2000, start: int = 1_790_000_000, seed: int = SEED) -> Corpus:
-    """`bodies` distinct bodies about `customers` customers, over about 30 days from `start`."""
+def make_corpus(bodies: int, customers: int = 2000, start: int = 1_790_000_000, span_s: int = 30 * 86_400,
+                spread: int = 50, seed: int = SEED) -> Corpus:
+    """`bodies` distinct bodies about `customers` customers, their timestamps spread evenly over
+    `span_s` seconds from `start`. Who each update is about follows a Pareto law over customers,
+    scaled by `spread`: with 50, the busiest customer has about 2% of the updates and the busiest
+    hundred about three quarters; a larger spread makes the busiest less busy."""
     rng = random.Random(seed)
-    sizes = [size for size, weight in SIZE_WEIGHTS for _ in range(weight)]
-    out, updates, serial, outbound = [], 0, 0, {}
-    step = max(1, 30 * 86_400 // max(bodies, 1))
+    size_pool = [size for size, weight in SIZE_WEIGHTS for _ in range(weight)]
+    out, out_sizes, serial, outbound = [], [], 0, {}
     for n in range(bodies):
-        at = start + n * step
-        size = rng.randint(1, rng.choice(sizes))
+        at = start + n * span_s // bodies
+        size = rng.randint(1, rng.choice(size_pool))
         statuses = rng.random() < 0.5
-        people = [_customer(rng, int(rng.paretovariate(1.2)) % customers) for _ in range(size)]
+        people = [_customer(rng, int((rng.paretovariate(1.2) - 1) * spread) % customers) for _ in range(size)]
         value = {"messaging_product": "whatsapp",
                  "metadata": {"display_phone_number": DISPLAY, "phone_number_id": PHONE_NUMBER_ID}}
         if statuses:
@@ -87,8 +94,8 @@ def make_corpus(bodies: int, customers: int = 2000, start: int = 1_790_000_000, 
             for wa_id, _ in people:
                 serial += 1
                 value["messages"].append(_message(rng, serial, wa_id, at))
-        updates += size
+        out_sizes.append(size)
         body = {"object": "whatsapp_business_account",
                 "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": "messages"}]}]}
         out.append(json.dumps(body, separators=(",", ":")).encode())
-    return Corpus(out, updates)
+    return Corpus(out, out_sizes)

@@ -64,9 +64,11 @@ def scratch_database(backend: str, folder: Path) -> Iterator[str]:
         engine.dispose()
 
 
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+def spawn(args: list[str], env: dict[str, str], stderr=subprocess.PIPE) -> subprocess.Popen:
+    """Start a process of the project; a long-lived one should be given a file for `stderr`, since
+    a pipe nobody reads stops the process once it fills."""
     return subprocess.Popen(args, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 def wapulse(*args: str) -> list[str]:
@@ -83,12 +85,36 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
         print("  ".join(value.rjust(w) for value, w in zip(row, widths)))
 
 
-def peak_rss_mib(pid: int) -> float | None:
-    """VmHWM of a live process: its peak resident set so far."""
+def _status_mib(pid: int, field: str) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """VmHWM of a live process: its peak resident set so far."""
+    return _status_mib(pid, "VmHWM")
+
+
+def rss_mib(pid: int) -> float | None:
+    """VmRSS of a live process: its resident set now."""
+    return _status_mib(pid, "VmRSS")
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]

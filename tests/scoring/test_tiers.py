@@ -8,6 +8,7 @@ from scoring.events import Event, EventKind
 from scoring.tiers import (
     DAY,
     PRESETS,
+    REORDER_WINDOW_S,
     Cause,
     Tier,
     TierChange,
@@ -137,16 +138,16 @@ def test_folding_forward_in_pieces_gives_the_history_of_folding_at_once():
 
 
 def test_a_late_event_folded_from_the_checkpoint_gives_what_a_whole_refold_gives():
-    """The checkpoint keeps the fold 6 hours before the newest event; an event arriving late, but
+    """The checkpoint keeps the fold an hour before the newest event; an event arriving late, but
     after it, refolds from there with the outbound messages as their earlier statuses left them."""
+    newest = T0 + 6 * DAY
     events = six_in_a_week() + [
         status("out1", "sent", T0 + 5 * DAY), status("out1", "delivered", T0 + 5 * DAY + 60),
-        status("out2", "sent", T0 + 6 * DAY), message(9, T0 + 6 * DAY + 7200),
+        status("out2", "sent", newest - 2 * REORDER_WINDOW_S), message(9, newest),
     ]
-    first = fold_with_tiers(events, RULES, now=T0 + 6 * DAY + 7200)
-    checkpoint = first.checkpoint
-    assert checkpoint is not None and checkpoint.through == T0 + 6 * DAY + 7200 - 6 * 3600
-    late = [status("out1", "read", T0 + 6 * DAY + 3600), status("out2", "delivered", T0 + 6 * DAY + 10)]
+    checkpoint = fold_with_tiers(events, RULES, now=newest).checkpoint
+    assert checkpoint is not None and checkpoint.through == newest - REORDER_WINDOW_S
+    late = [status("out1", "read", newest - 30), status("out2", "delivered", newest - 60)]
     everything = events + late
     whole = fold_with_tiers(everything, RULES, now=T0 + 40 * DAY)
     after = [event for event in everything if event.at > checkpoint.through]
@@ -160,4 +161,5 @@ def test_a_late_event_folded_from_the_checkpoint_gives_what_a_whole_refold_gives
 
 
 def test_no_checkpoint_until_an_event_is_older_than_the_window():
-    assert fold_with_tiers([message(1, T0), message(2, T0 + 3600)], RULES, now=T0 + 7200).checkpoint is None
+    events = [message(1, T0), message(2, T0 + REORDER_WINDOW_S - 1)]
+    assert fold_with_tiers(events, RULES, now=T0 + 2 * REORDER_WINDOW_S).checkpoint is None

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 import workers.ingest
 from scoring.figures import FigureRules
+from scoring.tiers import REORDER_WINDOW_S
 from store import db, queries
 from store.models import Customer, CustomerAlias, EventRow, RawBody
 from tests.cloudapi.expected_fixtures import CUSTOMER_COUNTRY, EXPECTED
@@ -155,8 +156,9 @@ def test_a_late_status_of_a_message_sent_before_the_checkpoint_counts_once(redis
                                                 "text": {"body": "hello"}})
     status = lambda value, at: body_with("statuses", {"id": "wamid.out1", "status": value, "timestamp": str(at),
                                                       "recipient_id": who})
-    in_order = [text(1, t0), status("sent", t0 + 60), status("delivered", t0 + 8 * 3600),
-                status("read", t0 + 9 * 3600), text(2, t0 + 10 * 3600)]
+    newest = t0 + 10 * 3600
+    in_order = [text(1, t0), status("sent", t0 + 60), status("delivered", newest - REORDER_WINDOW_S // 3),
+                status("read", newest - REORDER_WINDOW_S // 4), text(2, newest)]
     for body in [in_order[n] for n in (0, 1, 4, 3, 2)]:
         hand_off_all(redis, [body])
         drain()
