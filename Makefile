@@ -29,6 +29,7 @@ test: install
 bench: install
 	$(BIN)/python -m bench.workers
 	$(BIN)/python -m bench.sweep
+	$(BIN)/python -m bench.end_to_end
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
