@@ -341,9 +341,8 @@ def _update_customers(
             history += rows_of(customer_id, apply_events(state, outbound, track, fresh, rules, now))
             outbound_owner.update((message_id, customer_id) for message_id in _outbound_ids(fresh) if message_id in outbound)
         else:
-            start = stored_checkpoints.get(customer_id)
-            if start is not None and fresh and fresh[0].at <= start.through:
-                start = None  # older than the checkpoint: only the whole history will do
+            stored = stored_checkpoints.get(customer_id)  # none is loaded for a merged customer
+            start = stored if stored is not None and fresh and fresh[0].at > stored.through else None
             refold = _refold(connection, customer_id, start, rules, now)
             new_cause = Cause.MERGE if customer_id in identities.refold else None
             history += rows_of(customer_id, refold.changes, take_recorded(connection, customer_id, after=_through(start)),
@@ -351,8 +350,9 @@ def _update_customers(
             state, track = refold.state, refold.track
             outbound.update(refold.outbound)
             outbound_owner.update((message_id, customer_id) for message_id in refold.outbound)
-            if refold.checkpoint is not start:
-                checkpoints.append({"customer_id": customer_id, "checkpoint": refold.checkpoint.to_json()})
+            if customer_id in identities.refold or refold.checkpoint is not stored:  # a merge voids the old one
+                checkpoints.append({"customer_id": customer_id,
+                                    "checkpoint": refold.checkpoint.to_json() if refold.checkpoint else None})
         columns = _columns(row, state, alias_rows[customer_id]) | tier_columns(track, TierFacts.of(state), rules)
         updates.append({"customer_id": customer_id, **columns})
     for changed in (updates, checkpoints):
