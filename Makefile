@@ -27,8 +27,13 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	@command -v wrk >/dev/null && command -v nginx >/dev/null && test -f /usr/include/ev.h || \
+	  { apt-get update -qq && apt-get install -y -qq wrk nginx-light libev-dev; } || { \
+	  echo "bench/webhook.py needs wrk, nginx and libev-dev (to build bjoern): apt-get install wrk nginx-light libev-dev"; exit 1; }
+	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m bench.workers
 	$(BIN)/python -m bench.sweep
+	$(BIN)/python -m bench.webhook
 	$(BIN)/python -m bench.end_to_end
 
 clean:
