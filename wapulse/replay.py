@@ -51,8 +51,9 @@ def read_recordings(paths: Iterable[str]) -> Iterator[Recording]:
 def hand_off_all(redis: Redis, recordings: Iterable[Recording]) -> int:
     """Hand bodies to the inbox exactly as the webhook does; returns how many."""
     count = 0
+    hand_off = inbox.HandOff(redis)
     for recording in recordings:
-        inbox.hand_off(redis, recording.body)
+        hand_off(recording.body)
         count += 1
     return count
 

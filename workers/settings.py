@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from scoring.figures import FigureRules
-from scoring.signals import SignalMatcher, merge_keywords
-from scoring.tiers import TierRules
+if TYPE_CHECKING:  # imported where used: the web process never loads the scoring rules (scipy)
+    from scoring.figures import FigureRules
+    from scoring.signals import SignalMatcher
+    from scoring.tiers import TierRules
 
 DEFAULT_DATABASE_URL = "sqlite:///var/wapulse.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -63,6 +64,8 @@ class Settings:
     @cached_property
     def signal_matcher(self) -> SignalMatcher:
         """Keyword signals: the shipped lists, extended by `[signals.<name>] keywords = [...]`."""
+        from scoring.signals import SignalMatcher, merge_keywords
+
         base = tomllib.loads(resources.files("scoring").joinpath("keywords.toml").read_text("utf-8"))
         extra = {
             name: _table(table, f"[signals.{name}]").get("keywords", [])
@@ -77,11 +80,15 @@ class Settings:
     @cached_property
     def tier_rules(self) -> TierRules:
         """`[tiers]`: a preset (default, b2b_long_cycle, fast_moving) and per-threshold overrides."""
+        from scoring.tiers import TierRules
+
         return self._rules_table("tiers", TierRules.from_config)
 
     @cached_property
     def figure_rules(self) -> FigureRules:
         """`[figures]`: the windows of RFM frequency and of the frequency band."""
+        from scoring.figures import FigureRules
+
         return self._rules_table("figures", FigureRules.from_config)
 
     def _rules_table(self, name: str, build):

@@ -117,3 +117,34 @@ def test_a_charset_parameter_on_the_json_content_type_is_accepted(web_server, re
     response = post_signed(web_server, BODY, **{"Content-Type": "application/json; charset=UTF-8"})
     assert response.status_code == 200
     assert stored(redis) == [BODY]
+
+
+def test_a_chunked_body_is_read_whole_or_refused_with_411_and_nothing_stored(web_server, redis):
+    """No Content-Length: the body is taken only when the server frames it for us, never cut."""
+    response = requests.post(
+        web_server, data=iter([BODY[:10], BODY[10:]]),
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(APP_SECRET, BODY)}, timeout=5,
+    )
+    if response.status_code == 411:
+        assert stored(redis) == []
+    else:
+        assert response.status_code == 200 and stored(redis) == [BODY]
+
+
+def test_the_hand_off_survives_a_restarted_redis_lost_scripts_and_killed_connections(web_server, redis):
+    """A Redis restart flushes its scripts and drops every client: the next POST still lands."""
+    posts = 12  # more than the server's threads: each has a connection to lose
+    assert [post_signed(web_server, BODY).status_code for _ in range(posts)] == [200] * posts
+    redis.script_flush()
+    redis.client_kill_filter(_type="normal", skipme=True)
+    assert [post_signed(web_server, BODY).status_code for _ in range(posts)] == [200] * posts
+    assert stored(redis) == [BODY] * 2 * posts
+
+
+def test_bad_framing_is_refused_before_reading_and_stores_nothing(redis):
+    """What a real server rejects itself, checked on the app: a length that is not a number."""
+    client = create_app(Settings(app_secret=APP_SECRET), redis=redis).test_client()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(APP_SECRET, BODY)}
+    response = client.post("/webhook", data=BODY, headers=headers, environ_overrides={"CONTENT_LENGTH": "1x"})
+    assert response.status_code == 400 and b"not a number" in response.data
+    assert stored(redis) == []

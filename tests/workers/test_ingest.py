@@ -66,8 +66,9 @@ def test_every_fixture_through_http_and_the_worker_is_stored_once_under_the_righ
 
 
 def hand_off_all(redis, bodies: list[bytes]) -> None:
+    hand_off = inbox.HandOff(redis)
     for body in bodies:
-        inbox.hand_off(redis, body)
+        hand_off(body)
 
 
 def all_bodies() -> list[bytes]:
