@@ -71,6 +71,14 @@ def spawn(args: list[str], env: dict[str, str], stderr=subprocess.PIPE) -> subpr
                             stdout=subprocess.DEVNULL, stderr=stderr)
 
 
+def procfile() -> dict[str, list[str]]:
+    """Each Procfile process (name → argv), run through the shell as honcho runs it, with this
+    virtualenv's `wapulse` first on the PATH."""
+    lines = (line.partition(":") for line in (ROOT / "Procfile").read_text().splitlines() if line.strip())
+    return {name.strip(): ["sh", "-c", f"PATH={Path(sys.executable).parent}:$PATH exec {command.strip()}"]
+            for name, _, command in lines}
+
+
 def wapulse(*args: str) -> list[str]:
     return [sys.executable, "-m", "wapulse.cli", *args]
 

@@ -3,10 +3,9 @@ in the database, the inbox depth over time, and the memory of the web and worker
 
     python -m bench.end_to_end [--rate 3300] [--seconds 60] [--database sqlite,postgresql]
 
-The stack runs as the Procfile starts it (`wapulse web` on granian, one `wapulse worker`,
-`wapulse cron`) against a scratch database and Redis. An open-loop generator in its own process
-sends signed bodies on a fixed schedule, so that updates (not bodies) arrive at `--rate` a
-second, and each delay is counted from the body's scheduled instant: a slow server cannot slow
+The stack runs as the Procfile starts it (its three lines, through the shell) against a scratch
+database and Redis. An open-loop generator in its own process sends signed bodies on a fixed
+schedule, so that updates (not bodies) arrive at `--rate` a second, and each delay is counted from the body's scheduled instant: a slow server cannot slow
 the load down and hide its own delay. A poller reads new archive rows every 10 ms; a body's
 archive row commits in the same transaction as its customers' counters and tiers, so the
 instant it appears is the instant the tier is visible.
@@ -40,11 +39,11 @@ from bench.common import (
     percentile,
     postgres_available,
     print_table,
+    procfile,
     redis,
     rss_mib,
     scratch_database,
     spawn,
-    wapulse,
 )
 from cloudapi.signature import SIGNATURE_HEADER, sign
 from store.db import make_engine
@@ -162,8 +161,8 @@ def run_once(database: str, url: str, bodies: list[bytes], offsets: list[float],
     connection = redis()
     env = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL, "WHATSAPP_APP_SECRET": SECRET, "HOST": "127.0.0.1",
            "PORT": str(PORT)}
-    stack = {name: spawn(wapulse(name), env, stderr=(logs / f"{database}-{name}.log").open("wb"))
-             for name in ("web", "worker", "cron")}
+    stack = {name: spawn(argv, env, stderr=(logs / f"{database}-{name}.log").open("wb"))
+             for name, argv in procfile().items()}
     run = Run(database)
     try:
         wait_for_health(f"http://127.0.0.1:{PORT}/health")

@@ -78,7 +78,8 @@ class TierRules:
         return rules
 
     def boundaries(self, last_interaction_at: int) -> tuple[int, int, int]:
-        return tuple(last_interaction_at + days * DAY for days in (self.hot_days, self.warm_days, self.cold_days))
+        return (last_interaction_at + self.hot_days * DAY, last_interaction_at + self.warm_days * DAY,
+                last_interaction_at + self.cold_days * DAY)
 
 
 PRESETS = {

@@ -24,12 +24,12 @@ from scoring.events import Event, EventKind, Identity, OutboundMessage
 from scoring.tiers import (
     Cause, Checkpoint, Fold, Tier, TierFacts, TierRules, TierTrack, apply_events, fold_with_tiers, outbound_as_of,
 )
+from store.db import in_chunks
 from store.history import rewind_time, rows_of, take_recorded, tier_changes, tier_columns
 from store.identity import ALIAS_KINDS, locate
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody
 
 OUTBOUND_KINDS = (EventKind.STATUS, EventKind.ECHO)  # events about a message of ours
-CHUNK = 500  # bound parameters per IN (...) query, well under every backend's limit
 
 raw_bodies, events, customers = RawBody.__table__, EventRow.__table__, Customer.__table__
 aliases, outbound_messages = CustomerAlias.__table__, OutboundMessageRow.__table__
@@ -97,7 +97,7 @@ def write_items(
         )
         if customer_id is not None:
             new_events[customer_id].append(event)
-    for chunk in _chunks(rows):
+    for chunk in in_chunks(rows):
         connection.execute(insert(events), chunk)
     result.events = len(rows)
     result.customers = set(new_events) | identities.refold
@@ -112,7 +112,7 @@ def _archive(connection: Connection, deliveries: Sequence[Delivery]) -> dict[str
     """Raw body id per delivery that is new; deliveries already archived are left out."""
     already = {
         row.delivery_id
-        for chunk in _chunks([d.delivery_id for d in deliveries])
+        for chunk in in_chunks([d.delivery_id for d in deliveries])
         for row in connection.execute(select(raw_bodies.c.delivery_id).where(raw_bodies.c.delivery_id.in_(chunk)))
     }
     rows = [
@@ -134,7 +134,7 @@ def _fresh_items(connection: Connection, candidates: list[tuple[int, Item]], res
     keys = sorted({_bounded(item.event.key) for _, item in candidates})
     seen = {
         row.key
-        for chunk in _chunks(keys)
+        for chunk in in_chunks(keys)
         for row in connection.execute(select(events.c.key).where(events.c.key.in_(chunk)))
     }
     fresh = []
@@ -178,14 +178,14 @@ class _IdentityResolver:
             if item.event.message_id and item.event.kind in (EventKind.STATUS, EventKind.ECHO):
                 message_ids.add(item.event.message_id)
         for kind, values in wanted.items():
-            for chunk in _chunks(sorted(values)):
+            for chunk in in_chunks(sorted(values)):
                 query = select(aliases).where(aliases.c.kind == kind, aliases.c.value.in_(chunk))
                 for row in self.connection.execute(query):
                     self.alias_owner[(row.kind, row.value)] = row.customer_id
                     self.alias_first_at[(row.kind, row.value)] = row.first_at
         self.message_owner = {
             row.message_id: row.customer_id
-            for chunk in _chunks(sorted(message_ids))
+            for chunk in in_chunks(sorted(message_ids))
             for row in self.connection.execute(
                 select(outbound_messages.c.message_id, outbound_messages.c.customer_id).where(
                     outbound_messages.c.message_id.in_(chunk)
@@ -314,11 +314,11 @@ def _update_customers(
     number of tier changes."""
     rows = {
         row.id: row
-        for chunk in _chunks(sorted(touched))
+        for chunk in in_chunks(sorted(touched))
         for row in connection.execute(select(*_customer_columns).where(customers.c.id.in_(chunk)))
     }
     alias_rows: dict[int, list] = defaultdict(list)
-    for chunk in _chunks(sorted(rows)):
+    for chunk in in_chunks(sorted(rows)):
         for alias in connection.execute(select(aliases).where(aliases.c.customer_id.in_(chunk))):
             alias_rows[alias.customer_id].append(alias)
     history, updates, checkpoints = [], [], []
@@ -331,13 +331,16 @@ def _update_customers(
         if customer_id in identities.refold or not (fresh := new_events.get(customer_id)) or not state.comes_after(fresh[0])
     }
     stored_checkpoints = _load_checkpoints(connection, [cid for cid in late if cid not in identities.refold])
+    rewound = rewind_time(connection, {
+        customer_id: new_events[customer_id][0].at
+        for customer_id, row in rows.items()
+        if customer_id not in late and row.tier_since is not None and new_events[customer_id][0].at < row.tier_since
+    })
     for customer_id, row in rows.items():
         fresh = new_events.get(customer_id, [])  # already in event order
         if customer_id not in late:
             state = states[customer_id]
-            track = TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
-            if track.since is not None and fresh[0].at < track.since:
-                track = rewind_time(connection, customer_id, fresh[0].at)
+            track = rewound.get(customer_id) or TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
             history += rows_of(customer_id, apply_events(state, outbound, track, fresh, rules, now))
             outbound_owner.update((message_id, customer_id) for message_id in _outbound_ids(fresh) if message_id in outbound)
         else:
@@ -379,7 +382,7 @@ def _through(start: Checkpoint | None) -> int | None:
 def _load_checkpoints(connection: Connection, customer_ids: list[int]) -> dict[int, Checkpoint]:
     return {
         row.id: checkpoint
-        for chunk in _chunks(sorted(customer_ids))
+        for chunk in in_chunks(sorted(customer_ids))
         for row in connection.execute(select(customers.c.id, customers.c.checkpoint).where(customers.c.id.in_(chunk)))
         if (checkpoint := Checkpoint.from_json(row.checkpoint)) is not None
     }
@@ -394,7 +397,7 @@ def _refold(connection: Connection, customer_id: int, start: Checkpoint | None, 
     if start is not None and (touched := sorted(_outbound_ids(later))):
         outbound_at_start = outbound_as_of(
             earlier
-            for chunk in _chunks(touched)
+            for chunk in in_chunks(touched)
             for earlier in _stored_events(connection, events.c.message_id.in_(chunk), events.c.customer_id == customer_id,
                                           events.c.at <= start.through)
         )
@@ -421,7 +424,7 @@ def _load_outbound(connection: Connection, fresh: list[Event]) -> dict[str, Outb
             message_id=row.message_id, at=row.at, rank=row.rank, failed=row.failed, campaign=row.campaign,
             error_code=row.error_code,
         )
-        for chunk in _chunks(ids)
+        for chunk in in_chunks(ids)
         for row in connection.execute(select(outbound_messages).where(outbound_messages.c.message_id.in_(chunk)))
     }
 
@@ -430,7 +433,7 @@ def _save_outbound(connection: Connection, outbound: dict[str, OutboundMessage],
     """Replace the rows of the outbound messages a batch changed, in two statements."""
     if not outbound:
         return
-    for chunk in _chunks(sorted(outbound)):
+    for chunk in in_chunks(sorted(outbound)):
         connection.execute(delete(outbound_messages).where(outbound_messages.c.message_id.in_(chunk)))
     connection.execute(
         insert(outbound_messages),
@@ -477,8 +480,3 @@ def _bounded(key: str) -> str:
     if len(key) <= 255:
         return key
     return key[:180] + "#" + hashlib.sha256(key.encode()).hexdigest()
-
-
-def _chunks(values: list) -> Iterable[list]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Iterator
 
+import msgspec
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -27,6 +28,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE_LOCK_KEY = 0x7761_7075  # "wapu": the advisory lock that serialises batch writes
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 LOCKED_RETRIES = 5
+IN_CHUNK = 500  # bound parameters per IN (...) list, well under every backend's limit
 
 
 def make_engine(url: str) -> Engine:
@@ -35,11 +37,12 @@ def make_engine(url: str) -> Engine:
     Statement parameters are hidden from error messages: they hold names and numbers, and errors
     end up in logs and in RQ's failed-job records."""
     parsed = make_url(url)
+    common = {"hide_parameters": True, "json_serializer": _json_text, "json_deserializer": msgspec.json.decode}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **common)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **common)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record):
@@ -57,6 +60,21 @@ def make_engine(url: str) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _json_text(value) -> str:
+    """JSON columns (customer state, event data) through msgspec: a few times quicker both ways
+    than the standard library, which the worker would otherwise spend a tenth of its time in."""
+    return _json_encoder.encode(value).decode()
+
+
+def in_chunks(values: list) -> Iterator[list]:
+    """`values` in slices that each fit one IN (...) list."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
 
 
 @cache

@@ -12,6 +12,7 @@ from typing import Iterable
 from sqlalchemy import Connection, delete, select
 
 from scoring.tiers import Cause, Tier, TierChange, TierFacts, TierRules, TierTrack
+from store.db import in_chunks
 from store.models import TierChangeRow
 
 tier_changes = TierChangeRow.__table__
@@ -56,20 +57,27 @@ def take_recorded(connection: Connection, customer_id: int, after: int | None = 
     return recorded
 
 
-def rewind_time(connection: Connection, customer_id: int, at: int) -> TierTrack:
-    """Forget the changes time made after `at`, and return the track as it stood before them.
+def rewind_time(connection: Connection, rewinds: dict[int, int]) -> dict[int, TierTrack]:
+    """Forget the changes time made after each customer's instant (customer id → at), and return
+    their tracks as they stood before them; two statements a chunk of customers.
 
     Used when an event at `at` comes after every event applied but before changes that time
     already made (the sweep ran, or a replay's now lies ahead): those changes were derived from
     the facts before the event, so they go, and time runs again after it. Every change after
     `at` is of time, since no event applied is later than `at`."""
-    connection.execute(
-        delete(tier_changes).where(tier_changes.c.customer_id == customer_id, tier_changes.c.at > at)
-    )
-    before = connection.execute(
-        select(tier_changes.c.to_tier, tier_changes.c.at)
-        .where(tier_changes.c.customer_id == customer_id)
-        .order_by(tier_changes.c.at.desc(), tier_changes.c.id.desc())
-        .limit(1)
-    ).first()
-    return TierTrack(Tier(before.to_tier), before.at) if before else TierTrack()
+    tracks, doomed = {customer_id: TierTrack() for customer_id in rewinds}, []
+    ids = sorted(rewinds)
+    for chunk in in_chunks(ids):
+        recorded = connection.execute(
+            select(tier_changes.c.id, tier_changes.c.customer_id, tier_changes.c.to_tier, tier_changes.c.at)
+            .where(tier_changes.c.customer_id.in_(chunk))
+            .order_by(tier_changes.c.at, tier_changes.c.id)
+        )
+        for row in recorded:
+            if row.at > rewinds[row.customer_id]:
+                doomed.append(row.id)
+            else:
+                tracks[row.customer_id] = TierTrack(Tier(row.to_tier), row.at)  # the last one standing wins
+    for chunk in in_chunks(doomed):
+        connection.execute(delete(tier_changes).where(tier_changes.c.id.in_(chunk)))
+    return tracks

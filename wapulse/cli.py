@@ -16,6 +16,7 @@ from dotenv import load_dotenv
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker
+from rq.worker_pool import WorkerPool
 from rq.cron import CronScheduler
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -100,13 +101,22 @@ def web():
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Drain every queue, then exit (as rq worker --burst).")
+@click.option("--processes", type=click.IntRange(1), default=1, envvar="WORKER_PROCESSES", show_default=True,
+              help="Worker processes, kept alive by an RQ worker pool (env WORKER_PROCESSES).")
 @_clear_errors
-def worker(burst: bool):
-    """Run an RQ worker on the ingest queue (in-process jobs: no fork per batch)."""
+def worker(burst: bool, processes: int):
+    """Run RQ workers on the ingest queue (in-process jobs: no fork per batch).
+
+    Two processes drain at once: one parses while the other holds the write transaction."""
     settings = _settings().check()
     redis = Redis.from_url(settings.redis_url)
     inbox.request_drain_if_backlog(redis)
-    SimpleWorker([inbox.INGEST_QUEUE], connection=redis).work(burst=burst)
+    if processes == 1:
+        SimpleWorker([inbox.INGEST_QUEUE], connection=redis).work(burst=burst)
+    else:
+        WorkerPool([inbox.INGEST_QUEUE], connection=redis, num_workers=processes, worker_class=SimpleWorker).start(
+            burst=burst
+        )
 
 
 @main.command()

@@ -23,6 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from cloudapi.parse import Item, parse_body
 from store.batch import BatchResult, Delivery, write_batch
 from store.db import engine_for, retry_when_locked, write_transaction
+from store.identity import locate
 from workers import inbox
 from workers.runtime import redis_connection, settings
 
@@ -166,6 +167,9 @@ def parse_items(body: bytes, received_at: int, label: str) -> tuple[Item, ...]:
     if parsed.problems:
         log.warning("%s: skipped %d malformed items: %s", label, len(parsed.problems), "; ".join(parsed.problems[:5]))
     matcher = settings().signal_matcher
+    for item in parsed.items:
+        if item.identity is not None:  # warms the cache here, so that the write transaction finds the place
+            locate(item.identity.wa_id, item.identity.user_id)
     return tuple(
         item if not item.text else Item(item.identity, item.event.with_signals(matcher.match(item.text)))
         for item in parsed.items

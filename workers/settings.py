@@ -39,7 +39,7 @@ class Settings:
     verify_token: str | None = None
     api_token: str | None = None
     now: datetime | None = None  # WAPULSE_NOW: the instant the whole system takes as now
-    batch_size: int = 200  # WAPULSE_BATCH_SIZE: inbox entries per worker transaction
+    batch_size: int = 500  # WAPULSE_BATCH_SIZE: inbox entries per worker transaction
     stale_after_ms: int = 60_000  # WAPULSE_STALE_AFTER_MS: unacknowledged this long = worker died
     config_path: Path | None = None
     rules: Mapping = field(default_factory=dict)  # the parsed wapulse.toml
@@ -55,7 +55,7 @@ class Settings:
             verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
             api_token=env.get("WAPULSE_API_TOKEN") or None,
             now=_instant(env.get("WAPULSE_NOW"), "WAPULSE_NOW"),
-            batch_size=_positive_int(env, "WAPULSE_BATCH_SIZE", 200),
+            batch_size=_positive_int(env, "WAPULSE_BATCH_SIZE", 500),
             stale_after_ms=_positive_int(env, "WAPULSE_STALE_AFTER_MS", 60_000, minimum=0),
             config_path=config_path,
             rules=_load_toml(config_path) if config_path else {},

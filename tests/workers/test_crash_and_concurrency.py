@@ -19,9 +19,9 @@ from workers import inbox, runtime
 CRASH_HOOK = Path(__file__).parent / "crash_hook"
 
 
-def worker_process(extra_env: dict) -> subprocess.Popen:
+def worker_process(extra_env: dict, *options: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{CRASH_HOOK}{os.pathsep}{ROOT}", **extra_env}
-    return subprocess.Popen([sys.executable, "-m", "wapulse.cli", "worker", "--burst"], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "wapulse.cli", "worker", "--burst", *options], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -72,11 +72,17 @@ def numbered_messages(count: int) -> list[bytes]:
 
 
 @pytest.mark.slow
-def test_concurrent_workers_on_one_customer_lose_no_increments(redis, engine, drain):
+@pytest.mark.parametrize("started_as", ["two commands", "one worker pool"])
+def test_concurrent_workers_on_one_customer_lose_no_increments(started_as, redis, engine, drain):
+    """Two worker processes, started apart or as the Procfile starts them (`--processes 2`)."""
     bodies = numbered_messages(400)
     hand_off_all(redis, bodies)
     inbox.enqueue_drain(redis)  # a second drain job, so that both workers take one
-    workers = [worker_process({"WAPULSE_BATCH_SIZE": "4"}) for _ in range(2)]
+    settings = {"WAPULSE_BATCH_SIZE": "4"}
+    if started_as == "two commands":
+        workers = [worker_process(settings) for _ in range(2)]
+    else:
+        workers = [worker_process(settings, "--processes", "2")]
     for process in workers:
         assert process.wait(timeout=300) == 0, process.stderr.read().decode()[-2000:]
     drain()
