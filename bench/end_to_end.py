@@ -18,6 +18,8 @@ import asyncio
 import hashlib
 import itertools
 import multiprocessing
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -209,7 +211,8 @@ def run_once(database: str, url: str, bodies: list[bytes], offsets: list[float],
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:  # a worker finishes its drain job first: no need here
-                process.kill()
+                for member in reversed(_family(process.pid)):  # the worker pool's children too
+                    os.kill(member, signal.SIGKILL)
                 process.wait()
 
 
