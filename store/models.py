@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary
+from sqlalchemy import JSON, BigInteger, Column, ForeignKeyConstraint, Index, Integer, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 BIG_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite only autoincrements INTEGER keys
@@ -68,6 +68,7 @@ class Customer(SQLModel, table=True):
     next_tier_at: Optional[int] = Field(default=None, index=True, sa_type=BigInteger)  # when time alone moves the tier
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     checkpoint: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # scoring.tiers.Checkpoint
+    owner: Optional[str] = Field(default=None, index=True, max_length=64)  # the rep ([[reps]] id) who follows them up
 
 
 class CustomerAlias(SQLModel, table=True):
@@ -108,3 +109,49 @@ class TierChangeRow(SQLModel, table=True):
     to_tier: str = Field(max_length=16)
     at: int = Field(index=True, sa_type=BigInteger)
     cause: str = Field(max_length=16)
+
+
+class Reminder(SQLModel, table=True):
+    """One reminder owed to one rep for one crossing; the id is the crossing's idempotency key
+    (scoring.reminders.reminder_id), so a crossing derived twice is owed once."""
+
+    __tablename__ = "reminder"
+
+    id: str = Field(primary_key=True, max_length=32)
+    rep: str = Field(primary_key=True, max_length=64)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    rule: str = Field(max_length=32)
+    at: int = Field(index=True, sa_type=BigInteger)  # the crossing's instant
+    created_at: int = Field(sa_type=BigInteger)
+    content: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # what the rep is told
+
+
+class ReminderDelivery(SQLModel, table=True):
+    """A reminder on one of its rep's channels: sent at most once, whatever retries or races."""
+
+    __tablename__ = "reminder_delivery"
+    __table_args__ = (
+        UniqueConstraint("reminder_id", "rep", "channel", name="uq_reminder_delivery_channel"),
+        ForeignKeyConstraint(["reminder_id", "rep"], ["reminder.id", "reminder.rep"]),
+        Index("ix_reminder_delivery_status_due", "status", "due_at"),
+    )
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
+    reminder_id: str = Field(max_length=32)
+    rep: str = Field(max_length=64)
+    channel: str = Field(max_length=32)  # the rep's channel label: webhook, slack, email#2
+    status: str = Field(max_length=16)  # pending, sending, sent, failed
+    due_at: int = Field(sa_type=BigInteger)  # not before: quiet hours and backoff move it
+    attempts: int = 0
+    last_error: Optional[str] = Field(default=None, max_length=255)
+    sent_at: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+class Counter(SQLModel, table=True):
+    """Named counters the store keeps across processes: the tier history already planned into
+    reminders, the turn of round-robin owners."""
+
+    __tablename__ = "counter"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: int = Field(default=0, sa_type=BigInteger)

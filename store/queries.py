@@ -15,6 +15,7 @@ from scoring.customer import CustomerState
 from scoring.value import BgNbd
 from store.db import write_transaction
 from store.history import tier_changes
+from store.reminders import delivery_rows
 from store.models import Customer, CustomerAlias, RawBody
 
 customers, aliases = Customer.__table__, CustomerAlias.__table__
@@ -72,6 +73,7 @@ def customer_view(row, state: CustomerState, base: Base) -> dict:
         "last_inbound_at": iso(row.last_inbound_at),
         "last_outbound_at": iso(row.last_outbound_at),
         "tier": row.tier,
+        "owner": row.owner,
         "tier_since": iso(row.tier_since),
         "next_tier_at": iso(row.next_tier_at),
         **base.figures(state, row.unreachable),
@@ -137,7 +139,17 @@ def find_customer(engine: Engine, key_or_alias: str, now: int, rules: figures.Fi
             return None
         view = customer_view(row, CustomerState.from_json(row.state), Base.load(connection, now, rules))
         view["tier_history"] = tier_history(connection, row.id)
+        view["reminders"] = [reminder_view(delivery) for delivery in delivery_rows(connection, customer_id=row.id)]
     return view
+
+
+def reminder_view(row) -> dict:
+    """One delivery of a reminder, as `wapulse reminders` and the customer card show it."""
+    return {
+        "delivery": row.id, "reminder": row.reminder_id, "rule": row.rule, "at": iso(row.at), "rep": row.rep,
+        "channel": row.channel, "status": row.status, "attempts": row.attempts, "last_error": row.last_error,
+        "due_at": iso(row.due_at), "sent_at": iso(row.sent_at), "customer": row.content["customer"]["key"],
+    }
 
 
 def tier_history(connection: Connection, customer_id: int) -> list[dict]:

@@ -28,6 +28,8 @@ from wapulse.services import ensure_redis
 from scoring.tiers import Tier
 from workers import inbox, runtime
 from workers.rebuild import rebuild as rebuild_all
+from workers.reminders import REMINDER_QUEUE, request_delivery
+from store.reminders import FAILED, PENDING, SENDING, SENT, assign_owners, delivery_rows, retry_delivery
 from workers.sweep import sweep_tiers
 from workers.settings import ConfigError, Settings, parse_instant
 
@@ -105,18 +107,17 @@ def web():
               help="Worker processes, kept alive by an RQ worker pool (env WORKER_PROCESSES).")
 @_clear_errors
 def worker(burst: bool, processes: int):
-    """Run RQ workers on the ingest queue (in-process jobs: no fork per batch).
+    """Run RQ workers on the ingest and reminder queues (in-process jobs: no fork per batch).
 
     Two processes drain at once: one parses while the other holds the write transaction."""
     settings = _settings().check()
     redis = Redis.from_url(settings.redis_url)
     inbox.request_drain_if_backlog(redis)
+    queues = [inbox.INGEST_QUEUE, REMINDER_QUEUE]
     if processes == 1:
-        SimpleWorker([inbox.INGEST_QUEUE], connection=redis).work(burst=burst)
+        SimpleWorker(queues, connection=redis).work(burst=burst)
     else:
-        WorkerPool([inbox.INGEST_QUEUE], connection=redis, num_workers=processes, worker_class=SimpleWorker).start(
-            burst=burst
-        )
+        WorkerPool(queues, connection=redis, num_workers=processes, worker_class=SimpleWorker).start(burst=burst)
 
 
 @main.command()
@@ -207,7 +208,7 @@ def customers(tier, output, now):
         for view in views:
             writer.writerow(_pick(view, _FLAT_COLUMNS))
     else:
-        _table(views)
+        _table(_TABLE_COLUMNS, [_pick(view, _TABLE_COLUMNS) for view in views], "customers")
 
 
 _FLAT_COLUMNS = ["key", "wa_id", "user_id", "name", "country", "timezone", "tier", "tier_since", "last_inbound_at",
@@ -215,15 +216,17 @@ _FLAT_COLUMNS = ["key", "wa_id", "user_id", "name", "country", "timezone", "tier
                  "rfm", "lifecycle", "churn_risk", "intent", "frequency_band", "p_alive"]
 
 
-def _table(views: list[dict]) -> None:
-    columns = ["key", "name", "country", "tier", "last_inbound_at", "inbound", "outbound", "replies", "orders", "rfm",
-               "churn_risk", "intent"]
-    rows = [[str(value) if value is not None else "-" for value in _pick(view, columns)] for view in views]
+_TABLE_COLUMNS = ["key", "name", "country", "tier", "last_inbound_at", "inbound", "outbound", "replies", "orders",
+                  "rfm", "churn_risk", "intent"]
+
+
+def _table(columns: list[str], values: list[list], noun: str) -> None:
+    rows = [[str(value) if value is not None else "-" for value in row] for row in values]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
-    click.echo(f"{len(views)} customers")
+    click.echo(f"{len(rows)} {noun}")
 
 
 def _pick(view: dict, columns: list[str]) -> list:
@@ -256,8 +259,83 @@ def customer(key, output, now):
             click.echo(f"{name}:")
             for change in value:
                 click.echo(f"  {change['at']}  {change['from'] or '-'} -> {change['to']}  ({change['cause']})")
+        elif name == "reminders":
+            click.echo(f"{name}:")
+            for reminder in value:
+                click.echo(f"  {reminder['at']}  {reminder['rule']} -> {reminder['rep']} on {reminder['channel']}: "
+                           f"{reminder['status']}")
         else:
             click.echo(f"{name}: {value}")
+
+
+@main.group(invoke_without_command=True)
+@click.option("--status", type=click.Choice([PENDING, SENDING, SENT, FAILED]), help="Only deliveries in this state.")
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@_clear_errors
+def reminders(context, status, output):
+    """Reminder deliveries, newest first (one row per reminder and channel)."""
+    if context.invoked_subcommand is not None:
+        return
+    settings = _settings().check()
+    with db.engine_for(settings.database_url).connect() as connection:
+        views = [queries.reminder_view(row) for row in delivery_rows(connection, status=status)]
+    if output == "json":
+        click.echo(_json.encode(views).decode())
+        return
+    columns = ["delivery", "at", "rule", "customer", "rep", "channel", "status", "attempts", "last_error"]
+    _table(columns, [[view[column] for column in columns] for view in views], "reminder deliveries")
+
+
+@main.group()
+def owners():
+    """Which rep follows up which customer."""
+
+
+@owners.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@_clear_errors
+def owners_import(path):
+    """Set owners from a CSV of `customer,rep` (customer: key, wa_id or BSUID; rep: a [[reps]] id).
+
+    All or nothing: an unknown rep or customer changes no owner."""
+    settings = _settings().check()
+    pairs = _owner_rows(path, frozenset(settings.reps))
+    with db.write_transaction(db.engine_for(settings.database_url)) as connection:
+        if unknown := assign_owners(connection, pairs):
+            raise click.ClickException(f"{len(unknown)} customers in {path} are unknown (the first: {unknown[0]}); "
+                                       "no owner was changed")
+    click.echo(f"{len(pairs)} owners set")
+
+
+def _owner_rows(path: str, rep_ids: frozenset[str]) -> list[tuple[str, str]]:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if rows and rows[0][:2] and rows[0][1].strip().lower() in ("rep", "owner"):
+        rows = rows[1:]
+    pairs = []
+    for line, row in enumerate(rows, 1):
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise click.ClickException(f"{path}: row {line} must be customer,rep")
+        if row[1].strip() not in rep_ids:
+            raise click.ClickException(f"{path}: row {line}: {row[1].strip()!r} is not a rep ([[reps]] ids in wapulse.toml)")
+        pairs.append((row[0].strip(), row[1].strip()))
+    if not pairs:
+        raise click.ClickException(f"{path} holds no customer,rep rows")
+    return pairs
+
+
+@reminders.command("retry")
+@click.argument("delivery_id", type=int)
+@_clear_errors
+def reminders_retry(delivery_id):
+    """Send a failed delivery again, now."""
+    settings = _settings().check()
+    with db.write_transaction(db.engine_for(settings.database_url)) as connection:
+        if not retry_delivery(connection, delivery_id, settings.now_ts()):
+            raise click.ClickException(f"no failed reminder delivery has id {delivery_id} (see wapulse reminders --status failed)")
+    request_delivery(Redis.from_url(settings.redis_url))
+    click.echo(f"delivery {delivery_id} is due again")
 
 
 @main.command()

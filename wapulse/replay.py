@@ -13,6 +13,7 @@ from rq import SimpleWorker
 
 from cloudapi.signature import SIGNATURE_HEADER, sign
 from workers import inbox
+from workers.reminders import REMINDER_QUEUE
 from workers.settings import ConfigError
 
 RECORDING_SUFFIXES = (".json", ".jsonl")
@@ -72,7 +73,8 @@ def process_until_drained(redis: Redis, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         inbox.request_drain_if_backlog(redis)
-        worker = SimpleWorker([inbox.INGEST_QUEUE], connection=redis, exception_handlers=[remember_failure])
+        worker = SimpleWorker([inbox.INGEST_QUEUE, REMINDER_QUEUE], connection=redis,
+                              exception_handlers=[remember_failure])
         worker.work(burst=True, logging_level="WARNING")
         if inbox.backlog(redis) == 0:
             return

@@ -25,6 +25,7 @@ from store.batch import BatchResult, Delivery, write_batch
 from store.db import engine_for, retry_when_locked, write_transaction
 from store.identity import locate
 from workers import inbox
+from workers.reminders import plan_within, request_delivery
 from workers.runtime import redis_connection, settings
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,15 @@ def process_entries(entries: list[tuple[bytes, dict]]) -> BatchResult:
 def commit_deliveries(deliveries: list[Delivery]) -> BatchResult:
     engine = engine_for(settings().database_url)
 
-    def commit() -> BatchResult:
+    def commit() -> tuple[BatchResult, bool]:
         with write_transaction(engine) as connection:
-            return write_batch(connection, deliveries, settings().tier_rules, settings().now_ts())
+            result = write_batch(connection, deliveries, settings().tier_rules, settings().now_ts())
+            return result, bool(result.tier_changes) and plan_within(connection)
 
-    return retry_when_locked(commit)
+    result, reminders_due = retry_when_locked(commit)
+    if reminders_due:
+        request_delivery(redis_connection())
+    return result
 
 
 def describe_error(error: Exception) -> str:

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:  # imported where used: the web process never loads the scoring rules (scipy)
     from scoring.figures import FigureRules
+    from scoring.reps import Rep
     from scoring.signals import SignalMatcher
     from scoring.tiers import TierRules
+    from store.reminders import ReminderSetup
 
 DEFAULT_DATABASE_URL = "sqlite:///var/wapulse.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -91,6 +93,39 @@ class Settings:
 
         return self._rules_table("figures", FigureRules.from_config)
 
+    @cached_property
+    def reps(self) -> dict[str, Rep]:
+        """`[[reps]]`: each rep with their time zone, quiet hours and channels, by id."""
+        from scoring.reps import Rep
+
+        tables = self.rules.get("reps", [])
+        if not isinstance(tables, list):
+            raise ConfigError(f"{self.config_path}: reps must be written as [[reps]] tables")
+        reps: dict[str, Rep] = {}
+        for number, table in enumerate(tables, 1):
+            try:
+                rep = Rep.from_config(_table(table, f"[[reps]] {number}"), f"[[reps]] {number}")
+            except ValueError as error:
+                raise ConfigError(f"{self.config_path}: {error}") from None
+            if rep.id in reps:
+                raise ConfigError(f"{self.config_path}: [[reps]] {number}: id {rep.id!r} is used twice")
+            reps[rep.id] = rep
+        return reps
+
+    @cached_property
+    def reminder_setup(self) -> ReminderSetup:
+        """`[reminders]` and `[owners]`, checked against the reps."""
+        from scoring.reminders import ReminderRules
+        from scoring.reps import OwnerPolicy
+        from store.reminders import ReminderSetup
+
+        rep_ids = frozenset(self.reps)
+        return ReminderSetup(
+            rules=self._rules_table("reminders", lambda table: ReminderRules.from_config(table, rep_ids)),
+            reps=self.reps,
+            owners=self._rules_table("owners", lambda table: OwnerPolicy.from_config(table, rep_ids)),
+        )
+
     def _rules_table(self, name: str, build):
         try:
             return build(_table(self.rules.get(name, {}), f"[{name}]"))
@@ -99,7 +134,7 @@ class Settings:
 
     def check(self) -> Settings:
         """Load everything loaded lazily, so a bad wapulse.toml stops start-up, not a job."""
-        self.signal_matcher, self.tier_rules, self.figure_rules
+        self.signal_matcher, self.tier_rules, self.figure_rules, self.reminder_setup
         return self
 
     def clock(self) -> datetime:

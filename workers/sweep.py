@@ -6,7 +6,8 @@ import logging
 
 from store.db import engine_for, retry_when_locked, write_transaction
 from store.sweep import SweepResult, sweep
-from workers.runtime import settings
+from workers.reminders import plan_within, request_delivery
+from workers.runtime import redis_connection, settings
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +19,14 @@ def sweep_tiers(now: int | None = None) -> dict:
     engine = engine_for(config.database_url)
     at = config.now_ts() if now is None else now
 
-    def run() -> SweepResult:
+    def run() -> tuple[SweepResult, bool]:
         with write_transaction(engine) as connection:
-            return sweep(connection, config.tier_rules, at)
+            result = sweep(connection, config.tier_rules, at)
+            return result, bool(result.changes) and plan_within(connection)
 
-    result = retry_when_locked(run)
+    result, reminders_due = retry_when_locked(run)
+    if reminders_due:
+        request_delivery(redis_connection())
     if result.changes:
         log.info("sweep: %d customers due, %d tier changes", result.customers, result.changes)
     return {"customers": result.customers, "changes": result.changes}

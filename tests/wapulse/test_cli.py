@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import responses
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -20,7 +21,7 @@ SCENARIO = FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl"
 CUSTOMER_FIELDS = {
     "key", "wa_id", "user_id", "username", "name", "country", "timezone", "first_seen_at", "last_inbound_at",
     "last_outbound_at", "counters", "signals", "orders", "errors", "opted_out", "unreachable",
-    "tier", "tier_since", "rfm", "lifecycle", "churn_risk", "intent", "frequency_band", "value",
+    "tier", "owner", "tier_since", "rfm", "lifecycle", "churn_risk", "intent", "frequency_band", "value",
 }
 COUNTER_FIELDS = {"inbound", "outbound", "delivered", "read", "played", "failed", "replies", "inbound_by_type"}
 
@@ -67,7 +68,7 @@ def test_customers_json_has_the_promised_shape_and_customer_finds_any_alias(env)
     with_phone = next(view for view in customers if view["wa_id"])
     by_plus = json.loads(run("customer", "+" + with_phone["wa_id"], "--format", "json"))
     by_bsuid = json.loads(run("customer", with_phone["user_id"] or with_phone["key"], "--format", "json"))
-    assert by_plus == by_bsuid == {**with_phone, "tier_history": by_plus["tier_history"]}
+    assert by_plus == by_bsuid == {**with_phone, "tier_history": by_plus["tier_history"], "reminders": []}
     assert by_plus["tier_history"][0]["from"] is None and by_plus["tier_history"][-1]["to"] == with_phone["tier"]
     assert with_phone["key"] in run("customer", with_phone["key"])
     csv_lines = run("customers", "--format", "csv").strip().splitlines()
@@ -172,3 +173,41 @@ def test_a_bad_tier_threshold_stops_the_command_with_one_line(env, monkeypatch, 
     monkeypatch.setenv("WAPULSE_CONFIG", str(config))
     output = run("sweep", expect=1)
     assert output.startswith("Error: ") and "[tiers]" in output and "Traceback" not in output
+
+
+@responses.activate
+def test_owners_import_then_reminders_list_show_and_retry(env, monkeypatch, tmp_path):
+    """An imported owner gets the went_cold reminder; a refused delivery is listed, then retried."""
+    hook = "https://crm.example.test/hook"
+    responses.post(hook, status=404)
+    responses.post(hook, status=200)
+    config = tmp_path / "wapulse.toml"
+    config.write_text(
+        f'[[reps]]\nid = "ana"\nchannels = [{{ type = "webhook", url = "{hook}", secret = "s" }}]\n'
+        f'[[reps]]\nid = "ben"\nchannels = [{{ type = "webhook", url = "{hook}", secret = "s" }}]\n'
+        '[owners]\ndefault = "ana"\n'
+    )
+    monkeypatch.setenv("WAPULSE_CONFIG", str(config))
+    run("replay", str(FIXTURES / "cloudapi" / "messages__text.json"), "--now", "2026-11-11T12:00:00Z")
+    owners = tmp_path / "owners.csv"
+    owners.write_text("customer,rep\nUS.13491208655302741918,zoe\n")
+    assert "'zoe' is not a rep" in run("owners", "import", str(owners), expect=1)
+    owners.write_text("customer,rep\n+16505550000,ben\n")
+    assert "1 customers in" in run("owners", "import", str(owners), expect=1)
+    owners.write_text("customer,rep\nUS.13491208655302741918,ben\n")
+    assert "1 owners set" in run("owners", "import", str(owners))
+
+    run("sweep", "--now", "2026-12-10T18:00:00Z")
+    monkeypatch.setenv("WAPULSE_NOW", "2026-12-10T18:00:00Z")
+    run("replay", str(FIXTURES / "cloudapi" / "messages__status-read.json"))  # the worker also runs the delivery job
+    (failed,) = json.loads(run("reminders", "--status", "failed", "--format", "json"))
+    assert (failed["rule"], failed["rep"], failed["channel"], failed["last_error"]) == ("went_cold", "ben", "webhook",
+                                                                                      "HTTP 404")
+    assert "1 reminder deliveries" in run("reminders")
+    assert "no failed reminder delivery has id 999" in run("reminders", "retry", "999", expect=1)
+    assert "is due again" in run("reminders", "retry", str(failed["delivery"]))
+    run("replay", str(FIXTURES / "cloudapi" / "messages__status-read.json"))
+    card = json.loads(run("customer", "16505551234", "--format", "json"))
+    assert card["owner"] == "ben"
+    assert [(r["rule"], r["status"]) for r in card["reminders"]] == [("went_cold", "sent")]
+    assert len(responses.calls) == 2

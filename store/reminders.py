@@ -1,0 +1,152 @@
+"""Reminders from the tier history: planned once per crossing, delivered once per channel.
+
+Planning reads the tier changes recorded since the last plan (a cursor over their ids: every
+change is written under the store's write lock, so ids commit in order) and owes a reminder for
+each rule a change fires, to each recipient. A change that a late event takes back before it is
+planned owes nothing; one derived again after it was planned owes the same reminder, which
+exists already.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from sqlalchemy import Connection, and_, select, update
+
+from scoring.reminders import OWNER, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change
+from scoring.reps import OwnerPolicy, Rep
+from scoring.tiers import Cause, Tier
+from store.db import in_chunks
+from store.history import tier_changes
+from store.models import Counter, Customer, CustomerAlias, Reminder, ReminderDelivery
+
+customers, aliases, reminders, deliveries, counters = (
+    Customer.__table__, CustomerAlias.__table__, Reminder.__table__, ReminderDelivery.__table__, Counter.__table__,
+)
+PLANNED_THROUGH = "reminders.planned_through"  # the last tier change id planned
+OWNER_TURN = "owners.turn"  # customers given a default owner so far (round robin)
+PLAN_BATCH = 2000
+PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+
+
+@dataclass(frozen=True)
+class ReminderSetup:
+    rules: ReminderRules
+    reps: Mapping[str, Rep]
+    owners: OwnerPolicy
+
+
+def plan_reminders(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
+    """Owe reminders for the tier changes recorded since the last plan; returns the ids of the
+    deliveries created. Callers hold `store.db.write_transaction`."""
+    created: list[int] = []
+    while True:
+        through = _counter(connection, PLANNED_THROUGH)
+        changes = connection.execute(
+            select(tier_changes).where(tier_changes.c.id > through).order_by(tier_changes.c.id).limit(PLAN_BATCH)
+        ).all()
+        if not changes:
+            return created
+        owed = [
+            (change, rule)
+            for change in changes
+            if now - change.at <= setup.rules.max_age_s
+            for rule in rules_for_change(Tier(change.from_tier) if change.from_tier else None, Tier(change.to_tier),
+                                         Cause(change.cause))
+            if rule in setup.rules.enabled
+        ]
+        people = _customers(connection, {change.customer_id for change, _ in owed}, setup.owners)
+        for change, rule in owed:
+            created += _owe(connection, setup, change, rule, people[change.customer_id], now)
+        _set_counter(connection, PLANNED_THROUGH, changes[-1].id)
+
+
+def _owe(connection: Connection, setup: ReminderSetup, change, rule: Rule, person: tuple[CustomerFacts, str | None],
+         now: int) -> list[int]:
+    facts, owner = person
+    key = reminder_id(facts.key, rule, change.at)
+    recipients = [owner if who == OWNER else who for who in setup.rules.recipients_of(rule)]
+    owed_to = [rep for rep in dict.fromkeys(recipients) if rep in setup.reps]
+    already = set(connection.execute(select(reminders.c.rep).where(reminders.c.id == key)).scalars())
+    created = []
+    for rep_id in owed_to:
+        if rep_id in already:
+            continue
+        rep = setup.reps[rep_id]
+        content = compose(key, rule, rep_id, Tier(change.from_tier) if change.from_tier else None,
+                          Tier(change.to_tier), change.at, facts, setup.rules, now)
+        connection.execute(reminders.insert().values(id=key, rep=rep_id, customer_id=change.customer_id,
+                                                     rule=rule.value, at=change.at, created_at=now, content=content))
+        due = rep.quiet_until(now) or now
+        for label in rep.channel_labels():
+            row = connection.execute(
+                deliveries.insert().values(reminder_id=key, rep=rep_id, channel=label, status=PENDING, due_at=due,
+                                           attempts=0).returning(deliveries.c.id)
+            )
+            created.append(row.scalar_one())
+    return created
+
+
+def _customers(connection: Connection, ids: set[int], owners: OwnerPolicy) -> dict[int, tuple[CustomerFacts, str | None]]:
+    """Each customer's facts and owner; one without an owner gets the default of their number."""
+    found = {}
+    for chunk in in_chunks(sorted(ids)):
+        for row in connection.execute(select(customers).where(customers.c.id.in_(chunk)).order_by(customers.c.id)):
+            owner = row.owner
+            if owner is None and (owner := owners.pick(row.phone_number_id, _counter(connection, OWNER_TURN))):
+                connection.execute(update(customers).where(customers.c.id == row.id).values(owner=owner))
+                _set_counter(connection, OWNER_TURN, _counter(connection, OWNER_TURN) + 1)
+            state = row.state or {}
+            facts = CustomerFacts(row.key, row.wa_id, row.user_id, row.name, row.timezone, row.last_inbound_at,
+                                  tuple(state.get("last_signals") or ()))
+            found[row.id] = (facts, owner)
+    return found
+
+
+def _counter(connection: Connection, name: str) -> int:
+    value = connection.execute(select(counters.c.value).where(counters.c.name == name)).scalar()
+    return value or 0
+
+
+def _set_counter(connection: Connection, name: str, value: int) -> None:
+    if connection.execute(update(counters).where(counters.c.name == name).values(value=value)).rowcount == 0:
+        connection.execute(counters.insert().values(name=name, value=value))
+
+
+def delivery_rows(connection: Connection, status: str | None = None, customer_id: int | None = None) -> list:
+    """Deliveries with their reminders (rule, crossing instant, content), newest first."""
+    query = select(deliveries, reminders.c.rule, reminders.c.at, reminders.c.customer_id, reminders.c.content).join(
+        reminders, and_(reminders.c.id == deliveries.c.reminder_id, reminders.c.rep == deliveries.c.rep))
+    if status is not None:
+        query = query.where(deliveries.c.status == status)
+    if customer_id is not None:
+        query = query.where(reminders.c.customer_id == customer_id)
+    return connection.execute(query.order_by(deliveries.c.id.desc())).all()
+
+
+def retry_delivery(connection: Connection, delivery_id: int, now: int) -> bool:
+    """Put a failed delivery back in line, due now; False when there is no failed one by that id."""
+    return connection.execute(
+        update(deliveries).where(deliveries.c.id == delivery_id, deliveries.c.status == FAILED)
+        .values(status=PENDING, due_at=now, attempts=0, last_error=None)
+    ).rowcount == 1
+
+
+def assign_owners(connection: Connection, pairs: list[tuple[str, str]]) -> list[str]:
+    """Set owners from (customer key, wa_id or BSUID; rep id) pairs. Returns the customers no
+    one is known as; when there are any, nothing is changed."""
+    wanted = {customer: rep for customer, rep in pairs}
+    found: dict[str, int] = {}
+    for chunk in in_chunks(sorted(wanted)):
+        found.update(connection.execute(select(customers.c.key, customers.c.id).where(customers.c.key.in_(chunk))).all())
+        found.update(connection.execute(
+            select(aliases.c.value, aliases.c.customer_id).where(aliases.c.value.in_([v.lstrip("+") for v in chunk]))
+        ).all())
+    unknown = [customer for customer in wanted if customer.lstrip("+") not in found and customer not in found]
+    if unknown:
+        return unknown
+    for customer, rep in wanted.items():
+        customer_id = found.get(customer, found.get(customer.lstrip("+")))
+        connection.execute(update(customers).where(customers.c.id == customer_id).values(owner=rep))
+    return []

@@ -1,0 +1,88 @@
+"""Reminder rules: which crossings fire which rules, their ids, and their configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from scoring.reminders import OWNER, ReminderRules, Rule, reminder_id, rules_for_change
+from scoring.tiers import Cause, Tier
+
+
+@pytest.mark.parametrize(
+    "from_tier, to_tier, cause, fired",
+    [
+        (Tier.WARM, Tier.COLD, Cause.TIME, [Rule.WENT_COLD]),
+        (Tier.HOT, Tier.WARM, Cause.TIME, [Rule.COOLING]),
+        (Tier.WARM, Tier.HOT, Cause.EVENT, [Rule.HEATING]),
+        (None, Tier.HOT, Cause.EVENT, [Rule.HEATING]),
+        (Tier.COLD, Tier.WARM, Cause.EVENT, [Rule.REACTIVATED]),
+        (Tier.DEAD, Tier.HOT, Cause.EVENT, [Rule.HEATING, Rule.REACTIVATED]),
+        (Tier.HOT, Tier.DEAD, Cause.UNREACHABLE, [Rule.UNREACHABLE]),
+        (Tier.COLD, Tier.DEAD, Cause.TIME, []),
+        (Tier.WARM, Tier.DEAD, Cause.EVENT, []),
+        (None, Tier.WARM, Cause.EVENT, []),
+        (None, Tier.UNENGAGED, Cause.EVENT, []),
+        (Tier.HOT, Tier.COLD, Cause.TIME, [Rule.WENT_COLD]),
+    ],
+)
+def test_each_change_fires_the_rules_of_the_product_table(from_tier, to_tier, cause, fired):
+    assert rules_for_change(from_tier, to_tier, cause) == fired
+
+
+def test_a_crossing_has_one_id_and_any_other_crossing_another():
+    first = reminder_id("34600000001", Rule.WENT_COLD, 1_790_000_000)
+    assert first == reminder_id("34600000001", Rule.WENT_COLD, 1_790_000_000)
+    others = {
+        reminder_id("34600000002", Rule.WENT_COLD, 1_790_000_000),
+        reminder_id("34600000001", Rule.COOLING, 1_790_000_000),
+        reminder_id("34600000001", Rule.WENT_COLD, 1_790_000_001),
+    }
+    assert first not in others and len(others) == 3
+    assert first.startswith("rem_") and len(first) == 28
+
+
+def test_defaults_send_every_rule_to_the_owner_with_the_product_slas():
+    rules = ReminderRules.from_config({}, frozenset())
+    assert rules.enabled == frozenset(Rule)
+    assert all(rules.recipients_of(rule) == (OWNER,) for rule in Rule)
+    assert (rules.sla_hot_s, rules.sla_other_s, rules.window_closing_lead_s) == (300, 3600, 7200)
+    assert rules.action_for(Tier.COLD).startswith("Send something of value")
+
+
+def test_configured_rules_recipients_slas_and_wording_are_taken():
+    rules = ReminderRules.from_config(
+        {
+            "rules": ["went_cold", "heating"],
+            "to": {"heating": ["owner", "boss"], "went_cold": "boss"},
+            "sla_minutes": {"hot": 2},
+            "max_age_hours": 48,
+            "actions": {"hot": "Call them."},
+        },
+        frozenset({"boss", "ana"}),
+    )
+    assert rules.enabled == {Rule.WENT_COLD, Rule.HEATING}
+    assert rules.recipients_of(Rule.HEATING) == (OWNER, "boss")
+    assert rules.recipients_of(Rule.WENT_COLD) == ("boss",)
+    assert (rules.sla_hot_s, rules.sla_other_s, rules.max_age_s) == (120, 3600, 48 * 3600)
+    assert rules.action_for(Tier.HOT) == "Call them."
+    assert rules.action_for(Tier.WARM).startswith("Share a relevant case")
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"rules": ["went_cld"]}, "'went_cld' is not a rule"),
+        ({"rules": "went_cold"}, "must be a list"),
+        ({"to": {"heating": ["nobody"]}}, "['nobody'], which are not reps"),
+        ({"to": {"heating": []}}, "must be \"owner\", a rep id"),
+        ({"sla_minutes": {"hot": 0}}, "hot = 0 must be a whole number"),
+        ({"sla_minutes": {"warm": 5}}, "unknown keys ['warm']"),
+        ({"max_age_hours": "1"}, "max_age_hours = '1'"),
+        ({"actions": {"lukewarm": "x"}}, "[reminders.actions] lukewarm"),
+        ({"colour": "red"}, "unknown keys ['colour']"),
+    ],
+)
+def test_a_bad_reminders_table_is_named_in_the_error(table, message):
+    with pytest.raises(ValueError) as raised:
+        ReminderRules.from_config(table, frozenset({"ana"}))
+    assert message in str(raised.value)

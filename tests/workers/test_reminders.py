@@ -1,0 +1,224 @@
+"""Reminders through the real worker, sweep and delivery job, with time moving forward.
+
+Reps' endpoints are third parties: a real local HTTP server records what reaches them in the
+end-to-end replay, `responses` stands in for them where a test scripts their answers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import responses
+from sqlalchemy import select
+
+from store.db import write_transaction
+from store.models import Customer, ReminderDelivery
+from store.reminders import retry_delivery
+from tests.conftest import FIXTURES
+from tests.workers.test_tiers import (
+    DAY, JOAO, JOAO_LAST, PRIYA, PRIYA_BACK, PRIYA_LAST, TIMELINE, iso, process, set_now,
+)
+from workers import channels, runtime
+from workers.reminders import BACKOFF_S, deliver_due
+from workers.sweep import sweep_tiers
+
+SECRET = "rep-endpoint-secret"
+HOOK = "https://crm.example.test/hooks/wapulse"
+SLACK = "https://hooks.slack.example.test/services/T0/B0/x"
+SHEENA_AT = 1794328383  # fixtures/cloudapi/messages__text.json
+SHEENA_COLD = SHEENA_AT + 30 * DAY
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A rep's endpoint: keeps every POST (headers and body) and answers 200."""
+
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers), body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def endpoint():
+    Recorder.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", Recorder.received
+    server.shutdown()
+
+
+def configure(monkeypatch, tmp_path, channels_toml: str, extra: str = "") -> None:
+    config = tmp_path / "wapulse.toml"
+    config.write_text(f'[[reps]]\nid = "ana"\nname = "Ana Ruiz"\ntimezone = "Europe/Madrid"\nchannels = [{channels_toml}]\n'
+                      f'\n[owners]\ndefault = "ana"\n{extra}')
+    monkeypatch.setenv("WAPULSE_CONFIG", str(config))
+    runtime.settings.cache_clear()
+
+
+def webhook(url: str) -> str:
+    return f'{{ type = "webhook", url = "{url}", secret = "{SECRET}" }}'
+
+
+def sheena_goes_cold(redis, drain, monkeypatch) -> None:
+    """One message from Sheena, then the sweep an hour after she crossed into cold."""
+    set_now(monkeypatch, SHEENA_AT + 60)
+    process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])
+    set_now(monkeypatch, SHEENA_COLD + 3600)
+    sweep_tiers()
+
+
+def deliveries(engine) -> list:
+    with engine.connect() as connection:
+        return connection.execute(select(ReminderDelivery).order_by(ReminderDelivery.id)).all()
+
+
+def test_a_replayed_timeline_reminds_the_owner_once_per_crossing_and_a_second_replay_not_at_all(
+    redis, engine, drain, monkeypatch, tmp_path, endpoint
+):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    bodies = TIMELINE.read_bytes().splitlines()
+    week, comeback = bodies[:-1], bodies[-1:]
+
+    def live_through(first_day: int, last_day: int) -> None:
+        for day in range(first_day, last_day + 1):  # the cron: a sweep, then the deliveries
+            set_now(monkeypatch, PRIYA_LAST + day * DAY)
+            sweep_tiers()
+            deliver_due()
+
+    set_now(monkeypatch, PRIYA_LAST + 3600)
+    process(redis, drain, week)
+    live_through(1, 95)
+    set_now(monkeypatch, PRIYA_BACK + 60)
+    process(redis, drain, comeback)
+    deliver_due()
+
+    sent = [json.loads(body) for _, body in received]
+    assert sorted((r["customer"]["wa_id"], r["rule"], r["at"]) for r in sent) == sorted([
+        (PRIYA, "cooling", iso(PRIYA_LAST + 7 * DAY)),
+        (PRIYA, "went_cold", iso(PRIYA_LAST + 30 * DAY)),
+        (PRIYA, "heating", iso(PRIYA_BACK)),
+        (PRIYA, "reactivated", iso(PRIYA_BACK)),
+        (JOAO, "went_cold", iso(JOAO_LAST + 30 * DAY)),
+    ])  # the first heating (day 4) was noticed more than a day late: old news, no reminder
+    for headers, body in received:
+        assert headers[channels.SIGNATURE_HEADER] == channels.signature(SECRET, body)
+        assert headers["Idempotency-Key"] == json.loads(body)["id"]
+    assert all(r["rep"] == "ana" for r in sent)
+    with engine.connect() as connection:
+        assert set(connection.execute(select(Customer.owner)).scalars()) == {"ana"}
+
+    process(redis, drain, bodies)  # the same timeline again, and time again
+    live_through(95, 96)
+    assert len(received) == 5
+    assert {row.status for row in deliveries(engine)} == {"sent"}
+
+
+def test_the_webhook_reminder_carries_the_promised_fields(redis, engine, drain, monkeypatch, tmp_path, endpoint):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    sheena_goes_cold(redis, drain, monkeypatch)
+    deliver_due()
+    (headers, body), = received
+    reminder = json.loads(body)
+    assert reminder["rule"] == "went_cold" and reminder["rep"] == "ana"
+    assert reminder["customer"] == {"key": "16505551234", "wa_id": "16505551234",
+                                    "user_id": "US.13491208655302741918", "name": "Sheena Nelson"}
+    assert (reminder["from"], reminder["to"], reminder["at"]) == ("warm", "cold", iso(SHEENA_COLD))
+    assert reminder["days_silent"] == 30
+    assert reminder["template_required"] is True  # 30 days: far outside the 24-hour window
+    assert reminder["suggested_action"].startswith("Send something of value")
+    assert reminder["customer_local_time"] == "2026-12-10T09:33:03-08:00"  # now, in America/Los_Angeles
+    assert isinstance(reminder["signals"], list)
+    assert reminder["id"].startswith("rem_")
+
+
+@responses.activate
+def test_slack_gets_text_and_blocks(redis, engine, drain, monkeypatch, tmp_path):
+    responses.post(SLACK, status=200)
+    configure(monkeypatch, tmp_path, f'{{ type = "slack", url = "{SLACK}" }}')
+    sheena_goes_cold(redis, drain, monkeypatch)
+    deliver_due()
+    (call,) = responses.calls
+    payload = json.loads(call.request.body)
+    assert payload["text"].startswith("Went cold: Sheena Nelson (+16505551234), 30 days silent.")
+    assert "a template is needed" in payload["text"] and "Next: Send something of value" in payload["text"]
+    assert payload["blocks"][0]["text"]["text"] == payload["text"]
+
+
+@responses.activate
+def test_a_channel_that_fails_three_times_then_recovers_gets_the_reminder_once(redis, engine, drain, monkeypatch, tmp_path):
+    for status in (500, 429, 503, 200):
+        responses.post(HOOK, status=status)
+    configure(monkeypatch, tmp_path, webhook(HOOK))
+    sheena_goes_cold(redis, drain, monkeypatch)
+    now = SHEENA_COLD + 3600
+    deliver_due()
+    for attempt in range(3):
+        assert deliveries(engine)[0].status == "pending"
+        deliver_due()  # not due yet: the backoff holds it
+        assert len(responses.calls) == attempt + 1
+        now += BACKOFF_S[attempt]
+        set_now(monkeypatch, now)
+        deliver_due()
+    assert len(responses.calls) == 4
+    (row,) = deliveries(engine)
+    assert (row.status, row.attempts) == ("sent", 4)
+    set_now(monkeypatch, now + 7 * DAY)
+    deliver_due()
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_a_4xx_is_not_retried_and_retry_puts_it_back(redis, engine, drain, monkeypatch, tmp_path):
+    responses.post(HOOK, status=410)
+    responses.post(HOOK, status=200)
+    configure(monkeypatch, tmp_path, webhook(HOOK))
+    sheena_goes_cold(redis, drain, monkeypatch)
+    deliver_due()
+    set_now(monkeypatch, SHEENA_COLD + 5 * 3600)
+    deliver_due()
+    (row,) = deliveries(engine)
+    assert (row.status, row.last_error, len(responses.calls)) == ("failed", "HTTP 410", 1)
+    with write_transaction(engine) as connection:
+        assert retry_delivery(connection, row.id, SHEENA_COLD + 5 * 3600)
+    deliver_due()
+    assert deliveries(engine)[0].status == "sent" and len(responses.calls) == 2
+
+
+def test_two_delivery_jobs_at_once_send_each_reminder_once(redis, engine, drain, monkeypatch, tmp_path, endpoint):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, f"{webhook(url)}, {webhook(url)}, {webhook(url)}")
+    sheena_goes_cold(redis, drain, monkeypatch)
+    racers = [threading.Thread(target=deliver_due) for _ in range(4)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert len(received) == 3  # one per channel
+    assert [row.channel for row in deliveries(engine)] == ["webhook", "webhook#2", "webhook#3"]
+    assert {row.status for row in deliveries(engine)} == {"sent"}
+
+
+def test_quiet_hours_hold_a_reminder_until_they_end(redis, engine, drain, monkeypatch, tmp_path, endpoint):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    config = tmp_path / "wapulse.toml"
+    config.write_text(config.read_text().replace('timezone = "Europe/Madrid"\n',
+                                                 'timezone = "Europe/Madrid"\nquiet_hours = "00:00-23:59"\n'))
+    runtime.settings.cache_clear()
+    sheena_goes_cold(redis, drain, monkeypatch)
+    deliver_due()
+    assert received == []
+    (row,) = deliveries(engine)
+    set_now(monkeypatch, row.due_at)
+    deliver_due()
+    assert len(received) == 1

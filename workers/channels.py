@@ -1,0 +1,55 @@
+"""The channels a reminder reaches a rep through, each a real HTTP integration with timeouts.
+
+A send either returns (delivered), raises `RetryLater` (a timeout, a connection error, 5xx, 429:
+worth another attempt after a backoff) or raises `Refused` (any other answer: retrying would get
+the same one, so the delivery goes to the failed list).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import requests
+
+from scoring.reps import Channel
+
+TIMEOUT_S = (3.05, 10)  # connect, read
+SIGNATURE_HEADER = "X-Wapulse-Signature"
+
+
+class RetryLater(Exception):
+    """The channel may take it later."""
+
+
+class Refused(Exception):
+    """The channel will not take it as it is."""
+
+
+def signature(secret: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256 of the exact body bytes, keyed with the channel secret>`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def send(channel: Channel, content: dict, text: str) -> None:
+    """Deliver one reminder; `content` is its JSON form, `text` its wording for people."""
+    if channel.type == "webhook":
+        body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(channel.settings["secret"], body),
+                   "Idempotency-Key": content["id"]}
+        _post(channel.settings["url"], body, headers)
+    else:  # slack: the only other type the configuration accepts
+        payload = {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+        _post(channel.settings["url"], json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+
+def _post(url: str, body: bytes, headers: dict) -> None:
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT_S)
+    except (requests.Timeout, requests.ConnectionError) as error:
+        raise RetryLater(type(error).__name__) from None
+    if response.status_code == 429 or response.status_code >= 500:
+        raise RetryLater(f"HTTP {response.status_code}")
+    if response.status_code >= 300:
+        raise Refused(f"HTTP {response.status_code}")
