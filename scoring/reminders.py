@@ -156,6 +156,8 @@ class CustomerFacts:
     timezone: str | None
     last_inbound_at: int | None
     last_signals: tuple[str, ...]
+    last_outbound_at: int | None = None
+    last_outbound_campaign: str | None = None  # biz_opaque_callback_data of our last message
 
 
 def compose(
@@ -164,7 +166,7 @@ def compose(
 ) -> dict:
     """The reminder as every channel carries it (the webhook channel sends it as it is)."""
     silent_s = now - customer.last_inbound_at if customer.last_inbound_at is not None else None
-    return {
+    content = {
         "id": reminder,
         "rule": rule.value,
         "at": _iso(at),
@@ -178,6 +180,13 @@ def compose(
         "template_required": silent_s is None or silent_s >= SERVICE_WINDOW_S,
         "suggested_action": rules.action_for(to_tier),
     }
+    if rule == Rule.REACTIVATED:  # credited to the last message we sent before they came back
+        sent_before = customer.last_outbound_at is not None and customer.last_outbound_at <= at
+        content["credited_to"] = {
+            "sent_at": _iso(customer.last_outbound_at) if sent_before else None,
+            "campaign": customer.last_outbound_campaign if sent_before else None,
+        }
+    return content
 
 
 def _iso(at: int) -> str:

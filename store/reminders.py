@@ -99,7 +99,8 @@ def _customers(connection: Connection, ids: set[int], owners: OwnerPolicy) -> di
                 _set_counter(connection, OWNER_TURN, _counter(connection, OWNER_TURN) + 1)
             state = row.state or {}
             facts = CustomerFacts(row.key, row.wa_id, row.user_id, row.name, row.timezone, row.last_inbound_at,
-                                  tuple(state.get("last_signals") or ()))
+                                  tuple(state.get("last_signals") or ()), row.last_outbound_at,
+                                  state.get("last_outbound_campaign"))
             found[row.id] = (facts, owner)
     return found
 

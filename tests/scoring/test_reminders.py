@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from scoring.reminders import OWNER, ReminderRules, Rule, reminder_id, rules_for_change
+from scoring.reminders import OWNER, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change
 from scoring.tiers import Cause, Tier
 
 
@@ -86,3 +88,18 @@ def test_a_bad_reminders_table_is_named_in_the_error(table, message):
     with pytest.raises(ValueError) as raised:
         ReminderRules.from_config(table, frozenset({"ana"}))
     assert message in str(raised.value)
+
+
+def test_a_reactivation_is_credited_to_our_last_message_before_it_and_its_campaign():
+    back, sent = 1_790_000_000, 1_790_000_000 - 3 * 3600
+    facts = CustomerFacts("34600000001", "34600000001", None, "Ana", "Europe/Madrid", back, ("price_inquiry",),
+                          last_outbound_at=sent, last_outbound_campaign="spring-promo-b")
+    rules = ReminderRules()
+    content = compose("rem_x", Rule.REACTIVATED, "ana", Tier.DEAD, Tier.WARM, back, facts, rules, back + 60)
+    assert content["credited_to"] == {"sent_at": "2026-09-21T11:13:20Z", "campaign": "spring-promo-b"}
+    assert (content["days_silent"], content["template_required"], content["signals"]) == (0, False, ["price_inquiry"])
+    assert content["customer_local_time"] == "2026-09-21T16:14:20+02:00"
+    later = compose("rem_y", Rule.REACTIVATED, "ana", Tier.DEAD, Tier.WARM, back,
+                    replace(facts, last_outbound_at=back + 10), rules, back + 60)
+    assert later["credited_to"] == {"sent_at": None, "campaign": None}  # our message came after: no credit
+    assert "credited_to" not in compose("rem_z", Rule.WENT_COLD, "ana", Tier.WARM, Tier.COLD, back, facts, rules, back)
