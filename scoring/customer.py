@@ -25,6 +25,8 @@ DELIVERED_RANK, READ_RANK, PLAYED_RANK = 2, 3, 4
 OUTBOUND_ECHO_TYPES_THAT_ARE_NOT_MESSAGES = frozenset({"revoke", "edit"})
 
 
+QUESTION_SIGNALS = frozenset({"question", "price_inquiry", "spec_question", "sample_request", "order_intent"})
+"""Signals of a message that asks us something: left unanswered, it owes the rep a reminder."""
 SIGNAL_LOG_LENGTH = 100  # the latest signal-bearing messages kept with their instants
 
 
@@ -79,6 +81,7 @@ class CustomerState:
     # the conversation's turns
     last_turn: str | None = None  # "in" or "out"
     awaiting_reply_since: int | None = None  # first customer message we have not answered
+    question_since: int | None = None  # first unanswered message asking something (QUESTION_SIGNALS)
     replies: int = 0
     reply_latency_total: int = 0
     our_responses: int = 0
@@ -176,6 +179,8 @@ class CustomerState:
             self.reply_latency_total += event.at - (self.last_outbound_at or event.at)
         if self.awaiting_reply_since is None:
             self.awaiting_reply_since = event.at
+        if self.question_since is None and QUESTION_SIGNALS.intersection(event.signals):
+            self.question_since = event.at
         self.last_turn = "in"
 
     def _on_outbound_seen(self, event: Event, outbound: dict[str, OutboundMessage]) -> OutboundMessage:
@@ -193,7 +198,7 @@ class CustomerState:
         if self.last_turn == "in" and self.awaiting_reply_since is not None:
             self.our_responses += 1
             self.response_time_total += event.at - self.awaiting_reply_since
-        self.awaiting_reply_since = None
+        self.awaiting_reply_since = self.question_since = None
         self.last_turn = "out"
         return message
 

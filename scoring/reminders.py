@@ -145,6 +145,22 @@ SERVICE_WINDOW_S = 24 * HOUR
 """Meta's customer-service window: free-form messages only within 24 h of their last message."""
 
 
+def time_rule_instants(
+    tier: Tier | None, question_since: int | None, awaiting_since: int | None, last_inbound_at: int | None,
+    rules: ReminderRules,
+) -> list[tuple[Rule, int]]:
+    """When the rules of time fire for a customer as they stand (our reply clears both):
+    `unanswered` an SLA after their first unanswered question (the hot SLA for a hot customer),
+    `window_closing` the lead time before 24 hours after their last message, if it waits on us."""
+    instants = []
+    if question_since is not None and Rule.UNANSWERED in rules.enabled:
+        sla = rules.sla_hot_s if tier == Tier.HOT else rules.sla_other_s
+        instants.append((Rule.UNANSWERED, question_since + sla))
+    if awaiting_since is not None and last_inbound_at is not None and Rule.WINDOW_CLOSING in rules.enabled:
+        instants.append((Rule.WINDOW_CLOSING, last_inbound_at + SERVICE_WINDOW_S - rules.window_closing_lead_s))
+    return instants
+
+
 @dataclass(frozen=True)
 class CustomerFacts:
     """What a reminder says about its customer, read from their row when the crossing is planned."""

@@ -470,6 +470,8 @@ def _columns(row, state: CustomerState, alias_rows: list) -> dict:
         "last_inbound_at": state.last_inbound_at,
         "last_outbound_at": state.last_outbound_at,
         "opted_out": state.opted_out,
+        "awaiting_reply_since": state.awaiting_reply_since,
+        "question_since": state.question_since,
         "unreachable": state.unreachable,
         "state": state.to_json(),
     }

@@ -10,11 +10,13 @@ exists already.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 
-from scoring.reminders import OWNER, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change
+from scoring.reminders import (
+    OWNER, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change, time_rule_instants,
+)
 from scoring.reps import OwnerPolicy, Rep
 from scoring.tiers import Cause, Tier
 from store.db import in_chunks
@@ -37,9 +39,15 @@ class ReminderSetup:
     owners: OwnerPolicy
 
 
-def plan_reminders(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
-    """Owe reminders for the tier changes recorded since the last plan; returns the ids of the
-    deliveries created. Callers hold `store.db.write_transaction`."""
+def plan_reminders(connection: Connection, setup: ReminderSetup, now: int, touched: Iterable[int] = ()) -> list[int]:
+    """Owe the reminders that tier changes recorded since the last plan, and the rules of time
+    now due, fire; `touched` customers (just written) get the instant of their next rule of time.
+    Returns the ids of the deliveries created. Callers hold `store.db.write_transaction`."""
+    _schedule_time_rules(connection, sorted(touched), setup.rules)
+    return _plan_tier_changes(connection, setup, now) + _plan_time_rules(connection, setup, now)
+
+
+def _plan_tier_changes(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
     created: list[int] = []
     while True:
         through = _counter(connection, PLANNED_THROUGH)
@@ -52,21 +60,73 @@ def plan_reminders(connection: Connection, setup: ReminderSetup, now: int) -> li
             (change, rule)
             for change in changes
             if now - change.at <= setup.rules.max_age_s
-            for rule in rules_for_change(Tier(change.from_tier) if change.from_tier else None, Tier(change.to_tier),
-                                         Cause(change.cause))
+            for rule in rules_for_change(_tier(change.from_tier), Tier(change.to_tier), Cause(change.cause))
             if rule in setup.rules.enabled
         ]
         people = _customers(connection, {change.customer_id for change, _ in owed}, setup.owners)
         for change, rule in owed:
-            created += _owe(connection, setup, change, rule, people[change.customer_id], now)
+            crossing = Crossing(change.customer_id, rule, change.at, _tier(change.from_tier), Tier(change.to_tier))
+            created += _owe(connection, setup, crossing, people[change.customer_id], now)
         _set_counter(connection, PLANNED_THROUGH, changes[-1].id)
 
 
-def _owe(connection: Connection, setup: ReminderSetup, change, rule: Rule, person: tuple[CustomerFacts, str | None],
+def _schedule_time_rules(connection: Connection, customer_ids: list[int], rules: ReminderRules) -> None:
+    rows = [
+        {"customer_id": row.id, "next_reminder_at": min((at for _, at in _instants(row, rules)), default=None)}
+        for chunk in in_chunks(customer_ids)
+        for row in connection.execute(select(*_TIME_COLUMNS).where(customers.c.id.in_(chunk)))
+    ]
+    if rows:
+        connection.execute(
+            update(customers).where(customers.c.id == bindparam("customer_id"))
+            .values(next_reminder_at=bindparam("next_reminder_at")),
+            rows,
+        )
+
+
+def _plan_time_rules(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
+    """The customers whose next rule of time is due: owe it (unless it is old news), then move
+    their instant to the next rule still ahead."""
+    due = connection.execute(select(*_TIME_COLUMNS).where(customers.c.next_reminder_at <= now)).all()
+    people = _customers(connection, {row.id for row in due}, setup.owners)
+    created = []
+    for row in due:
+        instants = _instants(row, setup.rules)
+        tier = _tier(row.tier) or Tier.UNENGAGED
+        for rule, at in instants:
+            if at <= now and now - at <= setup.rules.max_age_s:
+                created += _owe(connection, setup, Crossing(row.id, rule, at, tier, tier), people[row.id], now)
+        ahead = min((at for _, at in instants if at > now), default=None)
+        connection.execute(update(customers).where(customers.c.id == row.id).values(next_reminder_at=ahead))
+    return created
+
+
+_TIME_COLUMNS = (customers.c.id, customers.c.tier, customers.c.question_since, customers.c.awaiting_reply_since,
+                 customers.c.last_inbound_at)
+
+
+def _instants(row, rules: ReminderRules) -> list[tuple[Rule, int]]:
+    return time_rule_instants(_tier(row.tier), row.question_since, row.awaiting_reply_since, row.last_inbound_at, rules)
+
+
+def _tier(value: str | None) -> Tier | None:
+    return Tier(value) if value else None
+
+
+@dataclass(frozen=True)
+class Crossing:
+    customer_id: int
+    rule: Rule
+    at: int
+    from_tier: Tier | None
+    to_tier: Tier
+
+
+def _owe(connection: Connection, setup: ReminderSetup, crossing: Crossing, person: tuple[CustomerFacts, str | None],
          now: int) -> list[int]:
     facts, owner = person
-    key = reminder_id(facts.key, rule, change.at)
-    recipients = [owner if who == OWNER else who for who in setup.rules.recipients_of(rule)]
+    key = reminder_id(facts.key, crossing.rule, crossing.at)
+    recipients = [owner if who == OWNER else who for who in setup.rules.recipients_of(crossing.rule)]
     owed_to = [rep for rep in dict.fromkeys(recipients) if rep in setup.reps]
     already = set(connection.execute(select(reminders.c.rep).where(reminders.c.id == key)).scalars())
     created = []
@@ -74,10 +134,11 @@ def _owe(connection: Connection, setup: ReminderSetup, change, rule: Rule, perso
         if rep_id in already:
             continue
         rep = setup.reps[rep_id]
-        content = compose(key, rule, rep_id, Tier(change.from_tier) if change.from_tier else None,
-                          Tier(change.to_tier), change.at, facts, setup.rules, now)
-        connection.execute(reminders.insert().values(id=key, rep=rep_id, customer_id=change.customer_id,
-                                                     rule=rule.value, at=change.at, created_at=now, content=content))
+        content = compose(key, crossing.rule, rep_id, crossing.from_tier, crossing.to_tier, crossing.at, facts,
+                          setup.rules, now)
+        connection.execute(reminders.insert().values(id=key, rep=rep_id, customer_id=crossing.customer_id,
+                                                     rule=crossing.rule.value, at=crossing.at, created_at=now,
+                                                     content=content))
         due = rep.quiet_until(now) or now
         for label in rep.channel_labels():
             row = connection.execute(

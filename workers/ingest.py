@@ -130,7 +130,7 @@ def commit_deliveries(deliveries: list[Delivery]) -> BatchResult:
     def commit() -> tuple[BatchResult, bool]:
         with write_transaction(engine) as connection:
             result = write_batch(connection, deliveries, settings().tier_rules, settings().now_ts())
-            return result, bool(result.tier_changes) and plan_within(connection)
+            return result, plan_within(connection, result.customers)
 
     result, reminders_due = retry_when_locked(commit)
     if reminders_due:

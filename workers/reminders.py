@@ -11,6 +11,7 @@ may then see it twice, and the webhook channel's `id` and `Idempotency-Key` let 
 from __future__ import annotations
 
 import logging
+from typing import Iterable
 
 from jinja2 import Environment, StrictUndefined
 from redis import Redis
@@ -50,12 +51,13 @@ HEADLINES = {
 }
 
 
-def plan_within(connection: Connection) -> bool:
-    """Plan reminders inside the caller's write transaction; True when some are due to be sent."""
+def plan_within(connection: Connection, touched: Iterable[int] = ()) -> bool:
+    """Plan reminders inside the caller's write transaction, `touched` being the customers it
+    wrote; True when some are due to be sent."""
     config = settings()
     if not config.reps:
         return False
-    return bool(plan_reminders(connection, config.reminder_setup, config.now_ts()))
+    return bool(plan_reminders(connection, config.reminder_setup, config.now_ts(), touched))
 
 
 def request_delivery(redis: Redis) -> None:

@@ -22,7 +22,7 @@ def sweep_tiers(now: int | None = None) -> dict:
     def run() -> tuple[SweepResult, bool]:
         with write_transaction(engine) as connection:
             result = sweep(connection, config.tier_rules, at)
-            return result, bool(result.changes) and plan_within(connection)
+            return result, plan_within(connection)
 
     result, reminders_due = retry_when_locked(run)
     if reminders_due:

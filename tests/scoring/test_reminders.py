@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from scoring.reminders import OWNER, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change
+from scoring.reminders import (
+    OWNER, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change, time_rule_instants,
+)
 from scoring.tiers import Cause, Tier
 
 
@@ -103,3 +105,14 @@ def test_a_reactivation_is_credited_to_our_last_message_before_it_and_its_campai
                     replace(facts, last_outbound_at=back + 10), rules, back + 60)
     assert later["credited_to"] == {"sent_at": None, "campaign": None}  # our message came after: no credit
     assert "credited_to" not in compose("rem_z", Rule.WENT_COLD, "ana", Tier.WARM, Tier.COLD, back, facts, rules, back)
+
+
+def test_time_rules_fire_an_sla_after_a_question_and_two_hours_before_the_window_closes():
+    rules, asked, last = ReminderRules(), 1_790_000_000, 1_790_000_600
+    assert time_rule_instants(Tier.HOT, asked, asked, last, rules) == [
+        (Rule.UNANSWERED, asked + 300), (Rule.WINDOW_CLOSING, last + 22 * 3600)]
+    assert time_rule_instants(Tier.WARM, asked, asked, last, rules)[0] == (Rule.UNANSWERED, asked + 3600)
+    assert time_rule_instants(Tier.WARM, None, asked, last, rules) == [(Rule.WINDOW_CLOSING, last + 22 * 3600)]
+    assert time_rule_instants(Tier.WARM, None, None, last, rules) == []  # answered: nothing waits on us
+    only_cold = ReminderRules.from_config({"rules": ["went_cold"]}, frozenset())
+    assert time_rule_instants(Tier.HOT, asked, asked, last, only_cold) == []

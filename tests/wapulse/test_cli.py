@@ -188,7 +188,7 @@ def test_owners_import_then_reminders_list_show_and_retry(env, monkeypatch, tmp_
         '[owners]\ndefault = "ana"\n'
     )
     monkeypatch.setenv("WAPULSE_CONFIG", str(config))
-    run("replay", str(FIXTURES / "cloudapi" / "messages__text.json"), "--now", "2026-11-11T12:00:00Z")
+    run("replay", str(FIXTURES / "cloudapi" / "messages__text.json"), "--now", "2026-11-12T18:00:00Z")  # no news
     owners = tmp_path / "owners.csv"
     owners.write_text("customer,rep\nUS.13491208655302741918,zoe\n")
     assert "'zoe' is not a rep" in run("owners", "import", str(owners), expect=1)

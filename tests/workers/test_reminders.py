@@ -103,6 +103,7 @@ def test_a_replayed_timeline_reminds_the_owner_once_per_crossing_and_a_second_re
 
     sent = [json.loads(body) for _, body in received]
     assert sorted((r["customer"]["wa_id"], r["rule"], r["at"]) for r in sent) == sorted([
+        (PRIYA, "window_closing", iso(PRIYA_LAST + 22 * 3600)),  # her last message of the week waited on us
         (PRIYA, "cooling", iso(PRIYA_LAST + 7 * DAY)),
         (PRIYA, "went_cold", iso(PRIYA_LAST + 30 * DAY)),
         (PRIYA, "heating", iso(PRIYA_BACK)),
@@ -118,7 +119,7 @@ def test_a_replayed_timeline_reminds_the_owner_once_per_crossing_and_a_second_re
 
     process(redis, drain, bodies)  # the same timeline again, and time again
     live_through(95, 96)
-    assert len(received) == 5
+    assert len(received) == 6
     assert {row.status for row in deliveries(engine)} == {"sent"}
 
 
@@ -222,3 +223,49 @@ def test_quiet_hours_hold_a_reminder_until_they_end(redis, engine, drain, monkey
     set_now(monkeypatch, row.due_at)
     deliver_due()
     assert len(received) == 1
+
+
+def our_reply_to_sheena(at: int) -> bytes:
+    """A `sent` status of a message of ours to Sheena: our answer, as the webhook reports it."""
+    body = json.loads((FIXTURES / "cloudapi" / "messages__status-sent.json").read_bytes())
+    value = body["entry"][0]["changes"][0]["value"]
+    value.pop("contacts", None)
+    status = value["statuses"][0]
+    status.update(recipient_id="16505551234", timestamp=str(at), id="wamid.reply-to-sheena")
+    status.pop("recipient_user_id", None)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def test_an_unanswered_question_and_a_closing_window_remind_at_their_instants(
+    redis, engine, drain, monkeypatch, tmp_path, endpoint
+):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    set_now(monkeypatch, SHEENA_AT + 60)
+    process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])  # "Does it come in ...?"
+    deliver_due()
+    assert received == []
+    for now in (SHEENA_AT + 3599, SHEENA_AT + 3600, SHEENA_AT + 22 * 3600 - 1, SHEENA_AT + 22 * 3600, SHEENA_AT + DAY):
+        set_now(monkeypatch, now)
+        sweep_tiers()
+        deliver_due()
+    assert [(r["rule"], r["at"], r["template_required"]) for r in (json.loads(body) for _, body in received)] == [
+        ("unanswered", iso(SHEENA_AT + 3600), False),  # warm: the 60-minute SLA
+        ("window_closing", iso(SHEENA_AT + 22 * 3600), False),  # two hours before the window closes
+    ]
+
+
+def test_our_reply_within_the_sla_owes_no_reminder(redis, engine, drain, monkeypatch, tmp_path, endpoint):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    set_now(monkeypatch, SHEENA_AT + 60)
+    process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])
+    set_now(monkeypatch, SHEENA_AT + 1800)
+    process(redis, drain, [our_reply_to_sheena(SHEENA_AT + 1700)])
+    for now in (SHEENA_AT + 3600, SHEENA_AT + DAY):
+        set_now(monkeypatch, now)
+        sweep_tiers()
+        deliver_due()
+    assert received == []
+    with engine.connect() as connection:
+        assert connection.execute(select(Customer.next_reminder_at)).scalar() is None
