@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 CHANNEL_FIELDS = {
     "webhook": ({"url", "secret"}, set()),
     "slack": ({"url"}, set()),
+    "email": ({"to"}, set()),
 }
 """Channel type -> (required keys, optional keys) besides `type`."""
-NOT_YET = {"whatsapp", "email"}  # named in PRODUCT.md, refused with a clear line until they ship
+NOT_YET = {"whatsapp"}  # named in PRODUCT.md, refused with a clear line until it ships
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -104,6 +105,8 @@ def _channel(table, where: str) -> Channel:
         raise ValueError(f"{where} ({table['type']}) {', '.join(sorted(bad))} must be non-empty text")
     if "url" in settings and not settings["url"].startswith(("https://", "http://")):
         raise ValueError(f"{where} ({table['type']}) url must start with https:// or http://")
+    if table["type"] == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", settings["to"]):
+        raise ValueError(f"{where} (email) to must be an e-mail address")
     return Channel(table["type"], settings)
 
 

@@ -122,7 +122,8 @@ def _send(row, now: int) -> tuple[str, str | None, int]:
     channel = rep.channels[labels.index(row.channel)]
     content = row.content
     try:
-        channels.send(channel, content, TEXT.render(headline=HEADLINES[content["rule"]], **content))
+        mail = channels.MailSettings(settings().smtp_url, settings().mail_from) if settings().smtp_url else None
+        channels.send(channel, content, TEXT.render(headline=HEADLINES[content["rule"]], **content), mail)
     except channels.RetryLater as error:
         if row.attempts >= MAX_ATTEMPTS:
             return FAILED, f"gave up after {row.attempts} attempts: {error}", now

@@ -40,6 +40,8 @@ class Settings:
     app_secret: str | None = None
     verify_token: str | None = None
     api_token: str | None = None
+    smtp_url: str | None = None  # SMTP_URL: smtp://user:password@host:587?starttls=1, or smtps://... for e-mail reminders
+    mail_from: str = "wapulse@localhost"  # WAPULSE_MAIL_FROM: the sender of e-mail reminders
     now: datetime | None = None  # WAPULSE_NOW: the instant the whole system takes as now
     batch_size: int = 500  # WAPULSE_BATCH_SIZE: inbox entries per worker transaction
     stale_after_ms: int = 60_000  # WAPULSE_STALE_AFTER_MS: unacknowledged this long = worker died
@@ -56,6 +58,8 @@ class Settings:
             app_secret=env.get("WHATSAPP_APP_SECRET") or None,
             verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
             api_token=env.get("WAPULSE_API_TOKEN") or None,
+            smtp_url=env.get("SMTP_URL") or None,
+            mail_from=env.get("WAPULSE_MAIL_FROM") or "wapulse@localhost",
             now=_instant(env.get("WAPULSE_NOW"), "WAPULSE_NOW"),
             batch_size=_positive_int(env, "WAPULSE_BATCH_SIZE", 500),
             stale_after_ms=_positive_int(env, "WAPULSE_STALE_AFTER_MS", 60_000, minimum=0),
@@ -109,6 +113,8 @@ class Settings:
                 raise ConfigError(f"{self.config_path}: {error}") from None
             if rep.id in reps:
                 raise ConfigError(f"{self.config_path}: [[reps]] {number}: id {rep.id!r} is used twice")
+            if not self.smtp_url and any(channel.type == "email" for channel in rep.channels):
+                raise ConfigError(f"{self.config_path}: [[reps]] {number} ({rep.id}) has an email channel: set SMTP_URL")
             reps[rep.id] = rep
         return reps
 

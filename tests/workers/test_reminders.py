@@ -6,11 +6,14 @@ end-to-end replay, `responses` stands in for them where a test scripts their ans
 from __future__ import annotations
 
 import json
+import socket
 import threading
+from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from store.db import write_transaction
@@ -22,6 +25,7 @@ from tests.workers.test_tiers import (
 )
 from workers import channels, runtime
 from workers.reminders import BACKOFF_S, deliver_due
+from workers.settings import ConfigError
 from workers.sweep import sweep_tiers
 
 SECRET = "rep-endpoint-secret"
@@ -269,3 +273,70 @@ def test_our_reply_within_the_sla_owes_no_reminder(redis, engine, drain, monkeyp
     assert received == []
     with engine.connect() as connection:
         assert connection.execute(select(Customer.next_reminder_at)).scalar() is None
+
+
+class Mailbox:
+    """A real SMTP server's handler (aiosmtpd): answers the scripted codes, then 250 and keeps the mail."""
+
+    def __init__(self, refusals: list[str]):
+        self.refusals, self.mails = list(refusals), []
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.refusals:
+            return self.refusals.pop(0)
+        self.mails.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    boxes = []
+
+    def start(refusals: list[str]) -> tuple[str, Mailbox]:
+        box = Mailbox(refusals)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        controller = Controller(box, hostname="127.0.0.1", port=port)
+        controller.start()
+        boxes.append(controller)
+        return f"smtp://127.0.0.1:{port}", box
+
+    yield start
+    for controller in boxes:
+        controller.stop()
+
+
+def test_e_mail_reaches_the_rep_through_a_real_smtp_server_after_a_temporary_refusal(
+    redis, engine, drain, monkeypatch, tmp_path, smtp
+):
+    url, box = smtp(["451 4.3.0 try again later"])
+    monkeypatch.setenv("SMTP_URL", url)
+    monkeypatch.setenv("WAPULSE_MAIL_FROM", "wapulse@example.test")
+    configure(monkeypatch, tmp_path, '{ type = "email", to = "ana@example.test" }')
+    sheena_goes_cold(redis, drain, monkeypatch)
+    deliver_due()
+    (row,) = deliveries(engine)
+    assert (row.status, row.last_error, box.mails) == ("pending", "SMTP 451", [])
+    set_now(monkeypatch, row.due_at)
+    deliver_due()
+    (mail,) = box.mails
+    assert (mail["To"], mail["From"], mail["Subject"]) == ("ana@example.test", "wapulse@example.test", "wapulse: Went cold")
+    assert mail.get_payload().startswith("Went cold: Sheena Nelson (+16505551234), 30 days silent.")
+    assert deliveries(engine)[0].status == "sent"
+
+
+def test_a_permanent_smtp_refusal_fails_at_once_and_no_smtp_url_is_a_clear_error(
+    redis, engine, drain, monkeypatch, tmp_path, smtp
+):
+    url, box = smtp(["550 5.1.1 no such mailbox"])
+    monkeypatch.setenv("SMTP_URL", url)
+    configure(monkeypatch, tmp_path, '{ type = "email", to = "ana@example.test" }')
+    sheena_goes_cold(redis, drain, monkeypatch)
+    deliver_due()
+    (row,) = deliveries(engine)
+    assert (row.status, row.last_error) == ("failed", "SMTP 550")
+    monkeypatch.delenv("SMTP_URL")
+    runtime.settings.cache_clear()
+    with pytest.raises(ConfigError, match="has an email channel: set SMTP_URL"):
+        runtime.settings().check()
