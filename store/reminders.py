@@ -71,16 +71,20 @@ def _plan_tier_changes(connection: Connection, setup: ReminderSetup, now: int) -
 
 
 def _schedule_time_rules(connection: Connection, customer_ids: list[int], rules: ReminderRules) -> None:
-    rows = [
-        {"customer_id": row.id, "next_reminder_at": min((at for _, at in _instants(row, rules)), default=None)}
+    _set_next_reminders(connection, {
+        row.id: min((at for _, at in _instants(row, rules)), default=None)
         for chunk in in_chunks(customer_ids)
         for row in connection.execute(select(*_TIME_COLUMNS).where(customers.c.id.in_(chunk)))
-    ]
-    if rows:
+    })
+
+
+def _set_next_reminders(connection: Connection, next_at: dict[int, int | None]) -> None:
+    """Each customer's next rule-of-time instant, in one statement."""
+    if next_at:
         connection.execute(
             update(customers).where(customers.c.id == bindparam("customer_id"))
             .values(next_reminder_at=bindparam("next_reminder_at")),
-            rows,
+            [{"customer_id": customer_id, "next_reminder_at": at} for customer_id, at in next_at.items()],
         )
 
 
@@ -89,15 +93,15 @@ def _plan_time_rules(connection: Connection, setup: ReminderSetup, now: int) -> 
     their instant to the next rule still ahead."""
     due = connection.execute(select(*_TIME_COLUMNS).where(customers.c.next_reminder_at <= now)).all()
     people = _customers(connection, {row.id for row in due}, setup.owners)
-    created = []
+    created, ahead = [], {}
     for row in due:
         instants = _instants(row, setup.rules)
         tier = _tier(row.tier) or Tier.UNENGAGED
         for rule, at in instants:
             if at <= now and now - at <= setup.rules.max_age_s:
                 created += _owe(connection, setup, Crossing(row.id, rule, at, tier, tier), people[row.id], now)
-        ahead = min((at for _, at in instants if at > now), default=None)
-        connection.execute(update(customers).where(customers.c.id == row.id).values(next_reminder_at=ahead))
+        ahead[row.id] = min((at for _, at in instants if at > now), default=None)
+    _set_next_reminders(connection, ahead)
     return created
 
 

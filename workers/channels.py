@@ -36,10 +36,11 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def send(channel: Channel, content: dict, text: str, mail: MailSettings | None = None) -> None:
-    """Deliver one reminder; `content` is its JSON form, `text` its wording for people."""
+def send(channel: Channel, content: dict, headline: str, text: str, mail: MailSettings | None = None) -> None:
+    """Deliver one reminder; `content` is its JSON form, `text` its wording for people and
+    `headline` the few words that name it (an e-mail's subject)."""
     if channel.type == "email":
-        _mail(mail, channel.settings["to"], text.split(":", 1)[0], text, content["id"])
+        _mail(mail, channel.settings["to"], headline, text, content["id"])
     elif channel.type == "webhook":
         body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(channel.settings["secret"], body),

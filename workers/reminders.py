@@ -123,7 +123,8 @@ def _send(row, now: int) -> tuple[str, str | None, int]:
     content = row.content
     try:
         mail = channels.MailSettings(settings().smtp_url, settings().mail_from) if settings().smtp_url else None
-        channels.send(channel, content, TEXT.render(headline=HEADLINES[content["rule"]], **content), mail)
+        headline = HEADLINES[content["rule"]]
+        channels.send(channel, content, headline, TEXT.render(headline=headline, **content), mail)
     except channels.RetryLater as error:
         if row.attempts >= MAX_ATTEMPTS:
             return FAILED, f"gave up after {row.attempts} attempts: {error}", now
