@@ -33,6 +33,9 @@ class Rule(StrEnum):
 OWNER = "owner"
 """In a rule's recipients: the customer's own rep."""
 
+UNDELIVERABLE, OPTED_OUT = "undeliverable", "opted_out"
+"""Why a customer is `unreachable`: a delivery failed with 131026, or they stopped marketing messages."""
+
 SUGGESTED_ACTIONS = {
     Tier.HOT: "Answer now and move to close: confirm quantity, price and delivery date.",
     Tier.WARM: "Share a relevant case or ask what is holding them back.",
@@ -178,7 +181,7 @@ class CustomerFacts:
 
 def compose(
     reminder: str, rule: Rule, rep: str, from_tier: Tier | None, to_tier: Tier, at: int, customer: CustomerFacts,
-    rules: ReminderRules, now: int,
+    rules: ReminderRules, now: int, reason: str | None = None,
 ) -> dict:
     """The reminder as every channel carries it (the webhook channel sends it as it is)."""
     silent_s = now - customer.last_inbound_at if customer.last_inbound_at is not None else None
@@ -196,6 +199,8 @@ def compose(
         "template_required": silent_s is None or silent_s >= SERVICE_WINDOW_S,
         "suggested_action": rules.action_for(to_tier),
     }
+    if reason is not None:
+        content["reason"] = reason
     if rule == Rule.REACTIVATED:  # credited to the last message we sent before they came back
         sent_before = customer.last_outbound_at is not None and customer.last_outbound_at <= at
         content["credited_to"] = {

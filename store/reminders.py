@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 from sqlalchemy import Connection, and_, bindparam, select, update
 
 from scoring.reminders import (
-    OWNER, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change, time_rule_instants,
+    OPTED_OUT, OWNER, UNDELIVERABLE, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change, time_rule_instants,
 )
 from scoring.reps import OwnerPolicy, Rep
 from scoring.tiers import Cause, Tier
@@ -43,8 +43,10 @@ def plan_reminders(connection: Connection, setup: ReminderSetup, now: int, touch
     """Owe the reminders that tier changes recorded since the last plan, and the rules of time
     now due, fire; `touched` customers (just written) get the instant of their next rule of time.
     Returns the ids of the deliveries created. Callers hold `store.db.write_transaction`."""
-    _schedule_time_rules(connection, sorted(touched), setup.rules)
-    return _plan_tier_changes(connection, setup, now) + _plan_time_rules(connection, setup, now)
+    touched = sorted(touched)
+    _schedule_time_rules(connection, touched, setup.rules)
+    return (_plan_tier_changes(connection, setup, now) + _plan_time_rules(connection, setup, now)
+            + _plan_opt_outs(connection, setup, now, touched))
 
 
 def _plan_tier_changes(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
@@ -65,7 +67,8 @@ def _plan_tier_changes(connection: Connection, setup: ReminderSetup, now: int) -
         ]
         people = _customers(connection, {change.customer_id for change, _ in owed}, setup.owners)
         for change, rule in owed:
-            crossing = Crossing(change.customer_id, rule, change.at, _tier(change.from_tier), Tier(change.to_tier))
+            crossing = Crossing(change.customer_id, rule, change.at, _tier(change.from_tier), Tier(change.to_tier),
+                                UNDELIVERABLE if rule == Rule.UNREACHABLE else None)
             created += _owe(connection, setup, crossing, people[change.customer_id], now)
         _set_counter(connection, PLANNED_THROUGH, changes[-1].id)
 
@@ -105,6 +108,28 @@ def _plan_time_rules(connection: Connection, setup: ReminderSetup, now: int) -> 
     return created
 
 
+def _plan_opt_outs(connection: Connection, setup: ReminderSetup, now: int, customer_ids: list[int]) -> list[int]:
+    """`unreachable` also fires when a customer opts out of marketing (a 131050 failure or a
+    `stop` preference), at the instant of the opt-out: its id makes a second look owe nothing."""
+    if Rule.UNREACHABLE not in setup.rules.enabled:
+        return []
+    opted_out = [
+        (row.id, _tier(row.tier) or Tier.UNENGAGED, (row.state or {}).get("consent_at"))
+        for chunk in in_chunks(customer_ids)
+        for row in connection.execute(select(customers.c.id, customers.c.tier, customers.c.state)
+                                      .where(customers.c.id.in_(chunk), customers.c.opted_out.is_(True)))
+    ]
+    recent = [(customer_id, tier, at) for customer_id, tier, at in opted_out
+              if at is not None and now - at <= setup.rules.max_age_s]
+    people = _customers(connection, {customer_id for customer_id, _, _ in recent}, setup.owners)
+    return [
+        delivery
+        for customer_id, tier, at in recent
+        for delivery in _owe(connection, setup, Crossing(customer_id, Rule.UNREACHABLE, at, tier, tier, OPTED_OUT),
+                             people[customer_id], now)
+    ]
+
+
 _TIME_COLUMNS = (customers.c.id, customers.c.tier, customers.c.question_since, customers.c.awaiting_reply_since,
                  customers.c.last_inbound_at)
 
@@ -124,6 +149,7 @@ class Crossing:
     at: int
     from_tier: Tier | None
     to_tier: Tier
+    reason: str | None = None  # why an `unreachable` customer is: UNDELIVERABLE or OPTED_OUT
 
 
 def _owe(connection: Connection, setup: ReminderSetup, crossing: Crossing, person: tuple[CustomerFacts, str | None],
@@ -139,7 +165,7 @@ def _owe(connection: Connection, setup: ReminderSetup, crossing: Crossing, perso
             continue
         rep = setup.reps[rep_id]
         content = compose(key, crossing.rule, rep_id, crossing.from_tier, crossing.to_tier, crossing.at, facts,
-                          setup.rules, now)
+                          setup.rules, now, crossing.reason)
         connection.execute(reminders.insert().values(id=key, rep=rep_id, customer_id=crossing.customer_id,
                                                      rule=crossing.rule.value, at=crossing.at, created_at=now,
                                                      content=content))

@@ -340,3 +340,33 @@ def test_a_permanent_smtp_refusal_fails_at_once_and_no_smtp_url_is_a_clear_error
     runtime.settings.cache_clear()
     with pytest.raises(ConfigError, match="has an email channel: set SMTP_URL"):
         runtime.settings().check()
+
+
+@pytest.mark.parametrize("fixture, customer, at, reason", [
+    ("user_preferences__stop.json", "16505551234", 1794600001, "opted_out"),  # they asked to stop marketing
+    ("messages__status-failed__marketing_opt_out.json", "5511991234567", 1795867201, "opted_out"),  # 131050
+    ("messages__status-failed__unreachable.json", "33698765432", 1795856403, "undeliverable"),  # 131026
+])
+def test_an_opt_out_or_an_undeliverable_message_reminds_the_owner_once_as_unreachable(
+    redis, engine, drain, monkeypatch, tmp_path, endpoint, fixture, customer, at, reason
+):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    body = (FIXTURES / "cloudapi" / fixture).read_bytes()
+    set_now(monkeypatch, at + 60)
+    process(redis, drain, [body])
+    deliver_due()
+    process(redis, drain, [body.replace(b'"whatsapp"', b'"whatsapp" ')])  # a redelivery of the same opt-out
+    deliver_due()
+    (reminder,) = [json.loads(body) for _, body in received]
+    assert (reminder["rule"], reminder["reason"], reminder["at"]) == ("unreachable", reason, iso(at))
+    assert reminder["customer"]["wa_id"] == customer
+
+
+def test_an_opt_out_noticed_days_later_is_old_news(redis, engine, drain, monkeypatch, tmp_path, endpoint):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    set_now(monkeypatch, 1794600001 + 2 * DAY)  # a replay of old traffic
+    process(redis, drain, [(FIXTURES / "cloudapi" / "user_preferences__stop.json").read_bytes()])
+    deliver_due()
+    assert received == [] and deliveries(engine) == []
