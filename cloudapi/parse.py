@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
+from cloudapi import OWN_REMINDER_TAG
 from scoring.events import Event, EventKind, Identity
 
 log = logging.getLogger(__name__)
@@ -285,6 +286,9 @@ def _system_change(context: _Context, message: dict, identity: Identity, key: st
 
 
 def _status(context: _Context, status: dict) -> list[Item]:
+    campaign = _str(status.get("biz_opaque_callback_data"))
+    if campaign is not None and campaign.startswith(OWN_REMINDER_TAG):
+        return []  # a reminder we sent a rep: not customer activity
     status_value = _str(status.get("status")) or "unknown"
     message_id = _str(status.get("id"))
     participant = _str(status.get("recipient_participant_id"))
@@ -302,7 +306,7 @@ def _status(context: _Context, status: dict) -> list[Item]:
         phone_number_id=context.phone_number_id,
         message_id=message_id,
         error_codes=_error_codes(status.get("errors")),
-        campaign=_str(status.get("biz_opaque_callback_data")),
+        campaign=campaign,
     )
     return [Item.of(identity, event)]
 

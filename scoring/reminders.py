@@ -89,7 +89,8 @@ class ReminderRules:
     @classmethod
     def from_config(cls, table: Mapping, rep_ids: frozenset[str]) -> ReminderRules:
         """Raises ValueError naming the bad key."""
-        known = {"rules", "to", "sla_minutes", "window_closing_hours", "max_age_hours", "actions"}
+        known = {"rules", "to", "sla_minutes", "window_closing_hours", "max_age_hours", "actions",
+                 "headlines", "templates"}  # the last two: the wording, read by workers.wording
         if unknown := set(table) - known:
             raise ValueError(f"[reminders] has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
         names = table.get("rules", [rule.value for rule in Rule])
@@ -177,6 +178,7 @@ class CustomerFacts:
     last_signals: tuple[str, ...]
     last_outbound_at: int | None = None
     last_outbound_campaign: str | None = None  # biz_opaque_callback_data of our last message
+    phone_number_id: str | None = None  # the business number they write to
 
 
 def compose(
@@ -186,11 +188,13 @@ def compose(
     """The reminder as every channel carries it (the webhook channel sends it as it is)."""
     silent_s = now - customer.last_inbound_at if customer.last_inbound_at is not None else None
     content = {
+        "type": "reminder",
         "id": reminder,
         "rule": rule.value,
         "at": _iso(at),
         "rep": rep,
         "customer": {"key": customer.key, "wa_id": customer.wa_id, "user_id": customer.user_id, "name": customer.name},
+        "phone_number_id": customer.phone_number_id,
         "from": from_tier.value if from_tier else None,
         "to": to_tier.value,
         "days_silent": silent_s // 86_400 if silent_s is not None else None,
@@ -198,9 +202,8 @@ def compose(
         "customer_local_time": _local(now, customer.timezone),
         "template_required": silent_s is None or silent_s >= SERVICE_WINDOW_S,
         "suggested_action": rules.action_for(to_tier),
+        "reason": reason,
     }
-    if reason is not None:
-        content["reason"] = reason
     if rule == Rule.REACTIVATED:  # credited to the last message we sent before they came back
         sent_before = customer.last_outbound_at is not None and customer.last_outbound_at <= at
         content["credited_to"] = {

@@ -1,7 +1,7 @@
 """Reps and who owns a customer (`[[reps]]` and `[owners]` of wapulse.toml, PRODUCT.md §5).
 
-A rep has a time zone, optional quiet hours (reminders wait, then go as one digest) and one or
-more channels. A customer without an imported owner gets the default of the business number
+A rep has a time zone, optional quiet hours and an optional daily digest (reminders wait, then go
+as one digest) and one or more channels. A customer without an imported owner gets the default of the business number
 they write to: a fixed rep, or the next of a list in turn.
 """
 
@@ -13,13 +13,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from scoring.reminders import Rule
+
 CHANNEL_FIELDS = {
     "webhook": ({"url", "secret"}, set()),
     "slack": ({"url"}, set()),
     "email": ({"to"}, set()),
+    "whatsapp": ({"to"}, {"from", "template", "language"}),
 }
 """Channel type -> (required keys, optional keys) besides `type`."""
-NOT_YET = {"whatsapp"}  # named in PRODUCT.md, refused with a clear line until it ships
+WHATSAPP_TEMPLATE = "wapulse_reminder"  # the approved template a WhatsApp reminder uses outside the window
+WHATSAPP_LANGUAGE = "en"
 
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -37,9 +41,29 @@ class Rep:
     timezone: str
     channels: tuple[Channel, ...]
     quiet_hours: tuple[int, int] | None = None  # (start, end) in minutes after local midnight
+    daily_digest: int | None = None  # minutes after local midnight: everything waits for it...
+    immediate: frozenset[Rule] = frozenset()  # ...except these rules
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def hold_until(self, at: int, rule: Rule) -> int | None:
+        """When a reminder owed at `at` may go out, if it has to wait (to go in a digest): the
+        next daily digest unless the rule is immediate, and in any case the end of quiet hours."""
+        if self.daily_digest is not None and rule not in self.immediate:
+            digest = self._next_local(at, self.daily_digest)
+            return self.quiet_until(digest) or digest
+        return self.quiet_until(at)
+
+    def _next_local(self, at: int, minute: int) -> int:
+        """The first instant at or after `at` when the rep's clock shows `minute` after midnight."""
+        local = datetime.fromtimestamp(at, UTC).astimezone(self.zone())
+        for days_ahead in (0, 1):
+            candidate = datetime.combine(local.date() + timedelta(days=days_ahead), datetime.min.time(), self.zone())
+            instant = int((candidate + timedelta(minutes=minute)).timestamp())
+            if instant >= at:
+                return instant
+        raise AssertionError("a clock time recurs within two days")
 
     def quiet_until(self, at: int) -> int | None:
         """When the quiet hours that `at` falls in end (Unix seconds), or None outside them."""
@@ -67,7 +91,7 @@ class Rep:
     @classmethod
     def from_config(cls, table: Mapping, where: str) -> Rep:
         """Raises ValueError naming the bad key."""
-        known = {"id", "name", "timezone", "quiet_hours", "channels"}
+        known = {"id", "name", "timezone", "quiet_hours", "daily_digest", "immediate", "channels"}
         if unknown := set(table) - known:
             raise ValueError(f"{where} has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
         rep_id = table.get("id")
@@ -87,12 +111,12 @@ class Rep:
             timezone=timezone,
             channels=tuple(_channel(channel, f"{where} ({rep_id}) channel {n + 1}") for n, channel in enumerate(channels)),
             quiet_hours=_quiet_hours(table.get("quiet_hours"), f"{where} ({rep_id}) quiet_hours"),
+            daily_digest=_clock(table["daily_digest"], f"{where} ({rep_id}) daily_digest") if "daily_digest" in table else None,
+            immediate=_rules(table.get("immediate", []), f"{where} ({rep_id}) immediate"),
         )
 
 
 def _channel(table, where: str) -> Channel:
-    if isinstance(table, Mapping) and table.get("type") in NOT_YET:
-        raise ValueError(f"{where}: {table['type']} channels are not supported yet; use webhook or slack")
     if not isinstance(table, Mapping) or table.get("type") not in CHANNEL_FIELDS:
         raise ValueError(f"{where} needs type = one of {', '.join(CHANNEL_FIELDS)}")
     required, optional = CHANNEL_FIELDS[table["type"]]
@@ -107,6 +131,14 @@ def _channel(table, where: str) -> Channel:
         raise ValueError(f"{where} ({table['type']}) url must start with https:// or http://")
     if table["type"] == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", settings["to"]):
         raise ValueError(f"{where} (email) to must be an e-mail address")
+    if table["type"] == "whatsapp":
+        settings["to"] = settings["to"].removeprefix("+")
+        if not re.fullmatch(r"[1-9]\d{7,14}", settings["to"]):
+            raise ValueError(f"{where} (whatsapp) to must be the rep's number with its country code, e.g. 34600000000")
+        if not re.fullmatch(r"\d{1,32}", settings.get("from", "0")):
+            raise ValueError(f"{where} (whatsapp) from must be a business phone number id (digits)")
+        settings.setdefault("template", WHATSAPP_TEMPLATE)
+        settings.setdefault("language", WHATSAPP_LANGUAGE)
     return Channel(table["type"], settings)
 
 
@@ -118,6 +150,20 @@ def _quiet_hours(value, where: str) -> tuple[int, int] | None:
     if not all(clocks) or start.strip() == end.strip():
         raise ValueError(f"{where} = {value!r} must read like \"22:00-07:00\" (two different times)")
     return tuple(int(m.group(1)) * 60 + int(m.group(2)) for m in clocks)
+
+
+def _clock(value, where: str) -> int:
+    if not (clock := _CLOCK.match(str(value).strip())):
+        raise ValueError(f"{where} = {value!r} must be a time of day such as \"18:00\"")
+    return int(clock.group(1)) * 60 + int(clock.group(2))
+
+
+def _rules(value, where: str) -> frozenset[Rule]:
+    names = value if isinstance(value, list) else [value]
+    try:
+        return frozenset(Rule(name) for name in names)
+    except ValueError:
+        raise ValueError(f"{where} must list rules among {', '.join(rule.value for rule in Rule)}") from None
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,8 @@ class ReminderDelivery(SQLModel, table=True):
     rep: str = Field(max_length=64)
     channel: str = Field(max_length=32)  # the rep's channel label: webhook, slack, email#2
     status: str = Field(max_length=16)  # pending, sending, sent, failed
-    due_at: int = Field(sa_type=BigInteger)  # not before: quiet hours and backoff move it
+    due_at: int = Field(sa_type=BigInteger)  # not before: quiet hours, a daily digest and backoff move it
+    held: bool = False  # it waited for quiet hours or a digest: goes out with the rest held for that channel
     attempts: int = 0
     last_error: Optional[str] = Field(default=None, max_length=255)
     sent_at: Optional[int] = Field(default=None, sa_type=BigInteger)

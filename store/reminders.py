@@ -10,21 +10,24 @@ exists already.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable, Mapping
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from scoring.reminders import (
     OPTED_OUT, OWNER, UNDELIVERABLE, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change, time_rule_instants,
 )
+from scoring.events import EventKind
 from scoring.reps import OwnerPolicy, Rep
 from scoring.tiers import Cause, Tier
 from store.db import in_chunks
 from store.history import tier_changes
-from store.models import Counter, Customer, CustomerAlias, Reminder, ReminderDelivery
+from store.models import Counter, Customer, CustomerAlias, EventRow, Reminder, ReminderDelivery
 
-customers, aliases, reminders, deliveries, counters = (
+customers, aliases, reminders, deliveries, counters, events = (
     Customer.__table__, CustomerAlias.__table__, Reminder.__table__, ReminderDelivery.__table__, Counter.__table__,
+    EventRow.__table__,
 )
 PLANNED_THROUGH = "reminders.planned_through"  # the last tier change id planned
 OWNER_TURN = "owners.turn"  # customers given a default owner so far (round robin)
@@ -37,6 +40,13 @@ class ReminderSetup:
     rules: ReminderRules
     reps: Mapping[str, Rep]
     owners: OwnerPolicy
+
+    @cached_property
+    def rep_numbers(self) -> frozenset[str]:
+        """The reps' own WhatsApp numbers: a rep who writes to the business number (to open her
+        window for WhatsApp reminders) is not a customer to be reminded of."""
+        return frozenset(channel.settings["to"] for rep in self.reps.values() for channel in rep.channels
+                         if channel.type == "whatsapp")
 
 
 def plan_reminders(connection: Connection, setup: ReminderSetup, now: int, touched: Iterable[int] = ()) -> list[int]:
@@ -155,6 +165,8 @@ class Crossing:
 def _owe(connection: Connection, setup: ReminderSetup, crossing: Crossing, person: tuple[CustomerFacts, str | None],
          now: int) -> list[int]:
     facts, owner = person
+    if facts.wa_id in setup.rep_numbers:
+        return []
     key = reminder_id(facts.key, crossing.rule, crossing.at)
     recipients = [owner if who == OWNER else who for who in setup.rules.recipients_of(crossing.rule)]
     owed_to = [rep for rep in dict.fromkeys(recipients) if rep in setup.reps]
@@ -169,11 +181,12 @@ def _owe(connection: Connection, setup: ReminderSetup, crossing: Crossing, perso
         connection.execute(reminders.insert().values(id=key, rep=rep_id, customer_id=crossing.customer_id,
                                                      rule=crossing.rule.value, at=crossing.at, created_at=now,
                                                      content=content))
-        due = rep.quiet_until(now) or now
+        held_until = rep.hold_until(now, crossing.rule)
         for label in rep.channel_labels():
             row = connection.execute(
-                deliveries.insert().values(reminder_id=key, rep=rep_id, channel=label, status=PENDING, due_at=due,
-                                           attempts=0).returning(deliveries.c.id)
+                deliveries.insert().values(reminder_id=key, rep=rep_id, channel=label, status=PENDING,
+                                           due_at=held_until or now, held=held_until is not None, attempts=0)
+                .returning(deliveries.c.id)
             )
             created.append(row.scalar_one())
     return created
@@ -191,7 +204,7 @@ def _customers(connection: Connection, ids: set[int], owners: OwnerPolicy) -> di
             state = row.state or {}
             facts = CustomerFacts(row.key, row.wa_id, row.user_id, row.name, row.timezone, row.last_inbound_at,
                                   tuple(state.get("last_signals") or ()), row.last_outbound_at,
-                                  state.get("last_outbound_campaign"))
+                                  state.get("last_outbound_campaign"), row.phone_number_id)
             found[row.id] = (facts, owner)
     return found
 
@@ -215,6 +228,16 @@ def delivery_rows(connection: Connection, status: str | None = None, customer_id
     if customer_id is not None:
         query = query.where(reminders.c.customer_id == customer_id)
     return connection.execute(query.order_by(deliveries.c.id.desc())).all()
+
+
+def last_message_from(connection: Connection, wa_id: str, phone_number_id: str) -> int | None:
+    """When the person behind `wa_id` last wrote to this business number (a rep's own 24-hour
+    window for free-form WhatsApp messages), or None if they never did."""
+    customer_id = select(aliases.c.customer_id).where(aliases.c.kind == "wa_id", aliases.c.value == wa_id)
+    return connection.execute(
+        select(func.max(events.c.at)).where(events.c.customer_id.in_(customer_id), events.c.kind == EventKind.MESSAGE.value,
+                                            events.c.phone_number_id == phone_number_id)
+    ).scalar()
 
 
 def retry_delivery(connection: Connection, delivery_id: int, now: int) -> bool:

@@ -1,4 +1,5 @@
-"""The channels a reminder reaches a rep through, each a real HTTP integration with timeouts.
+"""The channels a reminder reaches a rep through: HTTP (webhook, Slack, the WhatsApp Cloud API)
+with timeouts, and SMTP.
 
 A send either returns (delivered), raises `RetryLater` (a timeout, a connection error, 5xx, 429:
 worth another attempt after a backoff) or raises `Refused` (any other answer: retrying would get
@@ -13,14 +14,21 @@ import json
 import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 import requests
 
+from cloudapi import OWN_REMINDER_TAG
 from scoring.reps import Channel
 
 TIMEOUT_S = (3.05, 10)  # connect, read
 SIGNATURE_HEADER = "X-Wapulse-Signature"
+WHATSAPP_TEXT_LIMIT = 4096  # characters in a text message body
+TEMPLATE_PARAMETER_LIMIT = 1024  # characters we put in the template's one body parameter
+GRAPH_RETRY_CODES = {1, 2, 4, 80007, 130429, 131000, 131056, 131057, 133004}
+"""Graph API error codes worth another attempt: service hiccups, rate limits (app, WABA,
+throughput, pair), unknown error, maintenance, server temporarily unavailable."""
 
 
 class RetryLater(Exception):
@@ -36,18 +44,41 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def send(channel: Channel, content: dict, headline: str, text: str, mail: MailSettings | None = None) -> None:
-    """Deliver one reminder; `content` is its JSON form, `text` its wording for people and
-    `headline` the few words that name it (an e-mail's subject)."""
+@dataclass(frozen=True)
+class Outgoing:
+    """One send: a reminder, or a digest of several held for the same channel."""
+
+    key: str  # the idempotency key: the reminder's id, or the digest's
+    body: dict  # the webhook channel's JSON
+    headline: str  # a few words naming it (an e-mail's subject)
+    text: str  # its wording for people
+    business_number: str | None  # the phone number id their customer wrote to: the WhatsApp sender by default
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """The service's own accounts some channels send through."""
+
+    mail: MailSettings | None = None
+    whatsapp: WhatsAppSettings | None = None
+
+
+def send(channel: Channel, outgoing: Outgoing, accounts: Accounts, free_form: bool = False) -> None:
+    """Deliver one reminder or digest. `free_form`: the rep wrote to the sending number within
+    24 hours, so WhatsApp takes a text; otherwise it takes the approved template."""
     if channel.type == "email":
-        _mail(mail, channel.settings["to"], headline, text, content["id"])
+        _mail(accounts.mail, channel.settings["to"], outgoing)
+    elif channel.type == "whatsapp":
+        _whatsapp(accounts.whatsapp, channel.settings, outgoing, free_form)
     elif channel.type == "webhook":
-        body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        body = json.dumps(outgoing.body, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(channel.settings["secret"], body),
-                   "Idempotency-Key": content["id"]}
+                   "Idempotency-Key": outgoing.key}
         _post(channel.settings["url"], body, headers)
     else:  # slack: the only other type the configuration accepts
-        payload = {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+        payload = {"text": outgoing.text,
+                   "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": part[:3000]}}
+                              for part in outgoing.text.split("\n\n")[:50]]}
         _post(channel.settings["url"], json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
 
@@ -57,14 +88,14 @@ class MailSettings:
     sender: str
 
 
-def _mail(mail: MailSettings | None, to: str, subject: str, text: str, reminder_id: str) -> None:
+def _mail(mail: MailSettings | None, to: str, outgoing: Outgoing) -> None:
     if mail is None:
         raise Refused("no SMTP_URL is set")
     server = urlsplit(mail.url)
     message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = mail.sender, to, f"wapulse: {subject}"
-    message["Message-ID"] = f"<{reminder_id}@wapulse>"  # the same reminder keeps the same id
-    message.set_content(text)
+    message["From"], message["To"], message["Subject"] = mail.sender, to, f"wapulse: {outgoing.headline}"
+    message["Message-ID"] = f"<{outgoing.key}@wapulse>"  # the same reminder keeps the same id
+    message.set_content(outgoing.text)
     connect = smtplib.SMTP_SSL if server.scheme == "smtps" else smtplib.SMTP
     try:
         with connect(server.hostname or "localhost", server.port or 0, timeout=TIMEOUT_S[1]) as smtp:
@@ -82,12 +113,53 @@ def _mail(mail: MailSettings | None, to: str, subject: str, text: str, reminder_
         raise RetryLater(type(error).__name__) from None
 
 
-def _post(url: str, body: bytes, headers: dict) -> None:
+@dataclass(frozen=True)
+class WhatsAppSettings:
+    token: str  # WHATSAPP_ACCESS_TOKEN: a system user token with whatsapp_business_messaging
+    graph_url: str  # WHATSAPP_GRAPH_URL: https://graph.facebook.com/v24.0
+
+
+def _whatsapp(account: WhatsAppSettings | None, settings: Mapping[str, str], outgoing: Outgoing, free_form: bool) -> None:
+    """POST /{phone_number_id}/messages to the rep's own number. The callback data marks the
+    message as ours, so the statuses Meta sends back for it are not taken for customer traffic."""
+    if account is None:
+        raise Refused("no WHATSAPP_ACCESS_TOKEN is set")
+    sender = settings.get("from") or outgoing.business_number
+    if not sender:
+        raise Refused("no business number to send from: set from = <phone number id> on the channel")
+    message = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": settings["to"],
+               "biz_opaque_callback_data": f"{OWN_REMINDER_TAG}{outgoing.key}"}
+    if free_form:
+        text = outgoing.text if len(outgoing.text) <= WHATSAPP_TEXT_LIMIT else outgoing.text[:WHATSAPP_TEXT_LIMIT - 1] + "…"
+        message.update(type="text", text={"preview_url": False, "body": text})
+    else:  # template parameters may hold no newline, tab or run of more than four spaces
+        line = " ".join(outgoing.text.split())
+        line = line if len(line) <= TEMPLATE_PARAMETER_LIMIT else line[:TEMPLATE_PARAMETER_LIMIT - 1] + "…"
+        message.update(type="template", template={
+            "name": settings["template"], "language": {"code": settings["language"]},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": line}]}],
+        })
+    headers = {"Authorization": f"Bearer {account.token}", "Content-Type": "application/json"}
+    _post(f"{account.graph_url.rstrip('/')}/{sender}/messages", json.dumps(message).encode(), headers, graph=True)
+
+
+def _post(url: str, body: bytes, headers: dict, graph: bool = False) -> None:
     try:
         response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT_S)
     except (requests.Timeout, requests.ConnectionError) as error:
         raise RetryLater(type(error).__name__) from None
-    if response.status_code == 429 or response.status_code >= 500:
-        raise RetryLater(f"HTTP {response.status_code}")
+    code = _graph_error_code(response) if graph and response.status_code >= 300 else None
+    what = f"HTTP {response.status_code}" + (f", Graph API error {code}" if code is not None else "")
+    if response.status_code == 429 or response.status_code >= 500 or code in GRAPH_RETRY_CODES:
+        raise RetryLater(what)
     if response.status_code >= 300:
-        raise Refused(f"HTTP {response.status_code}")
+        raise Refused(what)
+
+
+def _graph_error_code(response: requests.Response) -> int | None:
+    """`error.code` of a Graph API error body (its message may name the recipient: not kept)."""
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, int) else None

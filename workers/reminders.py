@@ -2,7 +2,8 @@
 on a queue of its own.
 
 Delivery claims each due delivery row before sending (pending -> sending, a conditional UPDATE:
-of two workers racing, one wins), so a reminder goes out at most once per channel; timeouts, 5xx
+of two workers racing, one wins), so a reminder goes out at most once per channel; the ones held
+by quiet hours or a daily digest go out together as one digest; timeouts, 5xx
 and 429 put it back with a backoff, any other refusal marks it failed for `wapulse reminders`.
 A delivery left `sending` by a worker that died is put back after `STUCK_AFTER_S`: the receiver
 may then see it twice, and the webhook channel's `id` and `Idempotency-Key` let it tell.
@@ -10,17 +11,18 @@ may then see it twice, and the webhook channel's `id` and `Idempotency-Key` let 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Iterable
 
-from jinja2 import Environment, StrictUndefined
 from redis import Redis
 from rq import Queue
 from sqlalchemy import Connection, and_, select, update
 
 from store.db import engine_for
 from store.models import Reminder, ReminderDelivery
-from store.reminders import FAILED, PENDING, SENDING, SENT, plan_reminders
+from scoring.reminders import SERVICE_WINDOW_S
+from store.reminders import FAILED, PENDING, SENDING, SENT, last_message_from, plan_reminders
 from workers import channels
 from workers.runtime import redis_connection, settings
 
@@ -35,20 +37,6 @@ STUCK_AFTER_S = 600
 CLAIM_BATCH = 50
 reminders, deliveries = Reminder.__table__, ReminderDelivery.__table__
 
-TEXT = Environment(undefined=StrictUndefined, autoescape=False).from_string(
-    "{{ headline }}: {{ customer.name or customer.key }}"
-    "{% if customer.wa_id %} (+{{ customer.wa_id }}){% endif %}"
-    "{% if days_silent is not none %}, {{ days_silent }} days silent{% endif %}."
-    "{% if signals %} Last signals: {{ signals | join(', ') }}.{% endif %}"
-    "{% if customer_local_time %} Their local time: {{ customer_local_time[11:16] }}.{% endif %}"
-    " {{ 'Outside the 24-hour window: a template is needed.' if template_required"
-    " else 'Within the 24-hour window: a free-form message is allowed.' }}"
-    " Next: {{ suggested_action }}"
-)
-HEADLINES = {
-    "went_cold": "Went cold", "cooling": "Cooling down", "heating": "Heating up", "reactivated": "Came back",
-    "unreachable": "Unreachable", "unanswered": "Question unanswered", "window_closing": "Window closing",
-}
 
 
 def plan_within(connection: Connection, touched: Iterable[int] = ()) -> bool:
@@ -68,7 +56,8 @@ def request_delivery(redis: Redis) -> None:
 
 
 def deliver_due() -> dict:
-    """RQ job (and cron every minute): send every delivery that is due, each claimed first."""
+    """RQ job (and cron every minute): send every delivery that is due, each claimed first;
+    deliveries held for one channel (quiet hours, a daily digest) go together as one digest."""
     redis_connection().delete(DELIVERY_REQUESTED)
     engine, now = engine_for(settings().database_url), settings().now_ts()
     counts = {SENT: 0, PENDING: 0, FAILED: 0}
@@ -76,60 +65,106 @@ def deliver_due() -> dict:
         connection.execute(update(deliveries).where(deliveries.c.status == SENDING,
                                                     deliveries.c.due_at <= now - STUCK_AFTER_S).values(status=PENDING))
     while due := _due(engine, now):
-        for delivery_id in due:
-            if (outcome := _deliver(engine, delivery_id, now)) is not None:
-                counts[outcome] += 1
+        for group in due:
+            if claimed := _claim(engine, group, now):
+                outcome = _send(engine, claimed, now)
+                counts[outcome] += len(claimed)
     return counts
 
 
-def _due(engine, now: int) -> list[int]:
+def _due(engine, now: int) -> list[list[int]]:
+    """The next due deliveries, as groups to send: a held one brings every held delivery due on
+    its rep's same channel; any other goes alone."""
     with engine.connect() as connection:
-        return list(connection.execute(
-            select(deliveries.c.id).where(deliveries.c.status == PENDING, deliveries.c.due_at <= now)
+        rows = connection.execute(
+            select(deliveries.c.id, deliveries.c.rep, deliveries.c.channel, deliveries.c.held)
+            .where(deliveries.c.status == PENDING, deliveries.c.due_at <= now)
             .order_by(deliveries.c.due_at, deliveries.c.id).limit(CLAIM_BATCH)
-        ).scalars())
+        ).all()
+        groups, digests = [], set()
+        for row in rows:
+            if not row.held:
+                groups.append([row.id])
+            elif (row.rep, row.channel) not in digests:
+                digests.add((row.rep, row.channel))
+                groups.append(list(connection.execute(
+                    select(deliveries.c.id).where(deliveries.c.status == PENDING, deliveries.c.due_at <= now,
+                                                  deliveries.c.held.is_(True), deliveries.c.rep == row.rep,
+                                                  deliveries.c.channel == row.channel).order_by(deliveries.c.id)
+                ).scalars()))
+        return groups
 
 
-def _deliver(engine, delivery_id: int, now: int) -> str | None:
-    """Claim, send, record; None when another worker claimed it first."""
+def _claim(engine, group: list[int], now: int) -> list:
+    """Claim the deliveries of a group still pending (another worker may have taken some): the
+    rows claimed, with their reminders' content, oldest first."""
     with engine.begin() as connection:
         claimed = connection.execute(
-            update(deliveries).where(deliveries.c.id == delivery_id, deliveries.c.status == PENDING)
-            .values(status=SENDING, attempts=deliveries.c.attempts + 1, due_at=now)
-        ).rowcount
+            update(deliveries).where(deliveries.c.id.in_(group), deliveries.c.status == PENDING)
+            .values(status=SENDING, attempts=deliveries.c.attempts + 1, due_at=now).returning(deliveries.c.id)
+        ).scalars().all()
         if not claimed:
-            return None
-        row = connection.execute(
+            return []
+        return connection.execute(
             select(deliveries, reminders.c.content).join(
                 reminders, and_(reminders.c.id == deliveries.c.reminder_id, reminders.c.rep == deliveries.c.rep))
-            .where(deliveries.c.id == delivery_id)
-        ).one()
-    outcome, error, due_at = _send(row, now)
+            .where(deliveries.c.id.in_(claimed)).order_by(deliveries.c.id)
+        ).all()
+
+
+def _send(engine, rows: list, now: int) -> str:
+    """Send claimed deliveries (one, or a digest) and record the outcome on each."""
+    outcome, error, due_at = _attempt(engine, rows, now)
     with engine.begin() as connection:
-        connection.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
+        connection.execute(update(deliveries).where(deliveries.c.id.in_([row.id for row in rows])).values(
             status=outcome, last_error=error, due_at=due_at, sent_at=now if outcome == SENT else None))
     if error:
-        log.warning("reminder delivery %d on %s: %s (%s)", delivery_id, row.channel, error, outcome)
+        log.warning("reminder deliveries %s on %s: %s (%s)", [row.id for row in rows], rows[0].channel, error, outcome)
     return outcome
 
 
-def _send(row, now: int) -> tuple[str, str | None, int]:
+def _attempt(engine, rows: list, now: int) -> tuple[str, str | None, int]:
     """(status, error, due_at) after one attempt."""
-    rep = settings().reps.get(row.rep)
+    config, first = settings(), rows[0]
+    rep = config.reps.get(first.rep)
     labels = rep.channel_labels() if rep else []
-    if row.channel not in labels:
-        return FAILED, f"rep {row.rep} has no channel {row.channel} any more", now
-    channel = rep.channels[labels.index(row.channel)]
-    content = row.content
+    if first.channel not in labels:
+        return FAILED, f"rep {first.rep} has no channel {first.channel} any more", now
+    channel = rep.channels[labels.index(first.channel)]
+    outgoing = _outgoing(rep.name, [row.content for row in rows])
+    accounts = channels.Accounts(
+        mail=channels.MailSettings(config.smtp_url, config.mail_from) if config.smtp_url else None,
+        whatsapp=channels.WhatsAppSettings(config.whatsapp_token, config.graph_url) if config.whatsapp_token else None,
+    )
     try:
-        mail = channels.MailSettings(settings().smtp_url, settings().mail_from) if settings().smtp_url else None
-        headline = HEADLINES[content["rule"]]
-        channels.send(channel, content, headline, TEXT.render(headline=headline, **content), mail)
+        channels.send(channel, outgoing, accounts, free_form=_rep_window_open(engine, channel, outgoing, now))
     except channels.RetryLater as error:
-        if row.attempts >= MAX_ATTEMPTS:
-            return FAILED, f"gave up after {row.attempts} attempts: {error}", now
-        return PENDING, str(error), now + BACKOFF_S[row.attempts - 1]
+        attempts = max(row.attempts for row in rows)
+        if attempts >= MAX_ATTEMPTS:
+            return FAILED, f"gave up after {attempts} attempts: {error}", now
+        return PENDING, str(error), now + BACKOFF_S[attempts - 1]
     except channels.Refused as error:
         return FAILED, str(error), now
     return SENT, None, now
 
+
+def _outgoing(rep_name: str, contents: list[dict]) -> channels.Outgoing:
+    wording = settings().reminder_wording
+    if len(contents) == 1:
+        (content,) = contents
+        return channels.Outgoing(content["id"], content, wording.headline(content), wording.render(content),
+                                 content.get("phone_number_id"))
+    headline, text = wording.digest(rep_name, contents)
+    key = "dig_" + hashlib.sha256("\x1f".join(content["id"] for content in contents).encode()).hexdigest()[:24]
+    body = {"type": "digest", "id": key, "rep": contents[0]["rep"], "count": len(contents), "reminders": contents}
+    return channels.Outgoing(key, body, headline, text, contents[0].get("phone_number_id"))
+
+
+def _rep_window_open(engine, channel, outgoing: channels.Outgoing, now: int) -> bool:
+    """Whether a WhatsApp rep wrote to the sending number within 24 hours (free-form allowed)."""
+    sender = channel.settings.get("from") or outgoing.business_number
+    if channel.type != "whatsapp" or not sender:
+        return False
+    with engine.connect() as connection:
+        last = last_message_from(connection, channel.settings["to"], sender)
+    return last is not None and now - last < SERVICE_WINDOW_S

@@ -22,10 +22,12 @@ if TYPE_CHECKING:  # imported where used: the web process never loads the scorin
     from scoring.signals import SignalMatcher
     from scoring.tiers import TierRules
     from store.reminders import ReminderSetup
+    from workers.wording import Wording
 
 DEFAULT_DATABASE_URL = "sqlite:///var/wapulse.db"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONFIG_FILE = "wapulse.toml"
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v24.0"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
@@ -42,6 +44,8 @@ class Settings:
     api_token: str | None = None
     smtp_url: str | None = None  # SMTP_URL: smtp://user:password@host:587?starttls=1, or smtps://... for e-mail reminders
     mail_from: str = "wapulse@localhost"  # WAPULSE_MAIL_FROM: the sender of e-mail reminders
+    whatsapp_token: str | None = None  # WHATSAPP_ACCESS_TOKEN: sends WhatsApp reminders to reps
+    graph_url: str = DEFAULT_GRAPH_URL  # WHATSAPP_GRAPH_URL: the Graph API base, with its version
     now: datetime | None = None  # WAPULSE_NOW: the instant the whole system takes as now
     batch_size: int = 500  # WAPULSE_BATCH_SIZE: inbox entries per worker transaction
     stale_after_ms: int = 60_000  # WAPULSE_STALE_AFTER_MS: unacknowledged this long = worker died
@@ -60,6 +64,8 @@ class Settings:
             api_token=env.get("WAPULSE_API_TOKEN") or None,
             smtp_url=env.get("SMTP_URL") or None,
             mail_from=env.get("WAPULSE_MAIL_FROM") or "wapulse@localhost",
+            whatsapp_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
+            graph_url=env.get("WHATSAPP_GRAPH_URL") or DEFAULT_GRAPH_URL,
             now=_instant(env.get("WAPULSE_NOW"), "WAPULSE_NOW"),
             batch_size=_positive_int(env, "WAPULSE_BATCH_SIZE", 500),
             stale_after_ms=_positive_int(env, "WAPULSE_STALE_AFTER_MS", 60_000, minimum=0),
@@ -113,8 +119,12 @@ class Settings:
                 raise ConfigError(f"{self.config_path}: {error}") from None
             if rep.id in reps:
                 raise ConfigError(f"{self.config_path}: [[reps]] {number}: id {rep.id!r} is used twice")
-            if not self.smtp_url and any(channel.type == "email" for channel in rep.channels):
-                raise ConfigError(f"{self.config_path}: [[reps]] {number} ({rep.id}) has an email channel: set SMTP_URL")
+            accounts = {"email": ("SMTP_URL", self.smtp_url), "whatsapp": ("WHATSAPP_ACCESS_TOKEN", self.whatsapp_token)}
+            for channel in rep.channels:
+                variable, value = accounts.get(channel.type, ("", True))
+                if not value:
+                    raise ConfigError(f"{self.config_path}: [[reps]] {number} ({rep.id}): its {channel.type} channel "
+                                      f"needs {variable}")
             reps[rep.id] = rep
         return reps
 
@@ -132,6 +142,13 @@ class Settings:
             owners=self._rules_table("owners", lambda table: OwnerPolicy.from_config(table, rep_ids)),
         )
 
+    @cached_property
+    def reminder_wording(self) -> Wording:
+        """`[reminders.headlines]` and `[reminders.templates]`: what reminders say."""
+        from workers.wording import Wording
+
+        return self._rules_table("reminders", Wording.from_config)
+
     def _rules_table(self, name: str, build):
         try:
             return build(_table(self.rules.get(name, {}), f"[{name}]"))
@@ -140,7 +157,7 @@ class Settings:
 
     def check(self) -> Settings:
         """Load everything loaded lazily, so a bad wapulse.toml stops start-up, not a job."""
-        self.signal_matcher, self.tier_rules, self.figure_rules, self.reminder_setup
+        self.signal_matcher, self.tier_rules, self.figure_rules, self.reminder_setup, self.reminder_wording
         return self
 
     def clock(self) -> datetime:

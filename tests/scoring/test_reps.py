@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from scoring.reminders import Rule
 from scoring.reps import OwnerPolicy, Rep
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -40,6 +41,23 @@ def test_quiet_hours_within_a_day_and_across_a_clock_change():
     assert rep().quiet_until(madrid("2026-11-22T03:00:00")) is None
 
 
+def test_a_daily_digest_holds_all_but_the_immediate_rules_until_its_hour_outside_quiet_hours():
+    ana = rep(daily_digest="18:00", immediate=["unanswered"], quiet_hours="22:00-07:00")
+    assert ana.hold_until(madrid("2026-11-22T09:00:00"), Rule.WENT_COLD) == madrid("2026-11-22T18:00:00")
+    assert ana.hold_until(madrid("2026-11-22T18:00:00"), Rule.WENT_COLD) == madrid("2026-11-22T18:00:00")
+    assert ana.hold_until(madrid("2026-11-22T18:00:01"), Rule.WENT_COLD) == madrid("2026-11-23T18:00:00")
+    assert ana.hold_until(madrid("2026-11-22T09:00:00"), Rule.UNANSWERED) is None
+    assert ana.hold_until(madrid("2026-11-22T23:00:00"), Rule.UNANSWERED) == madrid("2026-11-23T07:00:00")
+    late = rep(daily_digest="23:00", quiet_hours="22:00-07:00")  # a digest hour inside quiet hours waits for them
+    assert late.hold_until(madrid("2026-11-22T09:00:00"), Rule.HEATING) == madrid("2026-11-23T07:00:00")
+    assert rep().hold_until(madrid("2026-11-22T09:00:00"), Rule.HEATING) is None
+
+
+def test_a_whatsapp_channel_takes_the_number_without_plus_and_the_default_template():
+    (channel,) = rep(channels=[{"type": "whatsapp", "to": "+34600000000"}]).channels
+    assert dict(channel.settings) == {"to": "34600000000", "template": "wapulse_reminder", "language": "en"}
+
+
 def test_channel_labels_number_repeated_types():
     slack = {"type": "slack", "url": "https://hooks.slack.com/services/T/B/x"}
     ana = rep(channels=[WEBHOOK, slack, slack])
@@ -55,7 +73,10 @@ def test_channel_labels_number_repeated_types():
         ({"channels": [{"type": "pigeon"}]}, "channel 1 needs type = one of"),
         ({"channels": [{"type": "webhook", "url": "https://x"}]}, "(webhook) needs secret"),
         ({"channels": [{"type": "slack", "url": "ftp://x"}]}, "url must start with"),
-        ({"channels": [{"type": "whatsapp", "to": "34600000000"}]}, "whatsapp channels are not supported yet"),
+        ({"channels": [{"type": "whatsapp", "to": "600 000 000"}]}, "(whatsapp) to must be the rep's number"),
+        ({"channels": [{"type": "whatsapp", "to": "34600000000", "from": "my-number"}]}, "from must be a business"),
+        ({"daily_digest": "6pm"}, "daily_digest = '6pm' must be a time of day"),
+        ({"immediate": ["urgent"]}, "immediate must list rules among went_cold"),
         ({"channels": [{"type": "email", "to": "ana"}]}, "(email) to must be an e-mail address"),
         ({"channels": [{"type": "slack", "url": "https://x", "colour": "red"}]}, "unknown keys ['colour']"),
         ({"quiet_hours": "22-7"}, "must read like"),

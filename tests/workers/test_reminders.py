@@ -338,7 +338,7 @@ def test_a_permanent_smtp_refusal_fails_at_once_and_no_smtp_url_is_a_clear_error
     assert (row.status, row.last_error) == ("failed", "SMTP 550")
     monkeypatch.delenv("SMTP_URL")
     runtime.settings.cache_clear()
-    with pytest.raises(ConfigError, match="has an email channel: set SMTP_URL"):
+    with pytest.raises(ConfigError, match="its email channel needs SMTP_URL"):
         runtime.settings().check()
 
 
@@ -370,3 +370,170 @@ def test_an_opt_out_noticed_days_later_is_old_news(redis, engine, drain, monkeyp
     process(redis, drain, [(FIXTURES / "cloudapi" / "user_preferences__stop.json").read_bytes()])
     deliver_due()
     assert received == [] and deliveries(engine) == []
+
+
+GRAPH = "https://graph.example.test/v24.0"
+ANA_PHONE = "34600000000"
+BUSINESS = "106540352242922"  # the number Sheena writes to (fixtures/cloudapi/messages__text.json)
+SENT_ANSWER = {"messaging_product": "whatsapp", "contacts": [{"input": ANA_PHONE, "wa_id": ANA_PHONE}],
+               "messages": [{"id": "wamid.reminder"}]}
+
+
+def whatsapp(monkeypatch, tmp_path, **extra) -> None:
+    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "system-user-token")
+    monkeypatch.setenv("WHATSAPP_GRAPH_URL", GRAPH)
+    settings = "".join(f', {key} = "{value}"' for key, value in extra.items())
+    configure(monkeypatch, tmp_path, f'{{ type = "whatsapp", to = "+{ANA_PHONE}"{settings} }}')
+
+
+def ana_writes_to_the_business_number(redis, drain, at: int) -> None:
+    """Ana herself messages the business number (which opens her own 24-hour window)."""
+    body = (FIXTURES / "cloudapi" / "messages__text.json").read_text()
+    body = body.replace("16505551234", ANA_PHONE).replace("US.13491208655302741918", "ES.ana").replace(
+        "Sheena Nelson", "Ana Ruiz").replace("1794328383", str(at)).replace("wamid.HBg", "wamid.ANA")
+    process(redis, drain, [body.encode()])
+
+
+@responses.activate
+def test_whatsapp_reaches_the_rep_with_a_template_outside_her_window_and_text_inside_it(
+    redis, engine, drain, monkeypatch, tmp_path
+):
+    messages = responses.post(f"{GRAPH}/{BUSINESS}/messages", json=SENT_ANSWER)
+    whatsapp(monkeypatch, tmp_path)
+    sheena_goes_cold(redis, drain, monkeypatch)
+    deliver_due()
+    template = json.loads(messages.calls[0].request.body)
+    assert messages.calls[0].request.headers["Authorization"] == "Bearer system-user-token"
+    assert (template["to"], template["type"], template["template"]["name"]) == (ANA_PHONE, "template", "wapulse_reminder")
+    assert template["template"]["language"] == {"code": "en"}
+    (parameter,) = template["template"]["components"][0]["parameters"]
+    assert parameter["text"].startswith("Went cold: Sheena Nelson (+16505551234), 30 days silent.")
+    assert "\n" not in parameter["text"]
+    assert template["biz_opaque_callback_data"].startswith("wapulse:reminder:rem_")
+
+    ana_writes_to_the_business_number(redis, drain, SHEENA_COLD + 2 * DAY)  # her window opens
+    set_now(monkeypatch, SHEENA_COLD + 2 * DAY + 600)
+    sheena_comes_back = (FIXTURES / "cloudapi" / "messages__text.json").read_text().replace(
+        "1794328383", str(SHEENA_COLD + 2 * DAY + 300)).replace("wamid.HBg", "wamid.BACK")
+    process(redis, drain, [sheena_comes_back.encode()])  # cold -> warm: reactivated
+    deliver_due()
+    text = json.loads(messages.calls[-1].request.body)
+    assert (text["type"], text["text"]["body"][:10]) == ("text", "Came back:")
+    set_now(monkeypatch, SHEENA_COLD + 3 * DAY)  # Ana's window has closed again, Sheena's is closing
+    sweep_tiers()
+    deliver_due()
+    last = json.loads(messages.calls[-1].request.body)  # Ana's own question is nobody's reminder
+    assert len(messages.calls) == 3 and last["type"] == "template"
+    assert last["template"]["components"][0]["parameters"][0]["text"].startswith("Window closing: Sheena Nelson")
+
+
+@responses.activate
+def test_whatsapp_rate_limits_are_retried_and_other_refusals_are_not(redis, engine, drain, monkeypatch, tmp_path):
+    url = f"{GRAPH}/999000111/messages"
+    responses.post(url, status=400, json={"error": {"code": 130429, "message": "Rate limit hit"}})
+    responses.post(url, status=429, json={"error": {"code": 80007, "message": "WABA rate limit"}})
+    responses.post(url, json=SENT_ANSWER)
+    whatsapp(monkeypatch, tmp_path, **{"from": "999000111"})
+    sheena_goes_cold(redis, drain, monkeypatch)
+    now = SHEENA_COLD + 3600
+    for attempt in range(3):
+        deliver_due()
+        now += BACKOFF_S[attempt]
+        set_now(monkeypatch, now)
+    (row,) = deliveries(engine)
+    assert (row.status, row.attempts, len(responses.calls)) == ("sent", 3, 3)
+
+
+
+@responses.activate
+def test_a_whatsapp_refusal_that_is_not_a_rate_limit_fails_at_once(redis, engine, drain, monkeypatch, tmp_path):
+    responses.post(f"{GRAPH}/{BUSINESS}/messages", status=400,
+                   json={"error": {"code": 131030, "message": "Recipient phone number not in allowed list"}})
+    whatsapp(monkeypatch, tmp_path)
+    sheena_goes_cold(redis, drain, monkeypatch)
+    deliver_due()
+    (row,) = deliveries(engine)
+    assert (row.status, row.last_error, len(responses.calls)) == ("failed", "HTTP 400, Graph API error 131030", 1)
+
+
+def test_statuses_of_our_own_whatsapp_reminders_are_not_customer_activity(redis, engine, drain, monkeypatch):
+    body = json.loads((FIXTURES / "cloudapi" / "messages__status-sent.json").read_bytes())
+    body["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] = "wapulse:reminder:rem_0"
+    set_now(monkeypatch, SHEENA_AT)
+    process(redis, drain, [json.dumps(body).encode()])
+    with engine.connect() as connection:
+        assert connection.execute(select(Customer)).all() == []
+
+
+def test_reminders_held_by_quiet_hours_go_out_as_one_digest_per_channel(
+    redis, engine, drain, monkeypatch, tmp_path, endpoint
+):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    config = tmp_path / "wapulse.toml"
+    config.write_text(config.read_text().replace('timezone = "Europe/Madrid"\n',
+                                                 'timezone = "Europe/Madrid"\nquiet_hours = "18:00-16:00"\n'))
+    runtime.settings.cache_clear()
+    set_now(monkeypatch, SHEENA_AT + 60)
+    process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])
+    for now in (SHEENA_AT + 3600, SHEENA_AT + 22 * 3600):  # 18:33 and 15:33 the next day in Madrid: both held
+        set_now(monkeypatch, now)
+        sweep_tiers()
+        deliver_due()
+    assert received == []
+    held = deliveries(engine)
+    assert [row.held for row in held] == [True, True]
+    set_now(monkeypatch, max(row.due_at for row in held))
+    deliver_due()
+    (headers, body), = received
+    digest = json.loads(body)
+    assert (digest["type"], digest["rep"], digest["count"]) == ("digest", "ana", 2)
+    assert [r["rule"] for r in digest["reminders"]] == ["unanswered", "window_closing"]
+    assert headers["Idempotency-Key"] == digest["id"] and digest["id"].startswith("dig_")
+    assert headers[channels.SIGNATURE_HEADER] == channels.signature(SECRET, body)
+    assert {row.status for row in deliveries(engine)} == {"sent"}
+    deliver_due()
+    assert len(received) == 1
+
+
+@responses.activate
+def test_a_daily_digest_gathers_the_day_on_slack_and_lets_immediate_rules_through(
+    redis, engine, drain, monkeypatch, tmp_path
+):
+    responses.post(SLACK, status=200)
+    configure(monkeypatch, tmp_path, f'{{ type = "slack", url = "{SLACK}" }}')
+    config = tmp_path / "wapulse.toml"
+    config.write_text(config.read_text().replace(
+        'timezone = "Europe/Madrid"\n', 'timezone = "Europe/Madrid"\ndaily_digest = "18:00"\nimmediate = ["unanswered"]\n'))
+    runtime.settings.cache_clear()
+    set_now(monkeypatch, SHEENA_AT + 60)
+    process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])
+    for now in (SHEENA_AT + 3600, SHEENA_AT + 22 * 3600):
+        set_now(monkeypatch, now)
+        sweep_tiers()
+        deliver_due()
+    (unanswered,) = responses.calls  # immediate; window_closing waits for 18:00 in Madrid
+    assert json.loads(unanswered.request.body)["text"].startswith("Question unanswered: Sheena Nelson")
+    (_, waiting) = deliveries(engine)
+    assert waiting.held and iso(waiting.due_at).endswith("T17:00:00Z")  # 18:00 in Madrid (UTC+1 in December)
+    set_now(monkeypatch, waiting.due_at)
+    deliver_due()
+    assert json.loads(responses.calls[1].request.body)["text"].startswith("Window closing: Sheena Nelson")
+
+
+def test_wording_comes_from_wapulse_toml_and_a_bad_template_is_named(
+    redis, engine, drain, monkeypatch, tmp_path, endpoint
+):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, f'{{ type = "slack", url = "{url}" }}',
+              '\n[reminders.headlines]\nwent_cold = "Se ha enfriado"\n\n[reminders.templates]\n'
+              'text = "{{ headline }} · {{ customer.name }} · {{ days_silent }} días"\n')
+    sheena_goes_cold(redis, drain, monkeypatch)
+    deliver_due()
+    assert json.loads(received[0][1])["text"] == "Se ha enfriado · Sheena Nelson · 30 días"
+    configure(monkeypatch, tmp_path, webhook(url), '\n[reminders.templates]\ntext = "{{ customer.nmae }}"\n')
+    with pytest.raises(ConfigError, match=r"\[reminders.templates\] text fails on a went_cold reminder: .*nmae"):
+        runtime.settings().check()
+    configure(monkeypatch, tmp_path, webhook(url), '\n[reminders.templates]\ntext = "{% if %}"\n')
+    with pytest.raises(ConfigError, match=r"\[reminders.templates\] text is not a valid template"):
+        runtime.settings().check()
