@@ -1,4 +1,4 @@
-"""The web app: Meta's webhook (verify, hand off, answer) and health.
+"""The web app: Meta's webhook (verify, hand off, answer), health and the API (webhook.api).
 
 The POST path does only what acknowledging needs, in a WSGI function in front of Flask: a size
 and type check, the HMAC over the raw bytes, a JSON syntax check that builds no objects, and one
@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from cloudapi.signature import SIGNATURE_HEADER, is_valid
+from webhook import api
 from workers import inbox
 from workers.settings import MAX_BODY_BYTES, Settings
 
@@ -76,6 +77,8 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
         except RedisError:
             return {"status": "redis unavailable"}, 503
         return {"status": "ok", "inbox": waiting}
+
+    api.register(app, settings)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -1,0 +1,100 @@
+"""The API over real HTTP (a werkzeug server in a thread) against the test's database."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from tests.conftest import FIXTURES
+from sqlalchemy import select
+
+from store.models import Reminder
+from tests.workers.test_reminders import SHEENA_AT, SHEENA_COLD
+from tests.workers.test_tiers import process, set_now
+from webhook import create_app
+from workers.settings import Settings
+from workers.sweep import sweep_tiers
+
+TOKEN = "api-token-for-tests"
+REPS = """
+[[reps]]
+id = "ana"
+channels = [{ type = "slack", url = "http://127.0.0.1:9/ana" }]
+
+[[reps]]
+id = "ben"
+channels = [{ type = "slack", url = "http://127.0.0.1:9/ben" }]
+
+[owners]
+default = "ana"
+"""
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def api(env, monkeypatch, tmp_path, redis, drain):
+    """The web app with two reps (Slack on the discard port: nothing leaves the machine), over
+    HTTP, and Sheena and a Brazilian customer known to it."""
+    config = tmp_path / "wapulse.toml"
+    config.write_text(REPS)
+    monkeypatch.setenv("WAPULSE_CONFIG", str(config))
+    monkeypatch.setenv("WAPULSE_API_TOKEN", TOKEN)
+    set_now(monkeypatch, SHEENA_AT + 60)
+    process(redis, drain, [(FIXTURES / "cloudapi" / name).read_bytes()
+                           for name in ("messages__text.json", "messages__status-failed__marketing_opt_out.json")])
+    server = make_server("127.0.0.1", 0, create_app(Settings.from_env()), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/api"
+    server.shutdown()
+
+
+def test_the_api_needs_the_bearer_token(api, monkeypatch):
+    assert requests.get(f"{api}/customers/16505551234", timeout=5).status_code == 401
+    wrong = requests.get(f"{api}/customers/16505551234", headers={"Authorization": "Bearer nope"}, timeout=5)
+    assert (wrong.status_code, wrong.headers["WWW-Authenticate"]) == (401, 'Bearer realm="wapulse"')
+    monkeypatch.delenv("WAPULSE_API_TOKEN")
+    app = create_app(Settings.from_env())
+    off = app.test_client().get("/api/customers/16505551234", headers=BEARER)
+    assert (off.status_code, off.json["error"]) == (403, "the API is off: set WAPULSE_API_TOKEN")
+
+
+def test_an_owner_set_through_the_api_is_the_one_reminded(api, engine, monkeypatch):
+    answer = requests.put(f"{api}/customers/+16505551234/owner", json={"owner": "ben"}, headers=BEARER, timeout=5)
+    assert (answer.status_code, answer.json()) == (200, {"customer": "+16505551234", "owner": "ben"})
+    card = requests.get(f"{api}/customers/US.13491208655302741918", headers=BEARER, timeout=5).json()
+    assert (card["key"], card["owner"]) == ("16505551234", "ben")
+    set_now(monkeypatch, SHEENA_COLD + 3600)
+    sweep_tiers()
+    with engine.connect() as connection:
+        owed = connection.execute(select(Reminder.rule, Reminder.rep).where(Reminder.rule == "went_cold")).all()
+    assert owed == [("went_cold", "ben")]
+
+
+def test_bad_owner_requests_change_nothing_and_say_why(api, engine):
+    def put(customer: str, body) -> requests.Response:
+        return requests.put(f"{api}/customers/{customer}/owner", json=body, headers=BEARER, timeout=5)
+
+    assert put("16505551234", {"owner": "zoe"}).json() == {
+        "error": "not reps ([[reps]] ids in wapulse.toml); no owner was changed", "unknown_reps": ["zoe"]}
+    assert put("19999999999", {"owner": "ben"}).status_code == 404
+    assert put("16505551234", {"rep": "ben"}).status_code == 400
+    assert put("16505551234", ["ben"]).status_code == 400
+    missing = requests.get(f"{api}/customers/19999999999", headers=BEARER, timeout=5)
+    assert missing.status_code == 404
+    owners = {"owners": [{"customer": "16505551234", "owner": "ben"}, {"customer": "19999999999", "owner": "ben"}]}
+    partly = requests.post(f"{api}/owners", json=owners, headers=BEARER, timeout=5)
+    assert (partly.status_code, partly.json()["unknown_customers"]) == (404, ["19999999999"])
+    assert requests.post(f"{api}/owners", json={"owners": []}, headers=BEARER, timeout=5).status_code == 400
+    card = requests.get(f"{api}/customers/16505551234", headers=BEARER, timeout=5).json()
+    assert card["owner"] is None  # nothing was changed by any of them
+
+
+def test_owners_in_bulk_are_set_together(api):
+    owners = {"owners": [{"customer": "16505551234", "owner": "ben"}, {"customer": "5511991234567", "owner": "ana"}]}
+    answer = requests.post(f"{api}/owners", json=owners, headers=BEARER, timeout=5)
+    assert (answer.status_code, answer.json()) == (200, {"updated": 2})
+    cards = [requests.get(f"{api}/customers/{key}", headers=BEARER, timeout=5).json() for key in ("16505551234", "5511991234567")]
+    assert [card["owner"] for card in cards] == ["ben", "ana"]

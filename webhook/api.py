@@ -1,0 +1,84 @@
+"""The API for the systems around wapulse (a CRM, a script): read a customer, set who owns them.
+
+Every route needs `Authorization: Bearer <WAPULSE_API_TOKEN>`; without the variable the API is
+off. Answers are JSON; a bad request changes nothing and says why.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import msgspec
+from flask import Blueprint, Flask, Response, g, request
+
+from workers.settings import Settings
+
+MAX_OWNERS_PER_REQUEST = 10_000
+_json = msgspec.json.Encoder(decimal_format="number")
+
+
+def register(app: Flask, settings: Settings) -> None:
+    if settings.api_token:
+        settings.reps  # a wapulse.toml the API cannot use stops start-up, not a request
+    api = Blueprint("api", __name__, url_prefix="/api")
+
+    @api.before_request
+    def authenticate():
+        if not settings.api_token:
+            return _answer({"error": "the API is off: set WAPULSE_API_TOKEN"}, 403)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.api_token.encode()):
+            response = _answer({"error": "a valid Authorization: Bearer token is required"}, 401)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="wapulse"'
+            return response
+        from store.db import engine_for  # imported here: a webhook-only process never loads the store
+
+        g.engine = engine_for(settings.database_url)
+
+    @api.get("/customers/<path:customer>")
+    def read_customer(customer: str):
+        from store import queries
+
+        view = queries.find_customer(g.engine, customer, settings.now_ts(), settings.figure_rules)
+        if view is None:
+            return _answer({"error": "no customer is known by that key, wa_id, BSUID or username"}, 404)
+        return _answer(view)
+
+    @api.put("/customers/<path:customer>/owner")
+    def set_owner(customer: str):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("owner"), str):
+            return _answer({"error": 'the body must be JSON like {"owner": "<rep id>"}'}, 400)
+        return _assign([(customer, body["owner"])], single=True)
+
+    @api.post("/owners")
+    def set_owners():
+        body = request.get_json(silent=True)
+        rows = body.get("owners") if isinstance(body, dict) else None
+        if (not isinstance(rows, list) or not rows or len(rows) > MAX_OWNERS_PER_REQUEST
+                or not all(isinstance(row, dict) and isinstance(row.get("customer"), str)
+                           and isinstance(row.get("owner"), str) for row in rows)):
+            return _answer({"error": 'the body must be JSON like {"owners": [{"customer": "...", "owner": "<rep id>"}]}'
+                                     f" with 1 to {MAX_OWNERS_PER_REQUEST:,} rows"}, 400)
+        return _assign([(row["customer"].strip(), row["owner"].strip()) for row in rows], single=False)
+
+    def _assign(pairs: list[tuple[str, str]], single: bool) -> Response:
+        """All or nothing, as `wapulse owners import`."""
+        from store.db import write_transaction
+        from store.reminders import assign_owners
+
+        if strangers := sorted({rep for _, rep in pairs} - set(settings.reps)):
+            return _answer({"error": "not reps ([[reps]] ids in wapulse.toml); no owner was changed",
+                            "unknown_reps": strangers}, 400)
+        with write_transaction(g.engine) as connection:
+            unknown = assign_owners(connection, pairs)
+        if unknown:
+            error = {"error": "no customer is known by that key, wa_id, BSUID or username"}
+            return _answer(error, 404) if single else _answer({**error, "unknown_customers": unknown}, 404)
+        return _answer({"customer": pairs[0][0], "owner": pairs[0][1]} if single else {"updated": len(pairs)})
+
+    app.register_blueprint(api)
+
+
+def _answer(payload: dict, status: int = 200) -> Response:
+    return Response(_json.encode(payload), status, mimetype="application/json")
