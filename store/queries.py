@@ -148,7 +148,8 @@ def reminder_view(row) -> dict:
     return {
         "delivery": row.id, "reminder": row.reminder_id, "rule": row.rule, "at": iso(row.at), "rep": row.rep,
         "channel": row.channel, "status": row.status, "attempts": row.attempts, "last_error": row.last_error,
-        "due_at": iso(row.due_at), "sent_at": iso(row.sent_at), "customer": row.content["customer"]["key"],
+        "due_at": iso(row.due_at), "held": row.held, "sent_at": iso(row.sent_at),
+        "customer": row.content["customer"]["key"],
     }
 
 

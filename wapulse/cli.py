@@ -283,7 +283,7 @@ def reminders(context, status, output):
     if output == "json":
         click.echo(_json.encode(views).decode())
         return
-    columns = ["delivery", "at", "rule", "customer", "rep", "channel", "status", "attempts", "last_error"]
+    columns = ["delivery", "at", "rule", "customer", "rep", "channel", "status", "due_at", "held", "attempts", "last_error"]
     _table(columns, [[view[column] for column in columns] for view in views], "reminder deliveries")
 
 

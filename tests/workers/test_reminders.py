@@ -59,10 +59,11 @@ def endpoint():
     server.shutdown()
 
 
-def configure(monkeypatch, tmp_path, channels_toml: str, extra: str = "") -> None:
+def configure(monkeypatch, tmp_path, channels_toml: str, extra: str = "", rep: str = "") -> None:
+    """Ana, the owner of every customer, with these channels (and `rep` lines: quiet hours...)."""
     config = tmp_path / "wapulse.toml"
-    config.write_text(f'[[reps]]\nid = "ana"\nname = "Ana Ruiz"\ntimezone = "Europe/Madrid"\nchannels = [{channels_toml}]\n'
-                      f'\n[owners]\ndefault = "ana"\n{extra}')
+    config.write_text(f'[[reps]]\nid = "ana"\nname = "Ana Ruiz"\ntimezone = "Europe/Madrid"\n{rep}'
+                      f'channels = [{channels_toml}]\n\n[owners]\ndefault = "ana"\n{extra}')
     monkeypatch.setenv("WAPULSE_CONFIG", str(config))
     runtime.settings.cache_clear()
 
@@ -215,11 +216,7 @@ def test_two_delivery_jobs_at_once_send_each_reminder_once(redis, engine, drain,
 
 def test_quiet_hours_hold_a_reminder_until_they_end(redis, engine, drain, monkeypatch, tmp_path, endpoint):
     url, received = endpoint
-    configure(monkeypatch, tmp_path, webhook(url))
-    config = tmp_path / "wapulse.toml"
-    config.write_text(config.read_text().replace('timezone = "Europe/Madrid"\n',
-                                                 'timezone = "Europe/Madrid"\nquiet_hours = "00:00-23:59"\n'))
-    runtime.settings.cache_clear()
+    configure(monkeypatch, tmp_path, webhook(url), rep='quiet_hours = "00:00-23:59"\n')
     sheena_goes_cold(redis, drain, monkeypatch)
     deliver_due()
     assert received == []
@@ -469,11 +466,7 @@ def test_reminders_held_by_quiet_hours_go_out_as_one_digest_per_channel(
     redis, engine, drain, monkeypatch, tmp_path, endpoint
 ):
     url, received = endpoint
-    configure(monkeypatch, tmp_path, webhook(url))
-    config = tmp_path / "wapulse.toml"
-    config.write_text(config.read_text().replace('timezone = "Europe/Madrid"\n',
-                                                 'timezone = "Europe/Madrid"\nquiet_hours = "18:00-16:00"\n'))
-    runtime.settings.cache_clear()
+    configure(monkeypatch, tmp_path, webhook(url), rep='quiet_hours = "18:00-16:00"\n')
     set_now(monkeypatch, SHEENA_AT + 60)
     process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])
     for now in (SHEENA_AT + 3600, SHEENA_AT + 22 * 3600):  # 18:33 and 15:33 the next day in Madrid: both held
@@ -501,11 +494,8 @@ def test_a_daily_digest_gathers_the_day_on_slack_and_lets_immediate_rules_throug
     redis, engine, drain, monkeypatch, tmp_path
 ):
     responses.post(SLACK, status=200)
-    configure(monkeypatch, tmp_path, f'{{ type = "slack", url = "{SLACK}" }}')
-    config = tmp_path / "wapulse.toml"
-    config.write_text(config.read_text().replace(
-        'timezone = "Europe/Madrid"\n', 'timezone = "Europe/Madrid"\ndaily_digest = "18:00"\nimmediate = ["unanswered"]\n'))
-    runtime.settings.cache_clear()
+    configure(monkeypatch, tmp_path, f'{{ type = "slack", url = "{SLACK}" }}',
+              rep='daily_digest = "18:00"\nimmediate = ["unanswered"]\n')
     set_now(monkeypatch, SHEENA_AT + 60)
     process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])
     for now in (SHEENA_AT + 3600, SHEENA_AT + 22 * 3600):
