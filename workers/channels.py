@@ -117,6 +117,13 @@ def _mail(mail: MailSettings | None, to: str, outgoing: Outgoing) -> None:
 class WhatsAppSettings:
     token: str  # WHATSAPP_ACCESS_TOKEN: a system user token with whatsapp_business_messaging
     graph_url: str  # WHATSAPP_GRAPH_URL: https://graph.facebook.com/v24.0
+    sender: str | None = None  # WHATSAPP_ALERT_PHONE_NUMBER_ID: the number reminders come from
+
+
+def whatsapp_sender(settings: Mapping[str, str], account: WhatsAppSettings | None, outgoing: Outgoing) -> str | None:
+    """The phone number id a WhatsApp reminder comes from: the channel's `from`, else
+    WHATSAPP_ALERT_PHONE_NUMBER_ID, else the number the customer writes to."""
+    return settings.get("from") or (account.sender if account else None) or outgoing.business_number
 
 
 def _whatsapp(account: WhatsAppSettings | None, settings: Mapping[str, str], outgoing: Outgoing, free_form: bool) -> None:
@@ -124,7 +131,7 @@ def _whatsapp(account: WhatsAppSettings | None, settings: Mapping[str, str], out
     message as ours, so the statuses Meta sends back for it are not taken for customer traffic."""
     if account is None:
         raise Refused("no WHATSAPP_ACCESS_TOKEN is set")
-    sender = settings.get("from") or outgoing.business_number
+    sender = whatsapp_sender(settings, account, outgoing)
     if not sender:
         raise Refused("no business number to send from: set from = <phone number id> on the channel")
     message = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": settings["to"],

@@ -134,10 +134,11 @@ def _attempt(engine, rows: list, now: int) -> tuple[str, str | None, int]:
     outgoing = _outgoing(rep.name, [row.content for row in rows])
     accounts = channels.Accounts(
         mail=channels.MailSettings(config.smtp_url, config.mail_from) if config.smtp_url else None,
-        whatsapp=channels.WhatsAppSettings(config.whatsapp_token, config.graph_url) if config.whatsapp_token else None,
+        whatsapp=channels.WhatsAppSettings(config.whatsapp_token, config.graph_url, config.alert_sender)
+        if config.whatsapp_token else None,
     )
     try:
-        channels.send(channel, outgoing, accounts, free_form=_rep_window_open(engine, channel, outgoing, now))
+        channels.send(channel, outgoing, accounts, free_form=_rep_window_open(engine, channel, outgoing, accounts, now))
     except channels.RetryLater as error:
         attempts = max(row.attempts for row in rows)
         if attempts >= MAX_ATTEMPTS:
@@ -160,10 +161,12 @@ def _outgoing(rep_name: str, contents: list[dict]) -> channels.Outgoing:
     return channels.Outgoing(key, body, headline, text, contents[0].get("phone_number_id"))
 
 
-def _rep_window_open(engine, channel, outgoing: channels.Outgoing, now: int) -> bool:
+def _rep_window_open(engine, channel, outgoing: channels.Outgoing, accounts: channels.Accounts, now: int) -> bool:
     """Whether a WhatsApp rep wrote to the sending number within 24 hours (free-form allowed)."""
-    sender = channel.settings.get("from") or outgoing.business_number
-    if channel.type != "whatsapp" or not sender:
+    if channel.type != "whatsapp":
+        return False
+    sender = channels.whatsapp_sender(channel.settings, accounts.whatsapp, outgoing)
+    if not sender:
         return False
     with engine.connect() as connection:
         last = last_message_from(connection, channel.settings["to"], sender)

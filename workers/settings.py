@@ -46,6 +46,7 @@ class Settings:
     mail_from: str = "wapulse@localhost"  # WAPULSE_MAIL_FROM: the sender of e-mail reminders
     whatsapp_token: str | None = None  # WHATSAPP_ACCESS_TOKEN: sends WhatsApp reminders to reps
     graph_url: str = DEFAULT_GRAPH_URL  # WHATSAPP_GRAPH_URL: the Graph API base, with its version
+    alert_sender: str | None = None  # WHATSAPP_ALERT_PHONE_NUMBER_ID: the number WhatsApp reminders come from
     now: datetime | None = None  # WAPULSE_NOW: the instant the whole system takes as now
     batch_size: int = 500  # WAPULSE_BATCH_SIZE: inbox entries per worker transaction
     stale_after_ms: int = 60_000  # WAPULSE_STALE_AFTER_MS: unacknowledged this long = worker died
@@ -66,6 +67,7 @@ class Settings:
             mail_from=env.get("WAPULSE_MAIL_FROM") or "wapulse@localhost",
             whatsapp_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
             graph_url=env.get("WHATSAPP_GRAPH_URL") or DEFAULT_GRAPH_URL,
+            alert_sender=env.get("WHATSAPP_ALERT_PHONE_NUMBER_ID") or None,
             now=_instant(env.get("WAPULSE_NOW"), "WAPULSE_NOW"),
             batch_size=_positive_int(env, "WAPULSE_BATCH_SIZE", 500),
             stale_after_ms=_positive_int(env, "WAPULSE_STALE_AFTER_MS", 60_000, minimum=0),

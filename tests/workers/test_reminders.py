@@ -444,8 +444,9 @@ def test_whatsapp_rate_limits_are_retried_and_other_refusals_are_not(redis, engi
 
 @responses.activate
 def test_a_whatsapp_refusal_that_is_not_a_rate_limit_fails_at_once(redis, engine, drain, monkeypatch, tmp_path):
-    responses.post(f"{GRAPH}/{BUSINESS}/messages", status=400,
+    responses.post(f"{GRAPH}/777000111/messages", status=400,  # sent from WHATSAPP_ALERT_PHONE_NUMBER_ID
                    json={"error": {"code": 131030, "message": "Recipient phone number not in allowed list"}})
+    monkeypatch.setenv("WHATSAPP_ALERT_PHONE_NUMBER_ID", "777000111")
     whatsapp(monkeypatch, tmp_path)
     sheena_goes_cold(redis, drain, monkeypatch)
     deliver_due()
