@@ -287,8 +287,11 @@ def _system_change(context: _Context, message: dict, identity: Identity, key: st
 
 def _status(context: _Context, status: dict) -> list[Item]:
     campaign = _str(status.get("biz_opaque_callback_data"))
-    if campaign is not None and campaign.startswith(OWN_REMINDER_TAG):
-        return []  # a reminder we sent a rep: not customer activity
+    if campaign is not None and campaign.startswith(OWN_REMINDER_TAG):  # a reminder we sent a rep: not
+        if status.get("status") == "failed":  # customer activity, but a failure must be seen
+            log.warning("WhatsApp reminder %s failed after Meta accepted it: errors %s",
+                        campaign.removeprefix(OWN_REMINDER_TAG)[:40], list(_error_codes(status.get("errors"))))
+        return []
     status_value = _str(status.get("status")) or "unknown"
     message_id = _str(status.get("id"))
     participant = _str(status.get("recipient_participant_id"))

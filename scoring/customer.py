@@ -253,7 +253,9 @@ class CustomerState:
             self._set_consent(opted_out=False, at=event.at)
 
     def _set_consent(self, *, opted_out: bool, at: int) -> None:
-        if self.consent_at is None or at >= self.consent_at:
+        """`consent_at` is when the current choice was made: a second opt-out (another 131050
+        bounce) does not move it, so it owes no second `unreachable` reminder."""
+        if self.consent_at is None or (at >= self.consent_at and opted_out != self.opted_out):
             self.opted_out, self.consent_at = opted_out, at
 
 

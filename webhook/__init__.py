@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         """Never a 500: anything unexpected is refused as unavailable, so the caller retries."""
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        route = request.url_rule.rule if request.url_rule else "an unknown route"  # the path may name a customer
+        log.exception("unexpected error on %s %s", request.method, route)
         return _plain("temporarily unavailable", 503, retry_after=True)
 
     return app

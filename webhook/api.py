@@ -39,6 +39,8 @@ def register(app: Flask, settings: Settings) -> None:
     def read_customer(customer: str):
         from store import queries
 
+        if not _fits(customer):
+            return _answer({"error": _BAD_NAME}, 400)
         view = queries.find_customer(g.engine, customer, settings.now_ts(), settings.figure_rules)
         if view is None:
             return _answer({"error": "no customer is known by that key, wa_id, BSUID or username"}, 404)
@@ -49,7 +51,7 @@ def register(app: Flask, settings: Settings) -> None:
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("owner"), str):
             return _answer({"error": 'the body must be JSON like {"owner": "<rep id>"}'}, 400)
-        return _assign([(customer, body["owner"])], single=True)
+        return _assign([(customer.strip(), body["owner"].strip())], single=True)
 
     @api.post("/owners")
     def set_owners():
@@ -67,6 +69,8 @@ def register(app: Flask, settings: Settings) -> None:
         from store.db import write_transaction
         from store.reminders import assign_owners
 
+        if not all(_fits(customer) for customer, _ in pairs):
+            return _answer({"error": _BAD_NAME}, 400)
         if strangers := sorted({rep for _, rep in pairs} - set(settings.reps)):
             return _answer({"error": "not reps ([[reps]] ids in wapulse.toml); no owner was changed",
                             "unknown_reps": strangers}, 400)
@@ -78,6 +82,14 @@ def register(app: Flask, settings: Settings) -> None:
         return _answer({"customer": pairs[0][0], "owner": pairs[0][1]} if single else {"updated": len(pairs)})
 
     app.register_blueprint(api)
+
+
+_BAD_NAME = "a customer is named by 1 to 255 characters, without control characters"
+
+
+def _fits(name: str) -> bool:
+    """A name the store can look up (PostgreSQL refuses NUL characters outright)."""
+    return 0 < len(name) <= 255 and name.isprintable()
 
 
 def _answer(payload: dict, status: int = 200) -> Response:

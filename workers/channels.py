@@ -52,6 +52,7 @@ class Outgoing:
     body: dict  # the webhook channel's JSON
     headline: str  # a few words naming it (an e-mail's subject)
     text: str  # its wording for people
+    summary: str  # the same in one short line (a digest: who each reminder is about)
     business_number: str | None  # the phone number id their customer wrote to: the WhatsApp sender by default
 
 
@@ -141,6 +142,7 @@ def _whatsapp(account: WhatsAppSettings | None, settings: Mapping[str, str], out
         message.update(type="text", text={"preview_url": False, "body": text})
     else:  # template parameters may hold no newline, tab or run of more than four spaces
         line = " ".join(outgoing.text.split())
+        line = line if len(line) <= TEMPLATE_PARAMETER_LIMIT else " ".join(outgoing.summary.split())
         line = line if len(line) <= TEMPLATE_PARAMETER_LIMIT else line[:TEMPLATE_PARAMETER_LIMIT - 1] + "…"
         message.update(type="template", template={
             "name": settings["template"], "language": {"code": settings["language"]},

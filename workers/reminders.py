@@ -15,6 +15,7 @@ import hashlib
 import logging
 from typing import Iterable
 
+from jinja2 import TemplateError
 from redis import Redis
 from rq import Queue
 from sqlalchemy import Connection, and_, select, update
@@ -35,6 +36,7 @@ BACKOFF_S = (10, 30, 120, 600, 1800, 3600)  # after the 1st, 2nd... failed attem
 MAX_ATTEMPTS = len(BACKOFF_S) + 1
 STUCK_AFTER_S = 600
 CLAIM_BATCH = 50
+DIGEST_MAX = 10  # reminders in one digest: what a person reads at once (and a WhatsApp text holds)
 reminders, deliveries = Reminder.__table__, ReminderDelivery.__table__
 
 
@@ -67,8 +69,8 @@ def deliver_due() -> dict:
     while due := _due(engine, now):
         for group in due:
             if claimed := _claim(engine, group, now):
-                outcome = _send(engine, claimed, now)
-                counts[outcome] += len(claimed)
+                for status, count in _send(engine, claimed, now).items():
+                    counts[status] += count
     return counts
 
 
@@ -90,7 +92,8 @@ def _due(engine, now: int) -> list[list[int]]:
                 groups.append(list(connection.execute(
                     select(deliveries.c.id).where(deliveries.c.status == PENDING, deliveries.c.due_at <= now,
                                                   deliveries.c.held.is_(True), deliveries.c.rep == row.rep,
-                                                  deliveries.c.channel == row.channel).order_by(deliveries.c.id)
+                                                  deliveries.c.channel == row.channel)
+                    .order_by(deliveries.c.id).limit(DIGEST_MAX)
                 ).scalars()))
         return groups
 
@@ -112,26 +115,41 @@ def _claim(engine, group: list[int], now: int) -> list:
         ).all()
 
 
-def _send(engine, rows: list, now: int) -> str:
-    """Send claimed deliveries (one, or a digest) and record the outcome on each."""
-    outcome, error, due_at = _attempt(engine, rows, now)
+def _send(engine, rows: list, now: int) -> dict[str, int]:
+    """Send claimed deliveries (one, or a digest) and record the outcome on each: a failure
+    worth retrying backs each row off by its own attempts, and gives up on those out of them."""
+    failure = _attempt(engine, rows, now)
+    counts = {SENT: 0, PENDING: 0, FAILED: 0}
     with engine.begin() as connection:
-        connection.execute(update(deliveries).where(deliveries.c.id.in_([row.id for row in rows])).values(
-            status=outcome, last_error=error, due_at=due_at, sent_at=now if outcome == SENT else None))
-    if error:
-        log.warning("reminder deliveries %s on %s: %s (%s)", [row.id for row in rows], rows[0].channel, error, outcome)
-    return outcome
+        for row in rows:
+            if failure is None:
+                status, error, due_at = SENT, None, now
+            elif isinstance(failure, channels.RetryLater) and row.attempts < MAX_ATTEMPTS:
+                status, error, due_at = PENDING, str(failure), now + BACKOFF_S[row.attempts - 1]
+            elif isinstance(failure, channels.RetryLater):
+                status, error, due_at = FAILED, f"gave up after {row.attempts} attempts: {failure}", now
+            else:
+                status, error, due_at = FAILED, str(failure), now
+            connection.execute(update(deliveries).where(deliveries.c.id == row.id).values(
+                status=status, last_error=error, due_at=due_at, sent_at=now if status == SENT else None))
+            counts[status] += 1
+    if failure is not None:
+        log.warning("reminder deliveries %s on %s: %s", [row.id for row in rows], rows[0].channel, failure)
+    return counts
 
 
-def _attempt(engine, rows: list, now: int) -> tuple[str, str | None, int]:
-    """(status, error, due_at) after one attempt."""
+def _attempt(engine, rows: list, now: int) -> channels.RetryLater | channels.Refused | None:
+    """One attempt at sending: None when it went, else why not."""
     config, first = settings(), rows[0]
     rep = config.reps.get(first.rep)
     labels = rep.channel_labels() if rep else []
     if first.channel not in labels:
-        return FAILED, f"rep {first.rep} has no channel {first.channel} any more", now
+        return channels.Refused(f"rep {first.rep} has no channel {first.channel} any more")
     channel = rep.channels[labels.index(first.channel)]
-    outgoing = _outgoing(rep.name, [row.content for row in rows])
+    try:
+        outgoing = _outgoing(rep.name, [row.content for row in rows])
+    except TemplateError as error:  # a custom template that the start-up samples did not trip
+        return channels.Refused(f"the wording fails on this reminder: {error}")
     accounts = channels.Accounts(
         mail=channels.MailSettings(config.smtp_url, config.mail_from) if config.smtp_url else None,
         whatsapp=channels.WhatsAppSettings(config.whatsapp_token, config.graph_url, config.alert_sender)
@@ -139,26 +157,22 @@ def _attempt(engine, rows: list, now: int) -> tuple[str, str | None, int]:
     )
     try:
         channels.send(channel, outgoing, accounts, free_form=_rep_window_open(engine, channel, outgoing, accounts, now))
-    except channels.RetryLater as error:
-        attempts = max(row.attempts for row in rows)
-        if attempts >= MAX_ATTEMPTS:
-            return FAILED, f"gave up after {attempts} attempts: {error}", now
-        return PENDING, str(error), now + BACKOFF_S[attempts - 1]
-    except channels.Refused as error:
-        return FAILED, str(error), now
-    return SENT, None, now
+    except (channels.RetryLater, channels.Refused) as error:
+        return error
+    return None
 
 
 def _outgoing(rep_name: str, contents: list[dict]) -> channels.Outgoing:
     wording = settings().reminder_wording
     if len(contents) == 1:
         (content,) = contents
-        return channels.Outgoing(content["id"], content, wording.headline(content), wording.render(content),
+        text = wording.render(content)
+        return channels.Outgoing(content["id"], content, wording.headline(content), text, text,
                                  content.get("phone_number_id"))
-    headline, text = wording.digest(rep_name, contents)
+    headline, text, summary = wording.digest(rep_name, contents)
     key = "dig_" + hashlib.sha256("\x1f".join(content["id"] for content in contents).encode()).hexdigest()[:24]
     body = {"type": "digest", "id": key, "rep": contents[0]["rep"], "count": len(contents), "reminders": contents}
-    return channels.Outgoing(key, body, headline, text, contents[0].get("phone_number_id"))
+    return channels.Outgoing(key, body, headline, text, summary, contents[0].get("phone_number_id"))
 
 
 def _rep_window_open(engine, channel, outgoing: channels.Outgoing, accounts: channels.Accounts, now: int) -> bool:

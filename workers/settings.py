@@ -67,7 +67,7 @@ class Settings:
             mail_from=env.get("WAPULSE_MAIL_FROM") or "wapulse@localhost",
             whatsapp_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
             graph_url=env.get("WHATSAPP_GRAPH_URL") or DEFAULT_GRAPH_URL,
-            alert_sender=env.get("WHATSAPP_ALERT_PHONE_NUMBER_ID") or None,
+            alert_sender=_digits(env, "WHATSAPP_ALERT_PHONE_NUMBER_ID"),
             now=_instant(env.get("WAPULSE_NOW"), "WAPULSE_NOW"),
             batch_size=_positive_int(env, "WAPULSE_BATCH_SIZE", 500),
             stale_after_ms=_positive_int(env, "WAPULSE_STALE_AFTER_MS", 60_000, minimum=0),
@@ -210,6 +210,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int 
         value = minimum - 1
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} must be a whole number of at least {minimum}")
+    return value
+
+
+def _digits(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name) or None
+    if value is not None and not value.isdigit():
+        raise ConfigError(f"{name}={value!r} must be a phone number id (digits), as WhatsApp Manager shows it")
     return value
 
 

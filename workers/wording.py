@@ -34,6 +34,8 @@ TEXT = (
     " Next: {{ suggested_action }}"
 )
 DIGEST = "{{ count }} reminders for {{ rep }}"
+FIELDS_ADDED_LATER = {"type": "reminder", "phone_number_id": None, "reason": None}
+"""Fields a reminder stored by an older release lacks: templates may use them all the same."""
 
 _jinja = Environment(undefined=StrictUndefined, autoescape=False)
 
@@ -48,12 +50,16 @@ class Wording:
         return self.headlines[Rule(content["rule"])]
 
     def render(self, content: Mapping) -> str:
-        return self.text.render(headline=self.headline(content), **content).strip()
+        return self.text.render({**FIELDS_ADDED_LATER, **content, "headline": self.headline(content)}).strip()
 
-    def digest(self, rep_name: str, contents: list[Mapping]) -> tuple[str, str]:
-        """(headline, text) of several reminders sent as one: the title, then each reminder."""
+    def digest(self, rep_name: str, contents: list[Mapping]) -> tuple[str, str, str]:
+        """(headline, text, summary) of several reminders sent as one: the title, then each
+        reminder; the summary is one short line (the title and who each one is about) for
+        channels that take little text, such as a WhatsApp template parameter."""
         title = self.digest_title.render(count=len(contents), rep=rep_name).strip()
-        return title, "\n\n".join([title] + [f"• {self.render(content)}" for content in contents])
+        text = "\n\n".join([title] + [f"• {self.render(content)}" for content in contents])
+        names = [f"{self.headline(c)}: {c['customer']['name'] or c['customer']['key']}" for c in contents]
+        return title, text, f"{title}: {'; '.join(names)}."
 
     @classmethod
     def from_config(cls, table: Mapping) -> Wording:

@@ -82,6 +82,7 @@ def test_bad_owner_requests_change_nothing_and_say_why(api, engine):
     assert put("19999999999", {"owner": "ben"}).status_code == 404
     assert put("16505551234", {"rep": "ben"}).status_code == 400
     assert put("16505551234", ["ben"]).status_code == 400
+    assert put("16505551234%00", {"owner": "ben"}).json()["error"].startswith("a customer is named by 1 to 255")
     missing = requests.get(f"{api}/customers/19999999999", headers=BEARER, timeout=5)
     assert missing.status_code == 404
     owners = {"owners": [{"customer": "16505551234", "owner": "ben"}, {"customer": "19999999999", "owner": "ben"}]}

@@ -528,3 +528,48 @@ def test_wording_comes_from_wapulse_toml_and_a_bad_template_is_named(
     configure(monkeypatch, tmp_path, webhook(url), '\n[reminders.templates]\ntext = "{% if %}"\n')
     with pytest.raises(ConfigError, match=r"\[reminders.templates\] text is not a valid template"):
         runtime.settings().check()
+
+
+def test_a_second_opt_out_bounce_owes_no_second_reminder(redis, engine, drain, monkeypatch, tmp_path, endpoint):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    first = (FIXTURES / "cloudapi" / "messages__status-failed__marketing_opt_out.json").read_bytes()
+    second = first.replace(b"wamid.HBgN", b"wamid.NEXT").replace(b"1795867201", b"1795870801")  # an hour later
+    set_now(monkeypatch, 1795870801 + 60)
+    process(redis, drain, [first, second])
+    deliver_due()
+    assert [json.loads(body)["at"] for _, body in received] == [iso(1795867201)]
+
+
+def test_a_template_that_fails_on_a_real_reminder_fails_that_delivery_not_the_job(
+    redis, engine, drain, monkeypatch, tmp_path, endpoint
+):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, f'{{ type = "slack", url = "{url}" }}',
+              '\n[reminders.templates]\ntext = "{{ customer.name.upper() }}"\n')  # she has no profile name
+    set_now(monkeypatch, 1795867201 + 60)
+    process(redis, drain, [(FIXTURES / "cloudapi" / "messages__status-failed__marketing_opt_out.json").read_bytes()])
+    deliver_due()
+    (row,) = deliveries(engine)
+    assert row.status == "failed" and row.last_error.startswith("the wording fails on this reminder:")
+
+
+@responses.activate
+def test_a_digest_that_fails_backs_off_each_reminder_by_its_own_attempts(redis, engine, drain, monkeypatch, tmp_path):
+    responses.post(HOOK, status=503)
+    configure(monkeypatch, tmp_path, webhook(HOOK), rep='quiet_hours = "18:00-16:00"\n')
+    set_now(monkeypatch, SHEENA_AT + 60)
+    process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])
+    for now in (SHEENA_AT + 3600, SHEENA_AT + 22 * 3600):
+        set_now(monkeypatch, now)
+        sweep_tiers()
+    veteran, fresh = deliveries(engine)
+    with write_transaction(engine) as connection:  # the first has been tried before, up to its last attempt
+        connection.execute(ReminderDelivery.__table__.update().where(ReminderDelivery.id == veteran.id)
+                           .values(attempts=len(BACKOFF_S)))
+    set_now(monkeypatch, fresh.due_at)
+    assert deliver_due() == {"sent": 0, "pending": 1, "failed": 1}
+    veteran, fresh = deliveries(engine)
+    assert (veteran.status, veteran.last_error) == ("failed", f"gave up after {len(BACKOFF_S) + 1} attempts: HTTP 503")
+    assert (fresh.status, fresh.attempts, fresh.due_at) == ("pending", 1, fresh.due_at)
+    assert fresh.due_at == veteran.due_at + BACKOFF_S[0]
