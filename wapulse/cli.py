@@ -362,6 +362,43 @@ def rebuild(now):
     click.echo("  ".join(f"{name}: {value}" for name, value in vars(result).items()))
 
 
+@main.command()
+@click.option("--from", "first_day", help="First day (UTC date, e.g. 2026-07-01); default: 90 days before --to.")
+@click.option("--to", "last_day", help="Last day, included (UTC date); default: today.")
+@click.option("--compare", type=click.Choice(["previous", "none"]), default="previous", show_default=True,
+              help="Compare with the previous period of equal length.")
+@click.option("--number", help="Only the customers of this business phone number id.")
+@click.option("--owner", help="Only the customers of this rep.")
+@click.option("--format", "output", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+@click.option("--now", "now", help="ISO-8601 instant taken as now (for the default period).")
+@_clear_errors
+def report(first_day, last_day, compare, number, owner, output, output_file, now):
+    """The activity report: tiers, reply rates, content, funnel, local time, reply speed, action plan."""
+    from report.build import build, period_of
+    from report.load import Scope
+    from report.render import as_json, as_markdown
+
+    _use_now(now)
+    settings = _settings().check()
+    try:
+        period = period_of(first_day, last_day, settings.now_ts())
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if owner and owner not in settings.reps:
+        raise click.UsageError(f"--owner {owner!r} is not a rep ([[reps]] ids in wapulse.toml)")
+    scope = Scope(number, owner, settings.reminder_setup.rep_numbers)
+    with db.engine_for(settings.database_url).connect() as connection:
+        result = build(connection, period, scope, settings.tier_rules, with_previous=compare == "previous")
+    text = as_json(result) if output == "json" else as_markdown(result)
+    if output_file:
+        with open(output_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        click.echo(f"report written to {output_file}")
+    else:
+        click.echo(text, nl=False)
+
+
 @main.command("dead-letters")
 @_clear_errors
 def dead_letters():

@@ -1,0 +1,151 @@
+"""The report's figures on a quarter whose every number is known by construction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from report.figures import Activity, Message, Period, Person, Sent, compare, compute, summary
+
+DAY, HOUR, MINUTE = 86_400, 3600, 60
+START = int(datetime(2026, 7, 1, tzinfo=UTC).timestamp())
+END = int(datetime(2026, 10, 1, tzinfo=UTC).timestamp())
+QUARTER = Period(START, END)
+THRESHOLDS = {"hot_days": 7, "warm_days": 30, "cold_days": 90, "hot_min_interactions": 5}
+
+PEOPLE = [
+    Person(1, "c1", "Priya", "US", "America/New_York", "ana", "111", tier_at_start="cold", tier_at_end="hot"),
+    Person(2, "c2", "João", "ES", "Europe/Madrid", "ben", "111", tier_at_start="warm", tier_at_end="warm"),
+    Person(3, "c3", None, "BR", None, "ana", "222", tier_at_start="warm", tier_at_end="cold"),
+    Person(4, "c4", None, "BR", None, None, "222", tier_at_start="dead", tier_at_end="dead"),
+    Person(5, "c5", None, "IN", "Asia/Kolkata", "ben", "111", tier_at_start=None, tier_at_end="unengaged"),
+]
+MESSAGES = [
+    Message(1, END - 10 * DAY + 2 * HOUR, frozenset({"question"})),  # Priya answers our campaign after 2 h...
+    Message(1, END - 9 * DAY, frozenset({"order"})),  # ...and orders
+    Message(2, END - 28 * DAY, frozenset({"rapport"})),  # João answers our second message in a row
+    Message(3, START - 40 * DAY, frozenset({"price_inquiry"})),  # before the quarter
+]
+SENT = [
+    Sent(1, END - 10 * DAY, rank=3, campaign="promo_a"),
+    Sent(1, END - 10 * DAY + 2 * HOUR + 3 * MINUTE, rank=2),  # answered in 3 minutes
+    Sent(1, END - 9 * DAY + 10 * MINUTE, rank=2),  # answered in 10 minutes
+    Sent(2, END - 30 * DAY, rank=3, campaign="promo_b"),
+    Sent(2, END - 29 * DAY, rank=2),
+    Sent(2, END - 28 * DAY + HOUR, rank=2),  # answered in an hour
+    Sent(5, END - 15 * DAY, rank=1),  # never delivered
+]
+
+
+def quarter(**changes) -> dict:
+    activity = Activity(PEOPLE, MESSAGES, SENT, readers=frozenset({1}), excluded={"errors": 4})
+    for name, value in changes.items():
+        setattr(activity, name, value)
+    return compute(activity, QUARTER, THRESHOLDS)
+
+
+def test_source_counts_the_customers_and_events_of_the_period_only():
+    source = quarter()["source"]
+    assert source["customers"] == 3  # c1, c2 and c5 did something in the quarter
+    assert source["events"] == {"inbound": 3, "outbound": 7}
+    assert source["numbers"] == ["111"]
+    assert source["excluded"] == {"errors": 4}
+
+
+def test_segmentation_shares_ranges_and_breakdowns():
+    segmentation = quarter()["segmentation"]
+    tiers = segmentation["tiers"]
+    assert [(t, v["count"], v["share"]) for t, v in tiers.items()] == [
+        ("hot", 1, 0.25), ("warm", 1, 0.25), ("cold", 1, 0.25), ("dead", 1, 0.25), ("unengaged", 1, 0.2)]
+    assert {t: v["outside_expected"] for t, v in tiers.items() if t != "unengaged"} == {
+        "hot": True, "warm": False, "cold": False, "dead": True}
+    assert tiers["hot"]["rule"] == "interacted within 7 days, 5 interactions or more"
+    assert segmentation["silent_over_60_days"] == {"count": 3, "share": 0.6}  # c3, c4 and c5
+    assert segmentation["by_country"]["BR"] == {"hot": 0, "warm": 0, "cold": 1, "dead": 1, "unengaged": 0, "total": 2}
+    assert list(segmentation["by_country"]) == ["BR", "ES", "IN", "US"]  # largest first, then by name
+    assert segmentation["by_owner"]["none"]["dead"] == 1
+
+
+def test_reply_rates_touches_and_read_rate_over_customers_who_send_receipts():
+    reply = quarter()["reply_rate"]
+    assert (reply["messaged"], reply["replied"], reply["rate"]) == (3, 2, 0.6667)
+    assert reply["by_tier"]["unengaged"] == {"messaged": 1, "replied": 0, "rate": 0.0}
+    assert reply["by_tier"]["cold"] == {"messaged": 0, "replied": 0, "rate": None}
+    assert reply["touches"] == {
+        "1": {"touches": 6, "replied": 2, "rate": 0.3333},
+        "2": {"touches": 1, "replied": 1, "rate": 1.0},
+        "3": {"touches": 0, "replied": 0, "rate": None},
+    }
+    assert reply["messages"] == {"sent": 7, "delivered": 6, "delivered_rate": 0.8571, "read": 1, "read_rate": 0.3333,
+                                 "read_rate_base": 3, "customers_without_read_receipts": 1}
+
+
+def test_frequency_content_and_funnel():
+    report = quarter()
+    assert report["frequency"]["low"] == {"count": 2, "share": 1.0, "by_tier": {"hot": 1, "warm": 1}}
+    assert report["frequency"]["high"]["share"] == 0.0
+    assert {k: (v["messages"], v["customers"]) for k, v in report["content"].items()} == {
+        "passive_text": (0, 0), "questions": (1, 1), "commerce": (1, 1), "rapport": (1, 1)}
+    funnel = report["funnel"]
+    assert [(step, funnel[step]["count"], funnel[step]["conversion"]) for step in ("reached", "replied", "inquired", "ordered")] == [
+        ("reached", 2, None), ("replied", 2, 1.0), ("inquired", 1, 0.5), ("ordered", 1, 1.0)]
+    assert funnel["biggest_loss"] == "inquired"
+    assert funnel["by_owner"]["ben"]["reached"]["count"] == 1  # João; c5 was never delivered
+    assert funnel["by_number"]["222"]["reached"]["count"] == 0
+
+
+def test_reactivation_by_campaign_tag():
+    back = quarter()["reactivation"]
+    assert (back["dormant_at_start"], back["came_back"], back["rate"]) == (2, 1, 0.5)
+    assert back["time_to_come_back_median_s"] == 2 * HOUR
+    assert back["by_campaign"] == {"promo_a": {"messaged": 1, "replied": 1, "reactivated": 1, "reply_rate": 1.0,
+                                               "reactivation_rate": 1.0}}
+    assert back["significance"] == "one campaign tag or none: nothing to compare"
+
+
+def test_local_time_heatmap_is_on_each_customers_own_clock():
+    local = quarter()["local_time"]
+    cells = {(day, hour): n for day, row in enumerate(local["heatmap"]) for hour, n in enumerate(row) if n}
+    assert cells == {(6, 22): 1, (0, 20): 1, (3, 2): 1}  # Sun 22:00 and Mon 20:00 in New York, Thu 02:00 in Madrid
+    assert local["best_hours"] == {"America": [20, 22], "Europe": [2]}
+
+
+def test_reply_speed_median_p90_and_hot_within_five_minutes():
+    speed = quarter()["reply_speed"]
+    assert (speed["answers"], speed["median_s"], speed["p90_s"]) == (3, 600, 3600)
+    assert speed["by_owner"]["ana"] == {"answers": 2, "median_s": 390.0, "p90_s": 600}
+    assert speed["hot_within_5_min"] == 0.5
+
+
+def test_action_plan_lists_customers_by_value():
+    plan = quarter()["action_plan"]
+    assert plan["hot"]["cadence"] == "daily" and plan["dead"]["cadence"] == "archived"
+    assert plan["hot"]["list"] == [{"key": "c1", "name": "Priya", "owner": "ana", "last_contact": "2026-09-22T00:00:00Z",
+                                    "last_signals": ["order"], "orders": 1, "interactions": 2}]
+    assert plan["cold"]["list"][0]["last_signals"] == ["price_inquiry"]
+
+
+def test_an_empty_period_shows_n_a_rather_than_dividing_by_zero():
+    report = compute(Activity([], [], []), QUARTER, THRESHOLDS)
+    assert report["reply_rate"]["rate"] is None and report["funnel"]["biggest_loss"] is None
+    assert report["reply_speed"]["median_s"] is None and report["segmentation"]["tiers"]["hot"]["share"] is None
+    assert summary(report, None)[1] == "Hot n/a; n/a silent for over 60 days."
+
+
+def test_a_period_without_messages_of_ours():
+    report = quarter(sent=[])
+    assert report["reply_rate"]["messaged"] == 0 and report["reply_rate"]["messages"]["delivered_rate"] is None
+    assert report["funnel"]["reached"]["count"] == 0
+
+
+def test_the_summary_compares_with_the_previous_period():
+    now = quarter()
+    before = quarter(messages=MESSAGES[:1], sent=SENT[:1] + SENT[3:4])  # Priya asked but did not order
+    comparison = compare(now, before)
+    assert comparison["customers"] == {"now": 3, "before": 2, "change": 1}
+    assert comparison["reply_rate_points"] == round((0.6667 - 0.5) * 100, 1)
+    assert summary(now, comparison) == [
+        "3 customers active in the period, 3 of them messaged by us.",
+        "Hot 25%, mostly in US; 60% silent for over 60 days.",
+        "Reply rate 67% (up 17 points); conversion from reached to ordered 50% (up 50 points).",
+        "1 more active customer than in the previous period.",
+    ]
