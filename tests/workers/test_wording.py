@@ -8,8 +8,6 @@ from scoring.reminders import CustomerFacts, ReminderRules, Rule, compose
 from scoring.tiers import Tier
 from workers.wording import Wording
 
-SHEENA = CustomerFacts("16505551234", "16505551234", None, "Sheena Nelson", None, 0, ("question",))
-
 
 def reminder(rule: Rule = Rule.WENT_COLD, name: str | None = "Sheena Nelson") -> dict:
     facts = CustomerFacts("16505551234", "16505551234", None, name, None, 0, ("question",))
