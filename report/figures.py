@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from statistics import median
 from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo
 
-from scoring.events import STATUS_RANK, Status, UNREACHABLE_ERROR
+from scoring.events import STATUS_RANK, UNREACHABLE_ERROR, Status, iso
 from scoring.tiers import Tier
 
 DELIVERED = STATUS_RANK[Status.DELIVERED]
@@ -146,7 +146,7 @@ def _by_customer(items: Iterable) -> dict[int, list]:
 
 def _source(activity: Activity, period: Period, in_period: dict, sent_in_period: dict, active: set) -> dict:
     return {
-        "period": {"from": _iso(period.start), "to": _iso(period.end)},
+        "period": {"from": iso(period.start), "to": iso(period.end)},
         "numbers": sorted({p.number for p in activity.people if p.number and p.id in active}),
         "customers": len(active),
         "events": {"inbound": sum(map(len, in_period.values())), "outbound": sum(map(len, sent_in_period.values()))},
@@ -409,7 +409,7 @@ def _action_plan(people: dict, inbound: dict, in_period: dict, period: Period) -
             orders = sum(1 for m in in_period.get(person.id, ()) if "order" in m.signals)
             rows.append((-orders, -len(in_period.get(person.id, ())), -(last.at if last else 0), person.key, {
                 "key": person.key, "name": person.name, "owner": person.owner,
-                "last_contact": _iso(last.at) if last else None,
+                "last_contact": iso(last.at) if last else None,
                 "last_signals": sorted(last.signals) if last else [],
                 "orders": orders, "interactions": len(in_period.get(person.id, ())),
             }))
@@ -418,9 +418,6 @@ def _action_plan(people: dict, inbound: dict, in_period: dict, period: Period) -
                       "list": [row[4] for row in rows[:ACTION_LIST_CAP]]}
     return plan
 
-
-def _iso(at: int) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 def compare(current: dict, previous: dict) -> dict:

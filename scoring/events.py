@@ -7,8 +7,16 @@ customer fold consumes them, so one record format serves live processing, refold
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+
+
+def iso(at: int | None) -> str | None:
+    """An event instant (Unix seconds) as ISO-8601 UTC with a Z, as every JSON form shows it; None stays None."""
+    if at is None:
+        return None
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 class EventKind(StrEnum):

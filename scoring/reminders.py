@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Mapping
 from zoneinfo import ZoneInfo
 
+from scoring.events import iso
 from scoring.tiers import Cause, Tier
 
 HOUR = 3600
@@ -191,7 +192,7 @@ def compose(
         "type": "reminder",
         "id": reminder,
         "rule": rule.value,
-        "at": _iso(at),
+        "at": iso(at),
         "rep": rep,
         "customer": {"key": customer.key, "wa_id": customer.wa_id, "user_id": customer.user_id, "name": customer.name},
         "phone_number_id": customer.phone_number_id,
@@ -207,14 +208,11 @@ def compose(
     if rule == Rule.REACTIVATED:  # credited to the last message we sent before they came back
         sent_before = customer.last_outbound_at is not None and customer.last_outbound_at <= at
         content["credited_to"] = {
-            "sent_at": _iso(customer.last_outbound_at) if sent_before else None,
+            "sent_at": iso(customer.last_outbound_at) if sent_before else None,
             "campaign": customer.last_outbound_campaign if sent_before else None,
         }
     return content
 
-
-def _iso(at: int) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _local(at: int, timezone: str | None) -> str | None:

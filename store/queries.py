@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from sqlalchemy import Connection, Engine, delete, select
 
 from scoring import figures
 from scoring.customer import CustomerState
+from scoring.events import iso
 from scoring.value import BgNbd
 from store.db import write_transaction
 from store.history import tier_changes
@@ -19,13 +19,6 @@ from store.reminders import delivery_rows
 from store.models import Customer, CustomerAlias, RawBody
 
 customers, aliases = Customer.__table__, CustomerAlias.__table__
-
-
-def iso(at: int | None) -> str | None:
-    """Unix seconds as ISO-8601 UTC with a Z, or None."""
-    if at is None:
-        return None
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

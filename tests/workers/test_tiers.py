@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, text
 
+from scoring.events import iso
 from scoring.figures import FigureRules
 from store import queries
 from store.models import Customer, RawBody, TierChangeRow
@@ -23,10 +23,6 @@ T0 = 1_789_981_200  # the first message of the timeline
 PRIYA, JOAO = "919812345670", "5511987654321"
 PRIYA_FIFTH, PRIYA_LAST, PRIYA_BACK = T0 + 4 * DAY + 2400, T0 + 5 * DAY + 3000, T0 + 5 * DAY + 3000 + 130 * DAY
 JOAO_FIRST, JOAO_LAST = T0 + DAY + 5000, T0 + 3 * DAY + 7000
-
-
-def iso(at: int) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
 def set_now(monkeypatch, at: int) -> None:
