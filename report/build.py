@@ -2,24 +2,74 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import gc
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Collection, Iterator, Mapping
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
-from report.figures import Period, compare, compute, summary
+from report.figures import (CUSTOMER_ROWS, HEADLINE_SECTIONS, HISTORY_BEFORE_S, SECTIONS, Period, compare, compute,
+                            summary)
 from report.load import Scope, load
+from report.render import FORMS
+from scoring.events import iso
 from scoring.tiers import TierRules
+from store import db
 
-HISTORY_BEFORE_S = 90 * 86_400  # events this long before the period count for touches and waits begun earlier
 DEFAULT_DAYS = 90
 
 
-def period_of(first_day: str | None, last_day: str | None, now: int) -> Period:
-    """`--from` and `--to` (UTC dates, both days included); by default the 90 days up to today.
+@dataclass(frozen=True)
+class Request:
+    """A report as asked for: by `wapulse report` options or `GET /api/report` parameters."""
+
+    period: Period
+    scope: Scope
+    with_previous: bool = True
+    form: str = "md"
+
+    @property
+    def file_name(self) -> str:
+        last = datetime.fromtimestamp(self.period.end - 1, UTC).date()
+        return f"wapulse-report-{iso(self.period.start)[:10]}-to-{last.isoformat()}.{self.form}"
+
+
+OPTIONS = ("from", "to", "compare", "number", "owner", "format")
+
+
+def request_of(options: Mapping[str, str | None], now: int, reps: Collection[str], rep_numbers: frozenset[str],
+               prefix: str = "") -> Request:
+    """Checks options named from, to, compare, number, owner and format (shown with `prefix`,
+    "--" on the command line); raises ValueError saying what is wrong."""
+    compare, form = options.get("compare") or "previous", options.get("format") or "md"
+    number, owner = options.get("number") or None, options.get("owner") or None
+    if compare not in ("previous", "none"):
+        raise ValueError(f"{prefix}compare must be previous or none")
+    if form not in FORMS:
+        raise ValueError(f"{prefix}format must be one of {', '.join(FORMS)}")
+    if number is not None and not (number.isdigit() and len(number) <= 64):
+        raise ValueError(f"{prefix}number {number!r} is not a business phone number id (digits)")
+    if owner is not None and owner not in reps:
+        raise ValueError(f"{prefix}owner {owner!r} is not a rep ([[reps]] ids in wapulse.toml)")
+    period = period_of(options.get("from"), options.get("to"), now, prefix)
+    return Request(period, Scope(number, owner, rep_numbers), compare == "previous", form)
+
+
+def produce(engine: Engine, request: Request, rules: TierRules) -> bytes:
+    """The report in the form asked for, from one consistent read of the store."""
+    form = FORMS[request.form]
+    with db.read_snapshot(engine) as connection:
+        report = build(connection, request.period, request.scope, rules, request.with_previous, form.needs_customer_rows)
+    return form.render(report)
+
+
+def period_of(first_day: str | None, last_day: str | None, now: int, prefix: str = "--") -> Period:
+    """`from` and `to` (UTC dates, both days included); by default the 90 days up to today.
     Raises ValueError saying what is wrong."""
     days = []
-    for name, value in (("--from", first_day), ("--to", last_day)):
+    for name, value in ((f"{prefix}from", first_day), (f"{prefix}to", last_day)):
         try:
             days.append(date.fromisoformat(value) if value else None)
         except ValueError:
@@ -28,23 +78,38 @@ def period_of(first_day: str | None, last_day: str | None, now: int) -> Period:
     last = last or datetime.fromtimestamp(now, UTC).date()
     first = first or last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
-        raise ValueError(f"--from {first} is after --to {last}")
+        raise ValueError(f"{prefix}from {first} is after {prefix}to {last}")
     start = datetime.combine(first, datetime.min.time(), UTC)
     return Period(int(start.timestamp()), int((datetime.combine(last, datetime.min.time(), UTC) + timedelta(days=1)).timestamp()))
 
 
-def build(connection: Connection, period: Period, scope: Scope, rules: TierRules, with_previous: bool = True) -> dict:
-    """The whole report as the JSON form holds it (every figure, stable keys)."""
+def build(connection: Connection, period: Period, scope: Scope, rules: TierRules, with_previous: bool = True,
+          customer_rows: bool = False) -> dict:
+    """The whole report as the JSON form holds it (every figure, stable keys), and one row per
+    customer under CUSTOMER_ROWS when asked."""
     thresholds = asdict(rules)
-    current = compute(load(connection, period, period.start - HISTORY_BEFORE_S, scope), period, thresholds)
-    comparison = None
-    if with_previous:
-        before = period.previous()
-        previous = compute(load(connection, before, before.start - HISTORY_BEFORE_S, scope), before, thresholds)
-        comparison = compare(current, previous)
+    periods = [period.previous(), period] if with_previous else [period]
+    with _no_cycle_collection():
+        activities = load(connection, periods, periods[0].start - HISTORY_BEFORE_S, scope)
+        current = compute(activities[-1], period, thresholds, SECTIONS + ((CUSTOMER_ROWS,) if customer_rows else ()))
+        comparison = None
+        if with_previous:
+            comparison = compare(current, compute(activities[0], periods[0], thresholds, HEADLINE_SECTIONS))
     return {
         "scope": {"number": scope.number, "owner": scope.owner},
         "summary": summary(current, comparison),
         "comparison": comparison,
         **current,
     }
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """A report allocates millions of small tuples, and the cyclic garbage collector would walk
+    them all again and again as they pile up (a third of the time); the report makes no cycles,
+    so reference counting frees all of it."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

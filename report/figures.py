@@ -1,17 +1,24 @@
 """The activity report's figures, from plain values (no I/O): people, their messages and ours.
 
 Every figure is a count of stored events over a half-open period [start, end), so the same
-events always give the same report. A share whose base is zero is None (shown as "n/a").
+events always give the same report; events from HISTORY_BEFORE_S before the period count for
+what began earlier (touches in a row, waits for our answer). A share whose base is zero is None
+(shown as "n/a").
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from heapq import nsmallest
+from operator import attrgetter
 from statistics import median
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from scoring.events import STATUS_RANK, UNREACHABLE_ERROR, Status, iso
 from scoring.tiers import Tier
@@ -41,9 +48,13 @@ CONTENT_TYPES = {
 }
 """Content interaction types by signal; a message with none of these is passive text."""
 FOLLOW_UP_TOUCHES = (1, 2, 3)
+HISTORY_BEFORE_S = 90 * 86_400  # how far before the period touches and waits are followed back
+WEEK_S = 7 * 86_400
 HOT_ANSWER_S = 5 * 60
 ACTION_LIST_CAP = 50
 SILENT_S = 60 * 86_400
+QUARTER_HOUR_S = 900
+"""Every UTC offset and every offset change falls on a quarter hour: within one, the local weekday and hour stay put."""
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
@@ -62,17 +73,15 @@ class Person:
     tier_at_end: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One message (or reaction, order...) from a customer."""
+class Message(NamedTuple):
+    """One message (or reaction, order...) from a customer. (Tuples: a report reads millions.)"""
 
     customer: int
     at: int
     signals: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
+class Sent(NamedTuple):
     """One message of ours, as far as its statuses took it."""
 
     customer: int
@@ -111,40 +120,66 @@ def share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def compute(activity: Activity, period: Period, tier_thresholds: dict) -> dict:
-    """Every section but the summary and the comparison, keyed as the JSON form keeps them."""
+SECTIONS = ("source", "segmentation", "reply_rate", "frequency", "content", "funnel", "reactivation", "local_time",
+            "reply_speed", "action_plan", "trend")
+HEADLINE_SECTIONS = ("source", "segmentation", "reply_rate", "funnel")
+"""The sections `compare` reads: all a previous period needs."""
+CUSTOMER_ROWS = "customers"
+"""Not a section of its own: one row per customer in scope, for the CSV form."""
+
+
+def compute(activity: Activity, period: Period, tier_thresholds: dict, sections: Sequence[str] = SECTIONS) -> dict:
+    """The sections named (by default all but the summary and the comparison), keyed as the JSON
+    form keeps them. Events at or after the period's end are ignored, so one Activity can serve
+    a period and the one before it."""
     people = {person.id: person for person in activity.people}
-    inbound = _by_customer(m for m in activity.messages if m.customer in people)
-    outbound = _by_customer(s for s in activity.sent if s.customer in people)
-    in_period = {c: [m for m in ms if m.at in period] for c, ms in inbound.items()}
-    in_period = {c: ms for c, ms in in_period.items() if ms}
-    sent_in_period = {c: [s for s in ss if s.at in period] for c, ss in outbound.items()}
-    sent_in_period = {c: ss for c, ss in sent_in_period.items() if ss}
-    active = set(in_period) | set(sent_in_period)
-    return {
-        "source": _source(activity, period, in_period, sent_in_period, active),
-        "segmentation": _segmentation(activity.people, tier_thresholds, inbound, period),
-        "reply_rate": _reply_rate(people, inbound, outbound, period, activity.readers),
-        "frequency": _frequency(people, in_period, period),
-        "content": _content(in_period),
-        "funnel": _funnel(people, in_period, sent_in_period),
-        "reactivation": _reactivation(people, inbound, outbound, period),
-        "local_time": _local_time(people, in_period),
-        "reply_speed": _reply_speed(people, inbound, outbound, period),
-        "action_plan": _action_plan(people, inbound, in_period, period),
+    inbound = _by_customer(activity.messages, people, period.start - HISTORY_BEFORE_S, period.end)
+    outbound = _by_customer(activity.sent, people, period.start - HISTORY_BEFORE_S, period.end)
+    in_period = _since(inbound, period.start)
+    sent_in_period = _since(outbound, period.start)
+    figures = {
+        "source": lambda: _source(activity, period, in_period, sent_in_period),
+        "segmentation": lambda: _segmentation(activity.people, tier_thresholds, inbound, period),
+        "reply_rate": lambda: _reply_rate(people, inbound, outbound, sent_in_period, period, activity.readers),
+        "frequency": lambda: _frequency(people, in_period, period),
+        "content": lambda: _content(in_period),
+        "funnel": lambda: _funnel(people, in_period, sent_in_period),
+        "reactivation": lambda: _reactivation(people, inbound, outbound, period),
+        "local_time": lambda: _local_time(people, in_period),
+        "reply_speed": lambda: _reply_speed(people, inbound, in_period, outbound, period),
+        "action_plan": lambda: _action_plan(people, inbound, in_period),
+        "trend": lambda: _trend(in_period, sent_in_period, period),
+        CUSTOMER_ROWS: lambda: _customer_rows(people, inbound, in_period, sent_in_period),
     }
+    return {name: figures[name]() for name in sections}
 
 
-def _by_customer(items: Iterable) -> dict[int, list]:
+_at = attrgetter("at")
+
+
+def _by_customer(items: Iterable, people: dict, start: int, end: int) -> dict[int, list]:
+    """Messages (or ours) of the people in scope in [start, end), per customer, oldest first."""
     grouped: dict[int, list] = defaultdict(list)
     for item in items:
-        grouped[item.customer].append(item)
+        if start <= item.at < end and item.customer in people:
+            grouped[item.customer].append(item)
     for values in grouped.values():
-        values.sort(key=lambda item: item.at)
+        values.sort(key=_at)
     return grouped
 
 
-def _source(activity: Activity, period: Period, in_period: dict, sent_in_period: dict, active: set) -> dict:
+def _since(grouped: dict[int, list], start: int) -> dict[int, list]:
+    """The same lists cut to what happened from `start` on; customers left with nothing dropped."""
+    cut = {}
+    for customer, items in grouped.items():
+        first = bisect_left(items, start, key=_at)
+        if first < len(items):
+            cut[customer] = items[first:]
+    return cut
+
+
+def _source(activity: Activity, period: Period, in_period: dict, sent_in_period: dict) -> dict:
+    active = in_period.keys() | sent_in_period.keys()
     return {
         "period": {"from": iso(period.start), "to": iso(period.end)},
         "numbers": sorted({p.number for p in activity.people if p.number and p.id in active}),
@@ -156,7 +191,7 @@ def _source(activity: Activity, period: Period, in_period: dict, sent_in_period:
 
 def _segmentation(people: Sequence[Person], thresholds: dict, inbound: dict, period: Period) -> dict:
     tiered = [p for p in people if p.tier_at_end]
-    silent = sum(1 for p in tiered if _last_before(inbound.get(p.id, ()), period.end) < period.end - SILENT_S)
+    silent = sum(1 for p in tiered if p.id not in inbound or inbound[p.id][-1].at < period.end - SILENT_S)
     counts = Counter(p.tier_at_end for p in tiered)
     four = sum(counts[t] for t in EXPECTED_SHARES)
     tiers = {}
@@ -177,11 +212,6 @@ def _segmentation(people: Sequence[Person], thresholds: dict, inbound: dict, per
     }
 
 
-def _last_before(messages, end: int) -> int:
-    """The instant of their last message before `end`; -1 when none (silent for ever)."""
-    return max((m.at for m in messages if m.at < end), default=-1)
-
-
 def _tier_breakdown(people: Sequence[Person], key) -> dict:
     table: dict[str, Counter] = defaultdict(Counter)
     for person in people:
@@ -190,20 +220,21 @@ def _tier_breakdown(people: Sequence[Person], key) -> dict:
             for name, counts in sorted(table.items(), key=lambda item: (-sum(item[1].values()), item[0]))}
 
 
-def _reply_rate(people: dict, inbound: dict, outbound: dict, period: Period, readers: frozenset[int]) -> dict:
-    messaged = {c for c, ss in outbound.items() if any(s.at in period for s in ss)}
-    replied = {c for c in messaged if _replied_after(inbound.get(c, ()), _first_in(outbound[c], period), period.end)}
+def _reply_rate(people: dict, inbound: dict, outbound: dict, sent_in_period: dict, period: Period,
+                readers: frozenset[int]) -> dict:
+    messaged = set(sent_in_period)
+    replied = {c for c in messaged if inbound.get(c) and inbound[c][-1].at > sent_in_period[c][0].at}
     per_tier = {}
     for tier in TIERS:
         group = {c for c in messaged if people[c].tier_at_end == tier}
         per_tier[tier] = {"messaged": len(group), "replied": len(group & replied), "rate": share(len(group & replied), len(group))}
-    sent = [s for c in messaged for s in outbound[c] if s.at in period]
+    sent = [s for ss in sent_in_period.values() for s in ss]
     delivered = [s for s in sent if s.rank >= DELIVERED]
     readable = [s for s in delivered if s.customer in readers]
     return {
         "messaged": len(messaged), "replied": len(replied), "rate": share(len(replied), len(messaged)),
         "by_tier": per_tier,
-        "touches": _touches(inbound, outbound, period),
+        "touches": _touches(inbound, outbound, sent_in_period, period),
         "messages": {
             "sent": len(sent), "delivered": len(delivered), "delivered_rate": share(len(delivered), len(sent)),
             "read": sum(1 for s in readable if s.rank >= READ), "read_rate": share(sum(1 for s in readable if s.rank >= READ), len(readable)),
@@ -213,20 +244,12 @@ def _reply_rate(people: dict, inbound: dict, outbound: dict, period: Period, rea
     }
 
 
-def _first_in(sent: list[Sent], period: Period) -> int:
-    return next(s.at for s in sent if s.at in period)
-
-
-def _replied_after(messages, after: int, before: int) -> bool:
-    return any(after < m.at < before for m in messages)
-
-
-def _touches(inbound: dict, outbound: dict, period: Period) -> dict:
+def _touches(inbound: dict, outbound: dict, sent_in_period: dict, period: Period) -> dict:
     """Reply rate after the 1st, 2nd, 3rd message of ours in a row (a reply starts the count
     again): of the touches made in the period, how many got a reply before the next touch."""
     made, answered = Counter(), Counter()
-    for customer, sent in outbound.items():
-        timeline = sorted([(m.at, 0) for m in inbound.get(customer, ())] + [(s.at, 1) for s in sent])
+    for customer in sent_in_period:
+        timeline = sorted([(m.at, 0) for m in inbound.get(customer, ())] + [(s.at, 1) for s in outbound[customer]])
         touch, waiting = 0, None
         for at, ours in timeline:
             if ours:
@@ -235,7 +258,7 @@ def _touches(inbound: dict, outbound: dict, period: Period) -> dict:
                 if waiting:
                     made[waiting] += 1
             else:
-                if waiting and at < period.end:
+                if waiting:
                     answered[waiting] += 1
                 touch, waiting = 0, None
     return {str(n): {"touches": made[n], "replied": answered[n], "rate": share(answered[n], made[n])} for n in FOLLOW_UP_TOUCHES}
@@ -243,7 +266,7 @@ def _touches(inbound: dict, outbound: dict, period: Period) -> dict:
 
 def _frequency(people: dict, in_period: dict, period: Period) -> dict:
     """high: 3 or more interactions a week over the period; medium: 1 to 3; low: under 1 (but some)."""
-    weeks = (period.end - period.start) / (7 * 86_400)
+    weeks = (period.end - period.start) / WEEK_S
     bands: dict[str, Counter] = {"high": Counter(), "medium": Counter(), "low": Counter()}
     for customer, messages in in_period.items():
         per_week = len(messages) / weeks
@@ -256,9 +279,12 @@ def _frequency(people: dict, in_period: dict, period: Period) -> dict:
 
 def _content(in_period: dict) -> dict:
     counts, customers = Counter(), defaultdict(set)
+    kinds_of: dict[frozenset[str], list[str]] = {}  # messages share a few dozen signal sets
     for customer, messages in in_period.items():
         for message in messages:
-            kinds = [kind for kind, signals in CONTENT_TYPES.items() if message.signals & signals] or ["passive_text"]
+            if (kinds := kinds_of.get(message.signals)) is None:
+                kinds = kinds_of[message.signals] = [
+                    kind for kind, signals in CONTENT_TYPES.items() if message.signals & signals] or ["passive_text"]
             for kind in kinds:
                 counts[kind] += 1
                 customers[kind].add(customer)
@@ -267,28 +293,48 @@ def _content(in_period: dict) -> dict:
             for kind in ("passive_text", "questions", "commerce", "rapport")}
 
 
+FUNNEL_STEPS = ("reached", "replied", "inquired", "ordered")
+
+
 def _funnel(people: dict, in_period: dict, sent_in_period: dict) -> dict:
-    def steps(group: set[int]) -> dict:
-        reached = {c for c in group if c in sent_in_period and any(s.rank >= DELIVERED for s in sent_in_period[c])
-                   and not any(s.error_code == UNREACHABLE_ERROR for s in sent_in_period[c])}
-        replied = {c for c in reached if any(m.at > sent_in_period[c][0].at for m in in_period.get(c, ()))}
-        inquired = {c for c in replied if any(m.signals & CONTENT_TYPES["commerce"] for m in in_period[c])}
-        ordered = {c for c in replied if any("order" in m.signals for m in in_period[c])}
-        counts = [("reached", len(reached)), ("replied", len(replied)), ("inquired", len(inquired)), ("ordered", len(ordered))]
-        result = {name: {"count": count, "conversion": share(count, counts[i - 1][1]) if i else None}
-                  for i, (name, count) in enumerate(counts)}
-        losses = [(counts[i - 1][1] - count, name) for i, (name, count) in enumerate(counts) if i and counts[i - 1][1]]
+    furthest = {c: _furthest_step(sent, in_period.get(c, ())) for c, sent in sent_in_period.items()}
+
+    def steps(group: Iterable[int]) -> dict:
+        reached_exactly = Counter(furthest.get(c, 0) for c in group)
+        counts = [sum(n for step, n in reached_exactly.items() if step > i) for i in range(len(FUNNEL_STEPS))]
+        result = {name: {"count": counts[i], "conversion": share(counts[i], counts[i - 1]) if i else None}
+                  for i, name in enumerate(FUNNEL_STEPS)}
+        losses = [(counts[i - 1] - counts[i], name) for i, name in enumerate(FUNNEL_STEPS) if i and counts[i - 1]]
         result["biggest_loss"] = max(losses)[1] if losses and max(losses)[0] > 0 else None
         return result
 
-    everyone = set(people)
     return {
-        **steps(everyone),
-        "by_number": {n: steps({c for c in everyone if people[c].number == n})
-                      for n in sorted({p.number for p in people.values() if p.number})},
-        "by_owner": {o: steps({c for c in everyone if people[c].owner == o})
-                     for o in sorted({p.owner for p in people.values() if p.owner})},
+        **steps(set(people)),
+        "by_number": {number: steps(group) for number, group in _groups(people, "number").items()},
+        "by_owner": {owner: steps(group) for owner, group in _groups(people, "owner").items()},
     }
+
+
+def _groups(people: dict, attribute: str) -> dict[str, set[int]]:
+    """Customer ids by a person attribute (number, owner), sorted by its value; people without one left out."""
+    groups: dict[str, set[int]] = defaultdict(set)
+    for customer, person in people.items():
+        if value := getattr(person, attribute):
+            groups[value].add(customer)
+    return dict(sorted(groups.items()))
+
+
+def _furthest_step(sent: list[Sent], messages: list[Message]) -> int:
+    """How far down the funnel one customer got in the period: 0 not reached (nothing delivered,
+    or unreachable), 1 reached, 2 replied, 3 inquired, 4 ordered (an order is a commerce signal,
+    so the steps nest)."""
+    if not any(s.rank >= DELIVERED for s in sent) or any(s.error_code == UNREACHABLE_ERROR for s in sent):
+        return 0
+    if not messages or messages[-1].at <= sent[0].at:
+        return 1
+    if not any(m.signals & CONTENT_TYPES["commerce"] for m in messages):
+        return 2
+    return 4 if any("order" in m.signals for m in messages) else 3
 
 
 def _reactivation(people: dict, inbound: dict, outbound: dict, period: Period) -> dict:
@@ -341,32 +387,32 @@ def _significance(table: dict) -> str:
 def _local_time(people: dict, in_period: dict) -> dict:
     """Inbound messages by weekday and hour on each customer's own clock, and per region (the
     first part of their time zone) the three hours they write most."""
-    heatmap = [[0] * 24 for _ in WEEKDAYS]
-    by_region: dict[str, Counter] = defaultdict(Counter)
-    unknown = 0
+    instants: dict[str, list[int]] = defaultdict(list)
     for customer, messages in in_period.items():
-        zone = people[customer].timezone
-        if not zone:
-            unknown += len(messages)
-            continue
-        tz = ZoneInfo(zone)
-        for message in messages:
-            local = datetime.fromtimestamp(message.at, tz)
-            heatmap[local.weekday()][local.hour] += 1
-            by_region[zone.split("/")[0]][local.hour] += 1
+        instants[people[customer].timezone or ""].extend(m.at for m in messages)
+    unknown = len(instants.pop("", ()))
+    heatmap = np.zeros((len(WEEKDAYS), 24), dtype=np.int64)
+    by_region: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(24, dtype=np.int64))
+    for zone, ats in instants.items():
+        quarters, counts = np.unique(np.array(ats, dtype=np.int64) // QUARTER_HOUR_S, return_counts=True)
+        clock = [datetime.fromtimestamp(int(q) * QUARTER_HOUR_S, ZoneInfo(zone)) for q in quarters]
+        weekdays, hours = np.array([t.weekday() for t in clock]), np.array([t.hour for t in clock])
+        np.add.at(heatmap, (weekdays, hours), counts)
+        np.add.at(by_region[zone.split("/")[0]], hours, counts)
+    by_region = {region: dict(enumerate(hours.tolist())) for region, hours in by_region.items()}
     return {
-        "weekdays": WEEKDAYS, "heatmap": heatmap, "without_time_zone": unknown,
-        "best_hours": {region: [hour for hour, _ in sorted(hours.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
+        "weekdays": WEEKDAYS, "heatmap": heatmap.tolist(), "without_time_zone": unknown,
+        "best_hours": {region: [hour for hour, n in sorted(hours.items(), key=lambda kv: (-kv[1], kv[0]))[:3] if n]
                        for region, hours in sorted(by_region.items())},
     }
 
 
-def _reply_speed(people: dict, inbound: dict, outbound: dict, period: Period) -> dict:
+def _reply_speed(people: dict, inbound: dict, in_period: dict, outbound: dict, period: Period) -> dict:
     """From a customer's first message that waits on us to our next message, for waits that
     began in the period."""
     waits: dict[int, list[int]] = defaultdict(list)
-    for customer, messages in inbound.items():
-        timeline = sorted([(m.at, 0) for m in messages] + [(s.at, 1) for s in outbound.get(customer, ())])
+    for customer in in_period:
+        timeline = sorted([(m.at, 0) for m in inbound[customer]] + [(s.at, 1) for s in outbound.get(customer, ())])
         waiting_since = None
         for at, ours in timeline:
             if not ours and waiting_since is None:
@@ -380,13 +426,13 @@ def _reply_speed(people: dict, inbound: dict, outbound: dict, period: Period) ->
         values = sorted(w for c in group for w in waits.get(c, ()))
         return {"answers": len(values), "median_s": median(values) if values else None, "p90_s": _p90(values)}
 
-    hot = [c for c in waits if people[c].tier_at_end == "hot"]
-    hot_waits = [w for c in hot for w in waits[c]]
+    answered = {c: people[c] for c in waits}
+    by_tier = _groups(answered, "tier_at_end")
+    hot_waits = [w for c in by_tier.get("hot", ()) for w in waits[c]]
     return {
         **figures(waits),
-        "by_tier": {tier: figures(c for c in waits if people[c].tier_at_end == tier) for tier in TIERS},
-        "by_owner": {o: figures(c for c in waits if people[c].owner == o)
-                     for o in sorted({people[c].owner for c in waits if people[c].owner})},
+        "by_tier": {tier: figures(by_tier.get(tier, ())) for tier in TIERS},
+        "by_owner": {owner: figures(group) for owner, group in _groups(answered, "owner").items()},
         "hot_within_5_min": share(sum(1 for w in hot_waits if w <= HOT_ANSWER_S), len(hot_waits)),
     }
 
@@ -398,26 +444,68 @@ def _p90(values: list[int]) -> int | None:
     return values[max(0, -(-9 * len(values) // 10) - 1)]
 
 
-def _action_plan(people: dict, inbound: dict, in_period: dict, period: Period) -> dict:
+def _action_plan(people: dict, inbound: dict, in_period: dict) -> dict:
+    """Per tier, the customers to act on first: most orders in the period, then most
+    interactions, then the latest contact."""
+
+    def value(customer: int) -> tuple:
+        messages = in_period.get(customer, ())
+        last_at = inbound[customer][-1].at if customer in inbound else 0
+        return -sum(1 for m in messages if "order" in m.signals), -len(messages), -last_at, people[customer].key
+
     plan = {}
+    by_tier = _groups(people, "tier_at_end")
     for tier, (action, cadence) in ACTIONS.items():
-        group = [p for p in people.values() if p.tier_at_end == tier]
-        rows = []
-        for person in group:
-            before_end = [m for m in inbound.get(person.id, ()) if m.at < period.end]
-            last = before_end[-1] if before_end else None
-            orders = sum(1 for m in in_period.get(person.id, ()) if "order" in m.signals)
-            rows.append((-orders, -len(in_period.get(person.id, ())), -(last.at if last else 0), person.key, {
-                "key": person.key, "name": person.name, "owner": person.owner,
-                "last_contact": iso(last.at) if last else None,
-                "last_signals": sorted(last.signals) if last else [],
-                "orders": orders, "interactions": len(in_period.get(person.id, ())),
-            }))
-        rows.sort(key=lambda row: row[:4])  # orders, then interactions in the period, then the latest contact
+        group = by_tier.get(tier, set())
+        first = nsmallest(ACTION_LIST_CAP, group, key=value)
         plan[tier] = {"action": action, "cadence": cadence, "customers": len(group),
-                      "list": [row[4] for row in rows[:ACTION_LIST_CAP]]}
+                      "list": [_action_row(people[c], inbound.get(c), in_period.get(c, ())) for c in first]}
     return plan
 
+
+def _action_row(person: Person, messages: list[Message] | None, in_period: list[Message]) -> dict:
+    last = messages[-1] if messages else None
+    return {
+        "key": person.key, "name": person.name, "owner": person.owner,
+        "last_contact": iso(last.at) if last else None,
+        "last_signals": sorted(last.signals) if last else [],
+        "orders": sum(1 for m in in_period if "order" in m.signals), "interactions": len(in_period),
+    }
+
+
+def _trend(in_period: dict, sent_in_period: dict, period: Period) -> list[dict]:
+    """Week by week from the period's start (the last week may be shorter): messages from
+    customers, messages of ours, and how many customers wrote."""
+    weeks = range(period.start, period.end, WEEK_S)
+    inbound, outbound, writers = [0] * len(weeks), [0] * len(weeks), [set() for _ in weeks]
+    for customer, messages in in_period.items():
+        for message in messages:
+            week = (message.at - period.start) // WEEK_S
+            inbound[week] += 1
+            writers[week].add(customer)
+    for sent in sent_in_period.values():
+        for message in sent:
+            outbound[(message.at - period.start) // WEEK_S] += 1
+    return [{"from": iso(start), "days": (min(start + WEEK_S, period.end) - start) // 86_400, "inbound": inbound[i],
+             "outbound": outbound[i], "customers_writing": len(writers[i])} for i, start in enumerate(weeks)]
+
+
+def _customer_rows(people: dict, inbound: dict, in_period: dict, sent_in_period: dict) -> list[dict]:
+    rows = []
+    for customer, person in sorted(people.items(), key=lambda item: item[1].key):
+        messages, ours = in_period.get(customer, ()), sent_in_period.get(customer, ())
+        step = _furthest_step(ours, messages) if ours else 0
+        last = inbound[customer][-1] if customer in inbound else None
+        rows.append({
+            "key": person.key, "name": person.name, "country": person.country, "time_zone": person.timezone,
+            "owner": person.owner, "business_number": person.number,
+            "tier_at_start": person.tier_at_start, "tier_at_end": person.tier_at_end,
+            "interactions": len(messages), "our_messages": len(ours),
+            "funnel_step": FUNNEL_STEPS[step - 1] if step else "not reached",
+            "orders": sum(1 for m in messages if "order" in m.signals),
+            "last_contact": iso(last.at) if last else None, "last_signals": " ".join(sorted(last.signals)) if last else "",
+        })
+    return rows
 
 
 def compare(current: dict, previous: dict) -> dict:

@@ -18,7 +18,7 @@ from typing import Iterator
 import msgspec
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -75,6 +75,27 @@ def in_chunks(values: list) -> Iterator[list]:
     """`values` in slices that each fit one IN (...) list."""
     for start in range(0, len(values), IN_CHUNK):
         yield values[start : start + IN_CHUNK]
+
+
+def fetch_tuples(connection: Connection, statement: Executable) -> list[tuple]:
+    """Every row of a query as the driver's plain tuples: for the millions of rows a report
+    reads, SQLAlchemy's row objects double the time. The values are the driver's own (SQLite
+    gives 0/1 for booleans); the statement and its parameters still go through SQLAlchemy."""
+    result = connection.execute(statement)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see the store as it was at the first one, so figures read
+    by several queries agree while workers keep writing (PostgreSQL: REPEATABLE READ; SQLite:
+    one read transaction of WAL)."""
+    options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**options) as connection, connection.begin():
+        yield connection
 
 
 @cache

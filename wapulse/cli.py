@@ -369,34 +369,29 @@ def rebuild(now):
               help="Compare with the previous period of equal length.")
 @click.option("--number", help="Only the customers of this business phone number id.")
 @click.option("--owner", help="Only the customers of this rep.")
-@click.option("--format", "output", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("--format", "form", type=click.Choice(["md", "html", "json", "csv", "xlsx"]), default="md",
+              show_default=True, help="csv: one row per customer; html and xlsx carry charts.")
 @click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
 @click.option("--now", "now", help="ISO-8601 instant taken as now (for the default period).")
 @_clear_errors
-def report(first_day, last_day, compare, number, owner, output, output_file, now):
+def report(first_day, last_day, compare, number, owner, form, output_file, now):
     """The activity report: tiers, reply rates, content, funnel, local time, reply speed, action plan."""
-    from report.build import build, period_of
-    from report.load import Scope
-    from report.render import as_json, as_markdown
+    from report.build import produce, request_of
 
     _use_now(now)
     settings = _settings().check()
+    options = {"from": first_day, "to": last_day, "compare": compare, "number": number, "owner": owner, "format": form}
     try:
-        period = period_of(first_day, last_day, settings.now_ts())
+        request = request_of(options, settings.now_ts(), settings.reps, settings.reminder_setup.rep_numbers, prefix="--")
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    if owner and owner not in settings.reps:
-        raise click.UsageError(f"--owner {owner!r} is not a rep ([[reps]] ids in wapulse.toml)")
-    scope = Scope(number, owner, settings.reminder_setup.rep_numbers)
-    with db.engine_for(settings.database_url).connect() as connection:
-        result = build(connection, period, scope, settings.tier_rules, with_previous=compare == "previous")
-    text = as_json(result) if output == "json" else as_markdown(result)
+    body = produce(db.engine_for(settings.database_url), request, settings.tier_rules)
     if output_file:
-        with open(output_file, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with open(output_file, "wb") as handle:
+            handle.write(body)
         click.echo(f"report written to {output_file}")
     else:
-        click.echo(text, nl=False)
+        click.echo(body, nl=False)  # bytes go to the binary stream as they are
 
 
 @main.command("dead-letters")

@@ -1,4 +1,5 @@
-"""The API for the systems around wapulse (a CRM, a script): read a customer, set who owns them.
+"""The API for the systems around wapulse (a CRM, a script): read a customer, set who owns them,
+fetch the activity report.
 
 Every route needs `Authorization: Bearer <WAPULSE_API_TOKEN>`; without the variable the API is
 off. Answers are JSON; a bad request changes nothing and says why.
@@ -80,6 +81,23 @@ def register(app: Flask, settings: Settings) -> None:
             error = {"error": "no customer is known by that key, wa_id, BSUID or username"}
             return _answer(error, 404) if single else _answer({**error, "unknown_customers": unknown}, 404)
         return _answer({"customer": pairs[0][0], "owner": pairs[0][1]} if single else {"updated": len(pairs)})
+
+    @api.get("/report")
+    def read_report():
+        """The activity report: the query parameters are `wapulse report`'s options."""
+        from report.build import OPTIONS, produce, request_of
+        from report.render import FORMS
+
+        if unknown := sorted(set(request.args) - set(OPTIONS)):
+            return _answer({"error": f"unknown parameters: {', '.join(unknown)} (known: {', '.join(OPTIONS)})"}, 400)
+        try:
+            asked = request_of(request.args, settings.now_ts(), settings.reps, settings.reminder_setup.rep_numbers)
+        except ValueError as error:
+            return _answer({"error": str(error)}, 400)
+        response = Response(produce(g.engine, asked, settings.tier_rules), 200, content_type=FORMS[asked.form].media_type)
+        if asked.form in ("csv", "xlsx"):
+            response.headers["Content-Disposition"] = f'attachment; filename="{asked.file_name}"'
+        return response
 
     app.register_blueprint(api)
 

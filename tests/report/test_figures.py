@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from report.figures import Activity, Message, Period, Person, Sent, compare, compute, summary
+from report.figures import CUSTOMER_ROWS, Activity, Message, Period, Person, Sent, compare, compute, summary
 
 DAY, HOUR, MINUTE = 86_400, 3600, 60
 START = int(datetime(2026, 7, 1, tzinfo=UTC).timestamp())
@@ -149,3 +149,23 @@ def test_the_summary_compares_with_the_previous_period():
         "Reply rate 67% (up 17 points); conversion from reached to ordered 50% (up 50 points).",
         "1 more active customer than in the previous period.",
     ]
+
+
+def test_trend_counts_each_week_of_the_period():
+    trend = quarter()["trend"]
+    assert len(trend) == 14 and (trend[-1]["from"], trend[-1]["days"]) == ("2026-09-30T00:00:00Z", 1)  # 13 weeks and a day
+    busy = {week: (row["inbound"], row["outbound"], row["customers_writing"]) for week, row in enumerate(trend)
+            if row["inbound"] or row["outbound"]}
+    assert busy == {8: (0, 1, 0), 9: (1, 2, 1), 11: (2, 4, 1)}
+
+
+def test_customer_rows_hold_each_customer_of_the_scope():
+    rows = {row["key"]: row for row in compute(Activity(PEOPLE, MESSAGES, SENT), QUARTER, THRESHOLDS, [CUSTOMER_ROWS])[
+        CUSTOMER_ROWS]}
+    assert list(rows) == ["c1", "c2", "c3", "c4", "c5"]
+    assert rows["c1"] == {"key": "c1", "name": "Priya", "country": "US", "time_zone": "America/New_York", "owner": "ana",
+                          "business_number": "111", "tier_at_start": "cold", "tier_at_end": "hot", "interactions": 2,
+                          "our_messages": 3, "funnel_step": "ordered", "orders": 1,
+                          "last_contact": "2026-09-22T00:00:00Z", "last_signals": "order"}
+    assert (rows["c5"]["funnel_step"], rows["c5"]["our_messages"]) == ("not reached", 1)
+    assert (rows["c3"]["interactions"], rows["c3"]["last_signals"], rows["c3"]["funnel_step"]) == (0, "price_inquiry", "not reached")

@@ -3,11 +3,18 @@ independent count of the same stored rows."""
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import json
+import re
+import zipfile
+from xml.etree import ElementTree
 
 from sqlalchemy import func, select
 
-from store.models import EventRow, OutboundMessageRow
+from report.render import CUSTOMER_COLUMNS
+from store.models import Customer, EventRow, OutboundMessageRow
 from tests.conftest import FIXTURES
 from tests.wapulse.test_cli import run
 
@@ -47,3 +54,33 @@ def test_report_options_are_checked(env):
     assert "--owner 'zed' is not a rep" in run("report", "--owner", "zed", expect=2)
     empty = json.loads(run("report", "--format", "json", "--compare", "none", "--number", "000"))
     assert empty["comparison"] is None and empty["source"]["customers"] == 0 and empty["reply_rate"]["rate"] is None
+
+
+def test_the_html_xlsx_and_csv_forms(env, engine, tmp_path):
+    run("replay", str(TIMELINE), str(FIXTURES / "cloudapi"), "--now", NOW)
+    page = run("report", *PERIOD, "--format", "html", "--now", NOW)
+    assert [f"{n}." for n in range(1, 12)] == re.findall(r"<h2>(\d+\.)", page)
+    charts = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', page)
+    assert len(charts) == 4
+    for chart in charts:  # each one a well-formed SVG drawing
+        assert ElementTree.fromstring(base64.b64decode(chart)).tag == "{http://www.w3.org/2000/svg}svg"
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing to fetch: it opens offline
+
+    with engine.connect() as connection:
+        customers = connection.execute(select(func.count()).select_from(Customer)).scalar()
+    rows = list(csv.DictReader(io.StringIO(run("report", *PERIOD, "--format", "csv", "--now", NOW))))
+    assert len(rows) == customers and list(rows[0]) == CUSTOMER_COLUMNS
+    report = json.loads(run("report", *PERIOD, "--format", "json", "--now", NOW))
+    assert sum(int(row["interactions"]) for row in rows) == report["source"]["events"]["inbound"]
+    assert sum(row["funnel_step"] == "ordered" for row in rows) == report["funnel"]["ordered"]["count"]
+
+    workbook = tmp_path / "report.xlsx"
+    run("report", *PERIOD, "--format", "xlsx", "--now", NOW, "-o", str(workbook))
+    with zipfile.ZipFile(workbook) as archive:
+        sheets = re.findall(r'<sheet name="([^"]+)"', archive.read("xl/workbook.xml").decode())
+        pictures = [name for name in archive.namelist() if name.startswith("xl/media/")]
+        last_sheet = archive.read(f"xl/worksheets/sheet{len(sheets)}.xml").decode()
+        assert all(archive.read(name).startswith(b"\x89PNG") for name in pictures)
+    assert sheets[0] == "1 Executive summary" and sheets[-1] == "Customers" and len(sheets) == 12
+    assert len(pictures) == 4
+    assert last_sheet.count("<row ") == customers + 1  # the header, then one row per customer

@@ -99,3 +99,26 @@ def test_owners_in_bulk_are_set_together(api):
     assert (answer.status_code, answer.json()) == (200, {"updated": 2})
     cards = [requests.get(f"{api}/customers/{key}", headers=BEARER, timeout=5).json() for key in ("16505551234", "5511991234567")]
     assert [card["owner"] for card in cards] == ["ben", "ana"]
+
+
+def test_the_report_over_the_api_takes_the_commands_options(api):
+    def get(**params) -> requests.Response:
+        return requests.get(f"{api}/report", params=params, headers=BEARER, timeout=60)
+
+    report = get(**{"format": "json", "from": "2026-06-01", "to": "2026-06-30", "compare": "none"})
+    assert report.headers["Content-Type"] == "application/json"
+    figures = report.json()
+    assert figures["source"]["period"] == {"from": "2026-06-01T00:00:00Z", "to": "2026-07-01T00:00:00Z"}
+    assert figures["comparison"] is None and figures["scope"] == {"number": None, "owner": None}
+    assert get(owner="ben").headers["Content-Type"] == "text/markdown; charset=utf-8"
+    workbook = get(**{"format": "xlsx", "from": "2026-06-01", "to": "2026-06-30"})
+    assert workbook.content.startswith(b"PK") and workbook.headers["Content-Disposition"] == (
+        'attachment; filename="wapulse-report-2026-06-01-to-2026-06-30.xlsx"')
+    assert get(format="pdf").json() == {"error": "format must be one of md, json, html, csv, xlsx"}
+    assert get(**{"from": "2026-02-30"}).json() == {"error": "from '2026-02-30' is not a date such as 2026-07-01"}
+    assert get(owner="zoe").json() == {"error": "owner 'zoe' is not a rep ([[reps]] ids in wapulse.toml)"}
+    assert get(number="12; DROP").json() == {"error": "number '12; DROP' is not a business phone number id (digits)"}
+    unknown = get(form="csv")
+    assert (unknown.status_code, unknown.json()) == (
+        400, {"error": "unknown parameters: form (known: from, to, compare, number, owner, format)"})
+    assert requests.get(f"{api}/report", timeout=5).status_code == 401
