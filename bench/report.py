@@ -153,7 +153,9 @@ def measure(backend: str, customers: int, events: int, folder: Path, repeat: int
         runs = {
             "baseline: the rows, fetched": [sys.executable, "-c", BASELINE, url],
             "report, JSON": wapulse("report", "--format", "json", "-o", os.devnull),
-            "report, Markdown, no comparison": wapulse("report", "--compare", "none", "-o", os.devnull),
+            "report, JSON, no comparison": wapulse("report", "--format", "json", "--compare", "none", "-o", os.devnull),
+            "report, HTML": wapulse("report", "--format", "html", "-o", os.devnull),
+            "report, XLSX (and every customer)": wapulse("report", "--format", "xlsx", "-o", os.devnull),
         }
         results = {name: min(timed(args, env) for _ in range(repeat)) for name, args in runs.items()}
         base_s, base_mib = results["baseline: the rows, fetched"]
