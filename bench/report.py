@@ -129,15 +129,27 @@ def record(data: dict) -> str:
     return msgspec.json.encode(data).decode()
 
 
+MEASURED = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), time.perf_counter() - started, usage.ru_maxrss)
+"""
+"""Runs one process and prints its exit code, seconds and peak resident KiB. It stands between
+the bench and the measured process because Linux starts a child's peak RSS at its parent's high
+water mark (carried through fork and exec): measured straight from this process, which holds the
+generated rows, every run would report the bench's own size."""
+
+
 def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Seconds and peak resident MiB of one process run to its end."""
-    started = time.perf_counter()
-    process = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{args[2:4]} failed with status {os.waitstatus_to_exitcode(status)}")
-    return elapsed, usage.ru_maxrss / 1024
+    result = subprocess.run([sys.executable, "-c", MEASURED, *args], env={**os.environ, **env},
+                            capture_output=True, text=True, check=False)
+    code, seconds, kib = result.stdout.split()
+    if result.returncode or int(code):
+        sys.exit(f"{args[2:4]} failed with status {code}: {result.stderr[-2000:]}")
+    return float(seconds), int(kib) / 1024
 
 
 def measure(backend: str, customers: int, events: int, folder: Path, repeat: int) -> list[list]:
