@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.webhook
 	$(BIN)/python -m bench.end_to_end
+	$(BIN)/python -m bench.report
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
