@@ -93,7 +93,8 @@ def parse_body(body: Any, received_at: int) -> ParsedBody:
         parsed.problems.append("body is not a JSON object")
         return parsed
     for entry_index, entry in enumerate(_list(body.get("entry"))):
-        for change_index, change in enumerate(_list(_dict(entry).get("changes"))):
+        entry = _dict(entry)
+        for change_index, change in enumerate(_list(entry.get("changes"))):
             where = f"entry[{entry_index}].changes[{change_index}]"
             change = _dict(change)
             field_name = change.get("field")
@@ -103,7 +104,7 @@ def parse_body(body: Any, received_at: int) -> ParsedBody:
                 if field_name not in IGNORED_FIELDS:
                     log.info("acknowledged unknown webhook field %r", str(field_name)[:64])
                 continue
-            context = _Context(_dict(change.get("value")), received_at, where)
+            context = _Context(_dict(change.get("value")), received_at, where, _str(entry.get("id")))
             for list_name, parse_one in lists:
                 _parse_items(context, list_name, parse_one, parsed)
     return parsed
@@ -116,6 +117,7 @@ class _Context:
     value: dict
     received_at: int
     where: str
+    waba_id: str | None  # the entry's id: the WhatsApp Business Account
 
     @property
     def phone_number_id(self) -> str | None:
@@ -206,6 +208,7 @@ def _inbound_message(context: _Context, message: dict) -> list[Item]:
         type=message_type,
         at=at,
         phone_number_id=context.phone_number_id,
+        waba_id=context.waba_id,
         message_id=_str(message.get("id")),
         signals=tuple(sorted(set(signals))),
         error_codes=errors,
@@ -279,6 +282,7 @@ def _system_change(context: _Context, message: dict, identity: Identity, key: st
         type=system_type,
         at=at,
         phone_number_id=context.phone_number_id,
+        waba_id=context.waba_id,
         message_id=_str(message.get("id")),
         new_identity=None if new_identity.is_empty() else new_identity,
     )
@@ -307,6 +311,7 @@ def _status(context: _Context, status: dict) -> list[Item]:
         type=status_value,
         at=context.timestamp(status.get("timestamp")),
         phone_number_id=context.phone_number_id,
+        waba_id=context.waba_id,
         message_id=message_id,
         error_codes=_error_codes(status.get("errors")),
         campaign=campaign,
@@ -324,6 +329,7 @@ def _value_error(context: _Context, error: dict) -> list[Item]:
         type=code,
         at=context.received_at,
         phone_number_id=context.phone_number_id,
+        waba_id=context.waba_id,
         error_codes=_error_codes([error]),
     )
     return [Item.of(None, event)]
@@ -343,6 +349,7 @@ def _echo(context: _Context, echo: dict) -> list[Item]:
         type=echo_type,
         at=at,
         phone_number_id=context.phone_number_id,
+        waba_id=context.waba_id,
         message_id=message_id,
     )
     return [Item.of(identity, event)]
@@ -393,6 +400,7 @@ def _preference(context: _Context, preference: dict) -> list[Item]:
         type=value,
         at=at,
         phone_number_id=context.phone_number_id,
+        waba_id=context.waba_id,
     )
     return [Item.of(identity, event)]
 
@@ -410,6 +418,7 @@ def _user_id_update(context: _Context, update: dict) -> list[Item]:
         type="user_id_update",
         at=at,
         phone_number_id=context.phone_number_id,
+        waba_id=context.waba_id,
         new_identity=new_identity,
     )
     return [Item.of(identity, event)]

@@ -187,8 +187,10 @@ class CustomerState:
         """Register our message on its first sighting: a new outbound turn of the conversation."""
         message = outbound.get(event.message_id)
         if message is not None:
+            message.phone_number_id = message.phone_number_id or event.phone_number_id
             return message
-        message = OutboundMessage(message_id=event.message_id, at=event.at, campaign=event.campaign)
+        message = OutboundMessage(message_id=event.message_id, at=event.at, campaign=event.campaign,
+                                  phone_number_id=event.phone_number_id)
         outbound[event.message_id] = message
         self.outbound += 1
         if self.first_outbound_at is None:

@@ -76,6 +76,7 @@ class Event:
     at: int
     phone_number_id: str | None = None
     message_id: str | None = None
+    waba_id: str | None = None
     signals: tuple[str, ...] = ()
     error_codes: tuple[int, ...] = ()
     order_value: tuple[tuple[str, Decimal], ...] = ()
@@ -106,6 +107,8 @@ class Event:
         record: dict = {}
         if self.message_id:
             record["mid"] = self.message_id
+        if self.waba_id:
+            record["waba"] = self.waba_id
         if self.signals:
             record["sig"] = list(self.signals)
         if self.error_codes:
@@ -141,6 +144,7 @@ class Event:
             at=at,
             phone_number_id=phone_number_id,
             message_id=record.get("mid"),
+            waba_id=record.get("waba"),
             signals=tuple(record.get("sig", ())),
             error_codes=tuple(record.get("err", ())),
             order_value=tuple((c, Decimal(a)) for c, a in record.get("ov", ())),
@@ -163,3 +167,4 @@ class OutboundMessage:
     failed: bool = False
     campaign: str | None = None
     error_code: int | None = None
+    phone_number_id: str | None = None  # the business number it went from

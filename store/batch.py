@@ -422,7 +422,7 @@ def _load_outbound(connection: Connection, fresh: list[Event]) -> dict[str, Outb
     return {
         row.message_id: OutboundMessage(
             message_id=row.message_id, at=row.at, rank=row.rank, failed=row.failed, campaign=row.campaign,
-            error_code=row.error_code,
+            error_code=row.error_code, phone_number_id=row.phone_number_id,
         )
         for chunk in in_chunks(ids)
         for row in connection.execute(select(outbound_messages).where(outbound_messages.c.message_id.in_(chunk)))
@@ -441,6 +441,7 @@ def _save_outbound(connection: Connection, outbound: dict[str, OutboundMessage],
             {
                 "message_id": m.message_id, "customer_id": owner[m.message_id], "at": m.at, "rank": m.rank,
                 "failed": m.failed, "error_code": m.error_code, "campaign": m.campaign,
+                "phone_number_id": m.phone_number_id,
             }
             for m in outbound.values()
         ],

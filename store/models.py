@@ -97,6 +97,7 @@ class OutboundMessageRow(SQLModel, table=True):
     failed: bool = False
     error_code: Optional[int] = None
     campaign: Optional[str] = Field(default=None, max_length=512)
+    phone_number_id: Optional[str] = Field(default=None, max_length=64)  # the business number it went from
 
 
 class TierChangeRow(SQLModel, table=True):

@@ -182,3 +182,10 @@ def test_a_lone_contact_names_a_lone_sender_whose_number_is_written_differently(
     item = parse_body(body, RECEIVED_AT).items[0]
     assert item.identity.wa_id == "551187654321"
     assert item.identity.name == value["contacts"][0]["profile"]["name"]
+
+
+def test_each_event_keeps_the_waba_and_number_of_its_entry():
+    parsed = parse_fixture("messages__mixed__multi_entry")
+    assert {(item.event.waba_id, item.event.phone_number_id) for item in parsed.items} == {
+        ("102290129340398", "106540352242922"), ("104996122399160", "113904561287344")}
+    assert all(item.event.to_record()["waba"] == item.event.waba_id for item in parsed.items)
