@@ -19,6 +19,9 @@ from scoring.tiers import TierRules
 from store import db
 
 DEFAULT_DAYS = 90
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+"""The days a report may cover (WhatsApp began in 2009): a previous period of equal length
+always stays within what dates can hold."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,15 @@ def period_of(first_day: str | None, last_day: str | None, now: int, prefix: str
     days = []
     for name, value in ((f"{prefix}from", first_day), (f"{prefix}to", last_day)):
         try:
-            days.append(date.fromisoformat(value) if value else None)
+            day = date.fromisoformat(value) if value else None
         except ValueError:
             raise ValueError(f"{name} {value!r} is not a date such as 2026-07-01") from None
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise ValueError(f"{name} {day} is outside {EARLIEST} to {LATEST}")
+        days.append(day)
     first, last = days
     last = last or datetime.fromtimestamp(now, UTC).date()
-    first = first or last - timedelta(days=DEFAULT_DAYS - 1)
+    first = first or max(EARLIEST, last - timedelta(days=DEFAULT_DAYS - 1))
     if first > last:
         raise ValueError(f"{prefix}from {first} is after {prefix}to {last}")
     start = datetime.combine(first, datetime.min.time(), UTC)

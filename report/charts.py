@@ -33,13 +33,13 @@ def _tiers(figure: Figure, report: dict) -> None:
         low, high = EXPECTED_SHARES[tier]
         axes.barh(row, (high - low) * 100, left=low * 100, height=0.8, color="#dddddd",
                   label="expected range" if row == 0 else None)
-        share = (tiers[tier]["share"] or 0) * 100
+        share = (tiers[tier]["share_of_four"] or 0) * 100
         axes.barh(row, share, height=0.4, color=COLOURS[tier])
         axes.text(share + 0.5, row, f"{share:.1f}% ({tiers[tier]['count']:,})", va="center", fontsize=9)
     axes.set_yticks(range(len(names)), names)
     axes.invert_yaxis()
-    axes.set_xlabel("share of customers with a tier (%)")
-    axes.set_xlim(0, max([50] + [(tiers[t]["share"] or 0) * 100 + 15 for t in names]))  # room for the labels
+    axes.set_xlabel("share of the customers hot, warm, cold or dead (%)")
+    axes.set_xlim(0, max([50] + [(tiers[t]["share_of_four"] or 0) * 100 + 15 for t in names]))  # room for the labels
     axes.legend(loc="upper right", frameon=False)
     axes.set_title("Tier shares against the ranges practitioners expect")
 

@@ -26,6 +26,8 @@ from scoring.tiers import Tier
 DELIVERED = STATUS_RANK[Status.DELIVERED]
 READ = STATUS_RANK[Status.READ]
 TIERS = [Tier.HOT.value, Tier.WARM.value, Tier.COLD.value, Tier.DEAD.value, Tier.UNENGAGED.value]
+NEW = "new"
+"""In place of a tier at the period's start: a customer first seen during the period."""
 EXPECTED_SHARES = {"hot": (0.10, 0.15), "warm": (0.20, 0.25), "cold": (0.25, 0.30), "dead": (0.30, 0.40)}
 """The share of the base practitioners expect in each tier (the four tiers, unengaged apart)."""
 TIER_RULES = {
@@ -42,11 +44,13 @@ ACTIONS = {
     "dead": ("Archive unless there is a big launch", "archived"),
 }
 CONTENT_TYPES = {
-    "questions": {"question"},
     "commerce": {"price_inquiry", "spec_question", "sample_request", "order_intent", "product_inquiry", "order"},
+    "questions": {"question"},
     "rapport": {"rapport", "voice", "image", "sticker", "reaction"},
 }
-"""Content interaction types by signal; a message with none of these is passive text."""
+"""Content interaction types by signal, the first that fits a message taking it (so "how much?"
+is commerce, not a plain question, and the shares add up to 100%); a message with none of these
+signals is passive text."""
 FOLLOW_UP_TOUCHES = (1, 2, 3)
 HISTORY_BEFORE_S = 90 * 86_400  # how far before the period touches and waits are followed back
 WEEK_S = 7 * 86_400
@@ -79,6 +83,7 @@ class Message(NamedTuple):
     customer: int
     at: int
     signals: frozenset[str] = frozenset()
+    number: str | None = None  # the business phone number id it was written to
 
 
 class Sent(NamedTuple):
@@ -90,6 +95,7 @@ class Sent(NamedTuple):
     failed: bool = False
     error_code: int | None = None
     campaign: str | None = None
+    number: str | None = None  # the business phone number id it went from
 
 
 @dataclass(frozen=True)
@@ -114,10 +120,16 @@ class Activity:
     sent: Sequence[Sent]
     readers: frozenset[int] = frozenset()  # customers who have ever sent a read receipt
     excluded: dict[str, int] = field(default_factory=dict)  # events left out, by reason
+    wabas: dict[str, str] = field(default_factory=dict)  # business phone number id: its WABA id, where known
 
 
 def share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+def percent(value: float | None) -> str:
+    """A share as the readable forms show it."""
+    return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
 SECTIONS = ("source", "segmentation", "reply_rate", "frequency", "content", "funnel", "reactivation", "local_time",
@@ -180,9 +192,15 @@ def _since(grouped: dict[int, list], start: int) -> dict[int, list]:
 
 def _source(activity: Activity, period: Period, in_period: dict, sent_in_period: dict) -> dict:
     active = in_period.keys() | sent_in_period.keys()
+    numbers = {item.number for grouped in (in_period, sent_in_period) for items in grouped.values() for item in items
+               if item.number}
+    wabas: dict[str, list[str]] = defaultdict(list)
+    for number in sorted(numbers):
+        wabas[activity.wabas.get(number, "unknown")].append(number)
     return {
         "period": {"from": iso(period.start), "to": iso(period.end)},
-        "numbers": sorted({p.number for p in activity.people if p.number and p.id in active}),
+        "numbers": sorted(numbers),
+        "wabas": dict(sorted(wabas.items())),
         "customers": len(active),
         "events": {"inbound": sum(map(len, in_period.values())), "outbound": sum(map(len, sent_in_period.values()))},
         "excluded": dict(sorted(activity.excluded.items())),
@@ -196,12 +214,13 @@ def _segmentation(people: Sequence[Person], thresholds: dict, inbound: dict, per
     four = sum(counts[t] for t in EXPECTED_SHARES)
     tiers = {}
     for tier in TIERS:
-        base = four if tier in EXPECTED_SHARES else len(tiered)
-        entry = {"rule": TIER_RULES[tier].format(**thresholds), "count": counts[tier], "share": share(counts[tier], base)}
-        if tier in EXPECTED_SHARES:
+        entry = {"rule": TIER_RULES[tier].format(**thresholds), "count": counts[tier],
+                 "share": share(counts[tier], len(tiered))}
+        if tier in EXPECTED_SHARES:  # practitioners' ranges are shares of the four tiers, unengaged apart
             low, high = EXPECTED_SHARES[tier]
+            entry["share_of_four"] = share(counts[tier], four)
             entry["expected"] = [low, high]
-            entry["outside_expected"] = entry["share"] is not None and not low <= entry["share"] <= high
+            entry["outside_expected"] = entry["share_of_four"] is not None and not low <= entry["share_of_four"] <= high
         tiers[tier] = entry
     return {
         "customers": len(tiered),
@@ -224,9 +243,9 @@ def _reply_rate(people: dict, inbound: dict, outbound: dict, sent_in_period: dic
                 readers: frozenset[int]) -> dict:
     messaged = set(sent_in_period)
     replied = {c for c in messaged if inbound.get(c) and inbound[c][-1].at > sent_in_period[c][0].at}
-    per_tier = {}
-    for tier in TIERS:
-        group = {c for c in messaged if people[c].tier_at_end == tier}
+    per_tier = {}  # by the tier at the start: replying is what moves a customer up
+    for tier in TIERS + [NEW]:
+        group = {c for c in messaged if (people[c].tier_at_start or NEW) == tier}
         per_tier[tier] = {"messaged": len(group), "replied": len(group & replied), "rate": share(len(group & replied), len(group))}
     sent = [s for ss in sent_in_period.values() for s in ss]
     delivered = [s for s in sent if s.rank >= DELIVERED]
@@ -279,15 +298,14 @@ def _frequency(people: dict, in_period: dict, period: Period) -> dict:
 
 def _content(in_period: dict) -> dict:
     counts, customers = Counter(), defaultdict(set)
-    kinds_of: dict[frozenset[str], list[str]] = {}  # messages share a few dozen signal sets
+    kinds_of: dict[frozenset[str], str] = {}  # messages share a few dozen signal sets
     for customer, messages in in_period.items():
         for message in messages:
-            if (kinds := kinds_of.get(message.signals)) is None:
-                kinds = kinds_of[message.signals] = [
-                    kind for kind, signals in CONTENT_TYPES.items() if message.signals & signals] or ["passive_text"]
-            for kind in kinds:
-                counts[kind] += 1
-                customers[kind].add(customer)
+            if (kind := kinds_of.get(message.signals)) is None:
+                kind = kinds_of[message.signals] = next(
+                    (kind for kind, signals in CONTENT_TYPES.items() if message.signals & signals), "passive_text")
+            counts[kind] += 1
+            customers[kind].add(customer)
     total = sum(len(ms) for ms in in_period.values())
     return {kind: {"messages": counts[kind], "share": share(counts[kind], total), "customers": len(customers[kind])}
             for kind in ("passive_text", "questions", "commerce", "rapport")}
@@ -297,22 +315,34 @@ FUNNEL_STEPS = ("reached", "replied", "inquired", "ordered")
 
 
 def _funnel(people: dict, in_period: dict, sent_in_period: dict) -> dict:
+    """Customer by customer, and per business number each customer's conversation with that number."""
     furthest = {c: _furthest_step(sent, in_period.get(c, ())) for c, sent in sent_in_period.items()}
-
-    def steps(group: Iterable[int]) -> dict:
-        reached_exactly = Counter(furthest.get(c, 0) for c in group)
-        counts = [sum(n for step, n in reached_exactly.items() if step > i) for i in range(len(FUNNEL_STEPS))]
-        result = {name: {"count": counts[i], "conversion": share(counts[i], counts[i - 1]) if i else None}
-                  for i, name in enumerate(FUNNEL_STEPS)}
-        losses = [(counts[i - 1] - counts[i], name) for i, name in enumerate(FUNNEL_STEPS) if i and counts[i - 1]]
-        result["biggest_loss"] = max(losses)[1] if losses and max(losses)[0] > 0 else None
-        return result
-
+    per_number: dict[str, list[int]] = defaultdict(list)
+    for customer, sent in sent_in_period.items():
+        ours: dict[str | None, list[Sent]] = defaultdict(list)
+        for message in sent:
+            ours[message.number].append(message)
+        for number, from_number in ours.items():
+            theirs = [m for m in in_period.get(customer, ()) if m.number == number]
+            per_number[number or "unknown"].append(_furthest_step(from_number, theirs))
+    by_owner = _groups(people, "owner")
     return {
-        **steps(set(people)),
-        "by_number": {number: steps(group) for number, group in _groups(people, "number").items()},
-        "by_owner": {owner: steps(group) for owner, group in _groups(people, "owner").items()},
+        **_steps([furthest[c] for c in furthest]),
+        "by_number": {number: _steps(found) for number, found in sorted(per_number.items())},
+        "by_owner": {owner: _steps([furthest[c] for c in group if c in furthest]) for owner, group in by_owner.items()},
     }
+
+
+def _steps(furthest: list[int]) -> dict:
+    """The funnel of a group, from how far down each of its conversations got."""
+    reached_exactly = Counter(furthest)
+    counts = [sum(n for step, n in reached_exactly.items() if step > i) for i in range(len(FUNNEL_STEPS))]
+    result: dict = {name: {"count": counts[i], "conversion": share(counts[i], counts[i - 1]) if i else None}
+                    for i, name in enumerate(FUNNEL_STEPS)}
+    losses = [(counts[i - 1] - counts[i], name) for i, name in enumerate(FUNNEL_STEPS) if i and counts[i - 1]]
+    result["biggest_loss"] = max(losses)[1] if losses and max(losses)[0] > 0 else None
+    result["reached_to_ordered"] = share(counts[-1], counts[0])
+    return result
 
 
 def _groups(people: dict, attribute: str) -> dict[str, set[int]]:
@@ -409,8 +439,10 @@ def _local_time(people: dict, in_period: dict) -> dict:
 
 def _reply_speed(people: dict, inbound: dict, in_period: dict, outbound: dict, period: Period) -> dict:
     """From a customer's first message that waits on us to our next message, for waits that
-    began in the period."""
-    waits: dict[int, list[int]] = defaultdict(list)
+    began in the period; a wait we had not answered by the period's end is unanswered (None).
+    Tiers as at the period's start. Hot customers answered within 5 minutes: of the hot
+    customers who waited on us, those whose every wait was answered that fast."""
+    waits: dict[int, list[int | None]] = defaultdict(list)
     for customer in in_period:
         timeline = sorted([(m.at, 0) for m in inbound[customer]] + [(s.at, 1) for s in outbound.get(customer, ())])
         waiting_since = None
@@ -421,19 +453,24 @@ def _reply_speed(people: dict, inbound: dict, in_period: dict, outbound: dict, p
                 if waiting_since in period:
                     waits[customer].append(at - waiting_since)
                 waiting_since = None
+        if waiting_since is not None and waiting_since in period:
+            waits[customer].append(None)
 
     def figures(group: Iterable[int]) -> dict:
-        values = sorted(w for c in group for w in waits.get(c, ()))
-        return {"answers": len(values), "median_s": median(values) if values else None, "p90_s": _p90(values)}
+        found = [w for c in group for w in waits[c]]
+        values = sorted(w for w in found if w is not None)
+        return {"answers": len(values), "unanswered": len(found) - len(values),
+                "median_s": median(values) if values else None, "p90_s": _p90(values)}
 
-    answered = {c: people[c] for c in waits}
-    by_tier = _groups(answered, "tier_at_end")
-    hot_waits = [w for c in by_tier.get("hot", ()) for w in waits[c]]
+    waited = {c: people[c] for c in waits}
+    hot = [c for c, person in waited.items() if person.tier_at_start == Tier.HOT.value]
+    fast = sum(1 for c in hot if all(w is not None and w <= HOT_ANSWER_S for w in waits[c]))
     return {
         **figures(waits),
-        "by_tier": {tier: figures(by_tier.get(tier, ())) for tier in TIERS},
-        "by_owner": {owner: figures(group) for owner, group in _groups(answered, "owner").items()},
-        "hot_within_5_min": share(sum(1 for w in hot_waits if w <= HOT_ANSWER_S), len(hot_waits)),
+        "by_tier": {tier: figures(c for c, person in waited.items() if (person.tier_at_start or NEW) == tier)
+                    for tier in TIERS + [NEW]},
+        "by_owner": {owner: figures(group) for owner, group in _groups(waited, "owner").items()},
+        "hot_within_5_min": {"customers": len(hot), "answered_within_5_min": fast, "share": share(fast, len(hot))},
     }
 
 
@@ -522,14 +559,8 @@ def compare(current: dict, previous: dict) -> dict:
                       "change": current["source"]["customers"] - previous["source"]["customers"]},
         "reply_rate_points": points(current["reply_rate"]["rate"], previous["reply_rate"]["rate"]),
         "hot_share_points": points(hot(current), hot(previous)),
-        "conversion_points": points(_conversion(current), _conversion(previous)),
+        "conversion_points": points(current["funnel"]["reached_to_ordered"], previous["funnel"]["reached_to_ordered"]),
     }
-
-
-def _conversion(sections: dict) -> float | None:
-    """Reached to ordered."""
-    funnel = sections["funnel"]
-    return share(funnel["ordered"]["count"], funnel["reached"]["count"])
 
 
 def summary(sections: dict, comparison: dict | None) -> list[str]:
@@ -540,20 +571,17 @@ def summary(sections: dict, comparison: dict | None) -> list[str]:
                            reverse=True)
     sentences = [
         f"{sections['source']['customers']:,} customers active in the period, {reply['messaged']:,} of them messaged by us.",
-        f"Hot {_percent(hot['share'])}" + (f", mostly in {hot_countries[0][1]}" if hot_countries else "")
-        + f"; {_percent(segmentation['silent_over_60_days']['share'])} silent for over 60 days.",
-        f"Reply rate {_percent(reply['rate'])}" + _change(comparison, "reply_rate_points")
-        + f"; conversion from reached to ordered {_percent(_conversion(sections))}" + _change(comparison, "conversion_points") + ".",
+        f"Hot {percent(hot['share'])} of customers with a tier" + (f", mostly in {hot_countries[0][1]}" if hot_countries else "")
+        + f"; {percent(segmentation['silent_over_60_days']['share'])} silent for over 60 days.",
+        f"Reply rate {percent(reply['rate'])}" + _change(comparison, "reply_rate_points")
+        + f"; conversion from reached to ordered {percent(sections['funnel']['reached_to_ordered'])}" + _change(comparison, "conversion_points") + ".",
     ]
     if comparison is not None:
         change = comparison["customers"]["change"]
-        sentences.append(f"{abs(change):,} {'more' if change >= 0 else 'fewer'} active customer{'' if abs(change) == 1 else 's'}"
+        sentences.append("As many active customers as in the previous period." if change == 0 else
+                         f"{abs(change):,} {'more' if change > 0 else 'fewer'} active customer{'' if abs(change) == 1 else 's'}"
                          " than in the previous period.")
     return sentences
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.0f}%"
 
 
 def _change(comparison: dict | None, key: str) -> str:

@@ -37,43 +37,69 @@ def load(connection: Connection, periods: Sequence[Period], since: int, scope: S
     """One Activity per period, all sharing the events read once: from `since` (before the
     periods: touch counts and waits that began earlier) to the end of the latest period."""
     until = max(period.end for period in periods)
-    rows = [row for row in connection.execute(_people_query(scope)) if row.wa_id not in scope.not_customers]
-    ids = {row.id for row in rows}
+    rows, reps = [], set()
+    for row in connection.execute(_people_query(scope)):
+        (reps if row.wa_id in scope.not_customers else rows).append(row)
+    ids, rep_ids = {row.id for row in rows}, {row.id for row in reps}
     tiers = _tiers_at(connection, sorted({p.start for p in periods} | {p.end for p in periods}))
-    signals = _SignalSets()
-    messages = [
-        Message(customer, at, signals[data])
-        for customer, at, data in db.fetch_tuples(connection, select(
-            events.c.customer_id, events.c.at, cast(events.c.data["sig"], Text))
-            .where(events.c.kind == EventKind.MESSAGE.value, *_window(connection, events, since, until)))
-        if customer in ids
-    ]
+    signals, numbers = _SignalSets(), _Shared()
+    messages, from_reps = [], []
+    for customer, at, data, number in db.fetch_tuples(connection, select(
+            events.c.customer_id, events.c.at, cast(events.c.data["sig"], Text), events.c.phone_number_id)
+            .where(events.c.kind == EventKind.MESSAGE.value, *_on_number(events, scope),
+                   *_window(connection, events, since, until))):
+        if customer in ids:
+            messages.append(Message(customer, at, signals[data], numbers[number]))
+        elif customer in rep_ids:
+            from_reps.append(at)
     sent = [
-        Sent._make(row)
-        for row in db.fetch_tuples(connection, select(
+        Sent(customer, at, rank, failed, error_code, campaign, numbers[number])
+        for customer, at, rank, failed, error_code, campaign, number in db.fetch_tuples(connection, select(
             outbound.c.customer_id, outbound.c.at, outbound.c.rank, outbound.c.failed, outbound.c.error_code,
-            outbound.c.campaign).where(outbound.c.at >= since, outbound.c.at < until))
-        if row[0] in ids
+            outbound.c.campaign, outbound.c.phone_number_id)
+            .where(outbound.c.at >= since, outbound.c.at < until, *_on_number(outbound, scope)))
+        if customer in ids
     ]
     readers = frozenset(connection.execute(select(outbound.c.customer_id).where(outbound.c.rank >= READ).distinct())
                         .scalars()) & ids
-    excluded = _excluded(connection, periods)
+    excluded = _excluded(connection, periods, scope, from_reps)
+    wabas = _wabas(connection, [number for number in numbers if number])
     return [
         Activity([Person(row.id, row.key, row.name, row.country, row.timezone, row.owner, row.phone_number_id,
                          tiers[period.start].get(row.id), tiers[period.end].get(row.id)) for row in rows],
-                 messages, sent, readers, excluded[period])
+                 messages, sent, readers, excluded[period], wabas)
         for period in periods
     ]
 
 
 def _people_query(scope: Scope) -> Select:
+    """The customers in scope: for a number, everyone who ever dealt with it (not only those who
+    dealt with it last)."""
     query = select(customers.c.id, customers.c.key, customers.c.name, customers.c.country, customers.c.timezone,
                    customers.c.owner, customers.c.phone_number_id, customers.c.wa_id)
     if scope.number:
-        query = query.where(customers.c.phone_number_id == scope.number)
+        query = query.where(customers.c.id.in_(
+            select(events.c.customer_id).where(events.c.phone_number_id == scope.number).distinct()))
     if scope.owner:
         query = query.where(customers.c.owner == scope.owner)
     return query
+
+
+def _on_number(table: Table, scope: Scope) -> list:
+    """With a number in scope, only the events (or messages of ours) that went through it."""
+    return [table.c.phone_number_id == scope.number] if scope.number else []
+
+
+def _wabas(connection: Connection, numbers: list[str]) -> dict[str, str]:
+    """Each business number's WABA, from one of its events that recorded it (events stored
+    before wapulse kept WABAs have none: `wapulse rebuild` adds them)."""
+    wabas = {}
+    for number in numbers:
+        waba = connection.execute(select(events.c.data["waba"].as_string()).where(
+            events.c.phone_number_id == number, events.c.data["waba"].as_string().is_not(None)).limit(1)).scalar()
+        if waba is not None:
+            wabas[number] = waba
+    return wabas
 
 
 def _window(connection: Connection, table: Table, since: int | None, until: int) -> list:
@@ -88,6 +114,15 @@ def _window(connection: Connection, table: Table, since: int | None, until: int)
         if oldest is not None and (min(newest, until) - max(oldest, since or oldest)) * 2 > newest - oldest:
             at = at + 0
     return [at < until] if since is None else [at >= since, at < until]
+
+
+class _Shared(dict):
+    """One string object for every row with the same value (a business number read millions of
+    times), instead of one per row."""
+
+    def __missing__(self, value: str | None) -> str | None:
+        self[value] = value
+        return value
 
 
 class _SignalSets(dict):
@@ -122,8 +157,11 @@ def _tiers_at(connection: Connection, instants: list[int]) -> dict[int, dict[int
     return at_instant
 
 
-def _excluded(connection: Connection, periods: Sequence[Period]) -> dict[Period, dict[str, int]]:
-    """Per period, the events the report leaves out, counted by reason."""
+def _excluded(connection: Connection, periods: Sequence[Period], scope: Scope,
+              from_reps: list[int]) -> dict[Period, dict[str, int]]:
+    """Per period, the events in scope the report leaves out, counted by reason. Errors about a
+    business number belong to no owner, and a body that is not JSON to no number: they count
+    where the scope would hold them."""
     counts: dict[Period, dict[str, int]] = {period: defaultdict(int) for period in periods}
 
     def count(at: int, reason: str) -> None:
@@ -132,11 +170,16 @@ def _excluded(connection: Connection, periods: Sequence[Period]) -> dict[Period,
                 reasons[reason] += 1
 
     since, until = min(p.start for p in periods), max(p.end for p in periods)
+    owned = [events.c.customer_id.in_(select(customers.c.id).where(customers.c.owner == scope.owner))] if scope.owner else []
     for kind, at in connection.execute(select(events.c.kind, events.c.at).where(
-            events.c.kind.in_(EXCLUDED_KINDS), *_window(connection, events, since, until))):
+            events.c.kind.in_(EXCLUDED_KINDS), *_on_number(events, scope), *owned,
+            *_window(connection, events, since, until))):
         count(at, EXCLUDED_KINDS[kind])
-    for (received_ms,) in connection.execute(select(raw_bodies.c.received_at).where(
-            raw_bodies.c.valid_json.is_(False), raw_bodies.c.received_at >= since * 1000,
-            raw_bodies.c.received_at < until * 1000)):
-        count(received_ms // 1000, "bodies that were not JSON (dead letters)")
+    for at in from_reps:
+        count(at, "messages from reps' own numbers (not customers)")
+    if not (scope.number or scope.owner):
+        for (received_ms,) in connection.execute(select(raw_bodies.c.received_at).where(
+                raw_bodies.c.valid_json.is_(False), raw_bodies.c.received_at >= since * 1000,
+                raw_bodies.c.received_at < until * 1000)):
+            count(received_ms // 1000, "bodies that were not JSON (dead letters)")
     return {period: dict(sorted(reasons.items())) for period, reasons in counts.items()}

@@ -74,8 +74,17 @@ def as_csv(report: dict) -> bytes:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else CUSTOMER_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({column: _inert(value) for column, value in row.items()} for row in rows)
     return buffer.getvalue().encode()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value):
+    """A text cell a spreadsheet would run as a formula (a customer names themselves
+    "=HYPERLINK(...)") gets a leading apostrophe, which spreadsheets show as text."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 CUSTOMER_COLUMNS = ["key", "name", "country", "time_zone", "owner", "business_number", "tier_at_start", "tier_at_end",
@@ -100,13 +109,13 @@ def as_xlsx(report: dict) -> bytes:
         sheet.write(0, 0, f"{number}. {section.title}", styles["title"])
         row, width = 2, 1
         if number == 1:
-            sheet.write(1, 0, " ".join(filter(None, [layout.title(report), layout.scope(report)])))
+            sheet.write_string(1, 0, " ".join(filter(None, [layout.title(report), layout.scope(report)])))
         for block in section.blocks:
             if isinstance(block, layout.Table):
                 row = _xlsx_table(sheet, row, block, styles)
                 width = max(width, len(block.header))
             else:
-                sheet.write(row, 0, block)
+                sheet.write_string(row, 0, block)
                 row += 1
             row += 1
         sheet.set_column(0, 0, 22)

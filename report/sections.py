@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import NamedTuple
 
-from report.figures import FUNNEL_STEPS, TIERS
+from report.figures import FUNNEL_STEPS, TIERS, percent
 
 
 class Share(NamedTuple):
@@ -55,10 +55,6 @@ def sections(report: dict) -> list[Section]:
             _action_plan(report)]
 
 
-def percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f}%"
-
-
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
@@ -100,9 +96,10 @@ def _points(points: float | None) -> str:
 def _source(report: dict) -> Section:
     source = report["source"]
     excluded = [f"{count:,} {reason}" for reason, count in source["excluded"].items()]
+    wabas = "; ".join(f"WABA {waba}: {', '.join(numbers)}" for waba, numbers in source["wabas"].items())
     return Section("Data source and period", [
         f"Period: {source['period']['from']} to {source['period']['to']} (end excluded).",
-        f"Business numbers: {', '.join(source['numbers']) or 'none'}.",
+        f"Business numbers, by WABA: {wabas or 'none'}.",
         f"Customers active: {source['customers']:,}.",
         f"Events counted: {source['events']['inbound']:,} from customers, {source['events']['outbound']:,} of ours.",
         f"Excluded: {'; '.join(excluded) or 'none'}.",
@@ -120,12 +117,13 @@ def _segmentation(report: dict) -> Section:
         expected = entry.get("expected")
         flag = " (outside)" if entry.get("outside_expected") else ""
         rows.append([tier, entry["rule"], entry["count"], Share(entry["share"]),
+                     Share(entry["share_of_four"]) if expected else None,
                      f"{expected[0] * 100:.0f}-{expected[1] * 100:.0f}%{flag}" if expected else None])
     silent = segmentation["silent_over_60_days"]
     blocks: list[str | Table] = [
         f"{segmentation['customers']:,} customers with a tier at the end of the period; "
         f"{silent['count']:,} ({percent(silent['share'])}) silent for over 60 days.",
-        Table(["tier", "rule", "customers", "share", "expected"], rows),
+        Table(["tier", "rule", "customers", "share", "share of the four", "expected"], rows),
     ]
     for caption, key in (("By country:", "by_country"), ("By owner:", "by_owner")):
         blocks.append(Table([key[3:]] + TIERS + ["total"],
@@ -140,7 +138,8 @@ def _reply_rate(report: dict) -> Section:
     return Section("Reply rate", [
         f"{reply['replied']:,} of {reply['messaged']:,} customers we messaged replied: {percent(reply['rate'])}.",
         Table(["tier", "messaged", "replied", "rate"],
-              [[t, v["messaged"], v["replied"], Share(v["rate"])] for t, v in reply["by_tier"].items()]),
+              [[t, v["messaged"], v["replied"], Share(v["rate"])] for t, v in reply["by_tier"].items()],
+              "By tier at the start of the period:"),
         Table(["touch", "touches", "replied", "rate"],
               [[n, v["touches"], v["replied"], Share(v["rate"])] for n, v in reply["touches"].items()],
               "After our 1st, 2nd and 3rd message in a row:"),
@@ -153,7 +152,7 @@ def _reply_rate(report: dict) -> Section:
 def _frequency(report: dict) -> Section:
     return Section("Interaction frequency", [
         "high: 3 or more a week; medium: 1 to 3; low: under 1.",
-        Table(["band", "customers", "share", "by tier"],
+        Table(["band", "customers", "share", "by tier at the end"],
               [[band, v["count"], Share(v["share"]), ", ".join(f"{t} {n}" for t, n in v["by_tier"].items()) or None]
                for band, v in report["frequency"].items()]),
     ])
@@ -178,8 +177,7 @@ def _funnel(report: dict) -> Section:
         blocks.append(Table(
             [key[3:]] + list(FUNNEL_STEPS) + ["reached to ordered", "biggest loss"],
             [[name] + [steps[step]["count"] for step in FUNNEL_STEPS]
-             + [Share(steps["ordered"]["count"] / steps["reached"]["count"] if steps["reached"]["count"] else None),
-                steps["biggest_loss"]] for name, steps in funnel[key].items()],
+             + [Share(steps["reached_to_ordered"]), steps["biggest_loss"]] for name, steps in funnel[key].items()],
             caption))
     return Section("Conversion funnel", blocks, ["funnel"])
 
@@ -211,12 +209,14 @@ def _local_time(report: dict) -> Section:
 
 
 def _reply_speed(report: dict) -> Section:
-    speed = report["reply_speed"]
+    speed, hot = report["reply_speed"], report["reply_speed"]["hot_within_5_min"]
     return Section("Speed of our replies", [
         f"Median {duration(speed['median_s'])}, p90 {duration(speed['p90_s'])} over {speed['answers']:,} answers; "
-        f"hot customers answered within 5 minutes: {percent(speed['hot_within_5_min'])}.",
-        Table(["tier / owner", "answers", "median", "p90"],
-              [[name, v["answers"], Duration(v["median_s"]), Duration(v["p90_s"])]
+        f"{speed['unanswered']:,} customer messages still unanswered at the end of the period.",
+        f"Hot customers answered within 5 minutes every time: {hot['answered_within_5_min']:,} of {hot['customers']:,} "
+        f"({percent(hot['share'])}).",
+        Table(["tier at the start / owner", "answers", "unanswered", "median", "p90"],
+              [[name, v["answers"], v["unanswered"], Duration(v["median_s"]), Duration(v["p90_s"])]
                for name, v in list(speed["by_tier"].items()) + list(speed["by_owner"].items())]),
     ])
 

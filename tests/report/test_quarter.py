@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import random
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,8 @@ import pytest
 
 from tests.wapulse.test_cli import run
 
-NUMBER = "106540352242922"
+NUMBER, SECOND = "106540352242922", "106540352242999"  # the second number belongs to another WABA
+WABAS = {NUMBER: "102290129340398", SECOND: "102290129340399"}
 DAY, HOUR = 86_400, 3600
 START = int(datetime(2026, 7, 1, tzinfo=UTC).timestamp())  # the quarter reported on
 END = int(datetime(2026, 10, 1, tzinfo=UTC).timestamp())
@@ -39,7 +41,11 @@ class Quarter:
     ours: list[tuple[str, int, str, str | None]] = field(default_factory=list)  # wa_id, at, how far, failure code
     zones: dict[str, str] = field(default_factory=dict)
     dormant: dict[str, str] = field(default_factory=dict)  # the campaign tag that reached each one
+    on_second: set[str] = field(default_factory=set)  # customers who deal with the second number only
     serial: int = 0
+
+    def number_of(self, wa_id: str) -> str:
+        return SECOND if wa_id in self.on_second else NUMBER
 
     def message(self, wa_id: str, at: int, what: str) -> None:
         self.serial += 1
@@ -49,7 +55,7 @@ class Quarter:
                 {"product_retailer_id": "drum-20l", "quantity": 4, "item_price": 31.5, "currency": "USD"}]}}
         else:
             message |= {"type": "text", "text": {"body": what}}
-        self.bodies.append(_body(wa_id, {"messages": [message]}))
+        self.bodies.append(_body(wa_id, self.number_of(wa_id), {"messages": [message]}))
         self.inbound.append((wa_id, at, what))
 
     def send(self, wa_id: str, at: int, reached: str, campaign: str | None = None) -> None:
@@ -63,13 +69,13 @@ class Quarter:
                 entry["biz_opaque_callback_data"] = campaign
             if status == "failed":
                 entry["errors"] = [{"code": 131026, "title": "Message undeliverable"}]
-            self.bodies.append(_body(wa_id, {"statuses": [entry]}))
+            self.bodies.append(_body(wa_id, self.number_of(wa_id), {"statuses": [entry]}))
         self.ours.append((wa_id, at, reached, campaign))
 
 
-def _body(wa_id: str, value: dict) -> dict:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": NUMBER},
+def _body(wa_id: str, number: str, value: dict) -> dict:
+    return {"object": "whatsapp_business_account", "entry": [{"id": WABAS[number], "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": number},
         "contacts": [{"profile": {"name": f"Customer {wa_id[-3:]}"}, "wa_id": wa_id}], **value}}]}]}
 
 
@@ -82,6 +88,8 @@ def generate(seed: int = 11) -> Quarter:
         wa_id = f"{code}{local}{n:03d}"
         quarter.zones[wa_id] = zone
         kind = ("buyer", "chatter", "silent", "unreachable", "dormant")[n % 5]
+        if kind == "buyer" and n >= 20:
+            quarter.on_second.add(wa_id)
         if kind == "dormant":  # wrote last in the spring, answers the autumn campaign
             quarter.message(wa_id, BEFORE - 40 * DAY + n * HOUR, QUESTION)
             sent_at = START + 45 * DAY + n * HOUR
@@ -120,17 +128,17 @@ def _replied(quarter: Quarter, start: int, end: int) -> set[str]:
     return {c for c, at, _ in quarter.inbound if start <= at < end and c in first and at > first[c]}
 
 
-def _tier_at_end(quarter: Quarter, customer: str) -> str:
+def _tier_at(quarter: Quarter, customer: str, instant: int) -> str:
     """The default rule (7/30/90 days, hot from 5 interactions) applied to the generated traffic."""
-    if any(c == customer and how == "unreachable" for c, _, how, _ in quarter.ours):
+    if any(c == customer and how == "unreachable" and at < instant for c, at, how, _ in quarter.ours):
         return "dead"
-    written = [at for c, at, _ in quarter.inbound if c == customer and at < END]
+    written = [at for c, at, _ in quarter.inbound if c == customer and at < instant]
     if not written:
         return "unengaged"
-    silent = END - max(written)
-    if silent <= 7 * DAY and len(written) >= 5:
+    silent = instant - max(written)
+    if silent < 7 * DAY and len(written) >= 5:
         return "hot"
-    return "warm" if silent <= 30 * DAY else "cold" if silent <= 90 * DAY else "dead"
+    return "warm" if silent < 30 * DAY else "cold" if silent < 90 * DAY else "dead"
 
 
 @pytest.fixture
@@ -151,7 +159,8 @@ def test_a_replayed_quarter_reports_what_its_traffic_holds(replayed: Quarter):
 
     assert report["source"]["events"] == {"inbound": len(inbound), "outbound": len(ours)}
     assert report["source"]["customers"] == len({c for c, _, _ in inbound} | set(first_ours))
-    assert report["source"]["numbers"] == [NUMBER]
+    assert report["source"]["numbers"] == [NUMBER, SECOND]
+    assert report["source"]["wabas"] == {WABAS[NUMBER]: [NUMBER], WABAS[SECOND]: [SECOND]}
     assert report["comparison"]["customers"]["before"] == len(
         {c for c, at, _ in replayed.inbound if BEFORE <= at < START} | {c for c, at, _, _ in replayed.ours if BEFORE <= at < START})
 
@@ -162,7 +171,7 @@ def test_a_replayed_quarter_reports_what_its_traffic_holds(replayed: Quarter):
     assert report["comparison"]["reply_rate_points"] == round(
         (len(replied) / len(first_ours) - len(replied_before) / len(messaged_before)) * 100, 1)
     assert {tier: row["count"] for tier, row in report["segmentation"]["tiers"].items() if row["count"]} == Counter(
-        _tier_at_end(replayed, c) for c in replayed.zones)
+        _tier_at(replayed, c, END) for c in replayed.zones)
     delivered = [o for o in ours if o[2] in ("delivered", "read")]
     assert report["reply_rate"]["messages"]["sent"] == len(ours)
     assert report["reply_rate"]["messages"]["delivered"] == len(delivered)
@@ -211,3 +220,71 @@ def test_the_customer_rows_of_a_replayed_quarter(replayed: Quarter):
     written = Counter(c for c, at, _ in replayed.inbound if START <= at < END)
     assert {row["key"]: int(row["interactions"]) for row in rows} == {c: written[c] for c in replayed.zones}
     assert {row["time_zone"] for row in rows} == {zone for _, _, zone in PEOPLE}
+
+
+def _report(*options: str) -> dict:
+    return json.loads(run("report", "--from", "2026-07-01", "--to", "2026-09-30", "--format", "json",
+                          "--now", "2026-10-01T00:00:00Z", *options))
+
+
+def test_rates_bands_speeds_and_plan_of_a_replayed_quarter(replayed: Quarter):
+    report = _report()
+    inbound = [(c, at, what) for c, at, what in replayed.inbound if START <= at < END]
+    ours = [(c, at, how, tag) for c, at, how, tag in replayed.ours if START <= at < END]
+
+    replied = _replied(replayed, START, END)
+    by_tier = Counter(), Counter()
+    for c in {c for c, _, _, _ in ours}:
+        by_tier[0][_tier_at(replayed, c, START)] += 1
+        by_tier[1][_tier_at(replayed, c, START)] += c in replied
+    assert {t: (row["messaged"], row["replied"]) for t, row in report["reply_rate"]["by_tier"].items() if row["messaged"]} == {
+        t: (by_tier[0][t], by_tier[1][t]) for t in by_tier[0]}
+
+    readers = {c for c, _, how, _ in replayed.ours if how == "read"}
+    delivered = [(c, how) for c, _, how, _ in ours if how in ("delivered", "read")]
+    messages = report["reply_rate"]["messages"]
+    assert (messages["read_rate_base"], messages["read"]) == (
+        sum(1 for c, _ in delivered if c in readers), sum(1 for _, how in delivered if how == "read"))
+    assert messages["customers_without_read_receipts"] == len({c for c, _ in delivered} - readers)
+
+    weeks = (END - START) / (7 * DAY)
+    bands = Counter("high" if n / weeks >= 3 else "medium" if n / weeks >= 1 else "low"
+                    for n in Counter(c for c, _, _ in inbound).values())
+    assert {band: row["count"] for band, row in report["frequency"].items()} == {b: bands[b] for b in ("high", "medium", "low")}
+
+    waits, open_waits = [], 0  # from a customer's first message after our last one to our next message
+    for c in replayed.zones:
+        timeline = sorted([(at, "in") for c2, at, _ in replayed.inbound if c2 == c]
+                          + [(at, "out") for c2, at, _, _ in replayed.ours if c2 == c])
+        since = None
+        for at, way in timeline:
+            if way == "in" and since is None:
+                since = at
+            elif way == "out" and since is not None:
+                waits += [at - since] if START <= since < END and at < END else []
+                open_waits += START <= since < END <= at
+                since = None
+        open_waits += since is not None and START <= since < END
+    speed = report["reply_speed"]
+    assert (speed["answers"], speed["unanswered"]) == (len(waits), open_waits)
+    assert speed["median_s"] == statistics.median(waits)
+
+    hot = sorted((c for c in replayed.zones if _tier_at(replayed, c, END) == "hot"),
+                 key=lambda c: (-sum(1 for c2, _, what in inbound if c2 == c and what == "order"),
+                                -sum(1 for c2, _, _ in inbound if c2 == c),
+                                -max(at for c2, at, _ in replayed.inbound if c2 == c), c))
+    assert [row["key"] for row in report["action_plan"]["hot"]["list"]] == hot
+
+
+def test_a_report_on_one_number_counts_only_what_went_through_it(replayed: Quarter):
+    report = _report("--number", SECOND)
+    second = replayed.on_second
+    inbound = [c for c, at, _ in replayed.inbound if START <= at < END and c in second]
+    ours = [c for c, at, _, _ in replayed.ours if START <= at < END and c in second]
+    assert report["source"]["numbers"] == [SECOND] and report["source"]["wabas"] == {WABAS[SECOND]: [SECOND]}
+    assert report["source"]["events"] == {"inbound": len(inbound), "outbound": len(ours)}
+    assert report["segmentation"]["customers"] == len(second)
+    assert list(report["funnel"]["by_number"]) == [SECOND]
+    assert report["funnel"]["by_number"][SECOND]["ordered"]["count"] == len(second)  # every buyer ordered in the quarter
+    whole = _report()
+    assert whole["funnel"]["by_number"][SECOND] == report["funnel"]["by_number"][SECOND]

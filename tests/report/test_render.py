@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import zipfile
 from dataclasses import replace
 
-from report.figures import Activity, compute, summary
-from report.render import as_html, as_markdown
+from report.figures import CUSTOMER_ROWS, SECTIONS, Activity, Person, compute, summary
+from report.render import as_csv, as_html, as_markdown, as_xlsx
 from tests.report.test_figures import MESSAGES, PEOPLE, QUARTER, SENT, THRESHOLDS
 
 
-def report_with_name(name: str) -> dict:
-    people = [replace(PEOPLE[0], name=name)] + PEOPLE[1:]
-    sections = compute(Activity(people, MESSAGES, SENT), QUARTER, THRESHOLDS)
+def report_of(activity: Activity) -> dict:
+    sections = compute(activity, QUARTER, THRESHOLDS, SECTIONS + (CUSTOMER_ROWS,))
     return {"scope": {"number": "111", "owner": None}, "summary": summary(sections, None), "comparison": None, **sections}
+
+
+def report_with_name(name: str) -> dict:
+    return report_of(Activity([replace(PEOPLE[0], name=name)] + PEOPLE[1:], MESSAGES, SENT))
 
 
 def test_html_escapes_what_customers_wrote_in_their_names():
@@ -26,3 +32,22 @@ def test_markdown_tables_stay_whole_whatever_the_names():
     row = next(line for line in text.splitlines() if "Acme" in line)
     assert row.startswith("| Acme / Ltd |") and row.count("|") == 6  # five columns
     assert "Scope: number 111." in text and "## 11. Action plan" in text
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_stay_text():
+    rows = list(csv.DictReader(io.StringIO(as_csv(report_with_name('=HYPERLINK("http://x","y")')).decode())))
+    assert rows[0]["name"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert rows[1]["name"] == "João" and rows[0]["interactions"] == "2"
+
+
+def test_every_readable_form_shows_n_a_where_a_share_has_no_base():
+    """One customer, never messaged, who never wrote: every rate's base is zero."""
+    report = report_of(Activity([Person(1, "c1", tier_at_start="unengaged", tier_at_end="unengaged")], [], []))
+    markdown = as_markdown(report).decode()
+    assert "Reply rate n/a" in markdown and "0 of 0 customers we messaged replied: n/a." in markdown
+    assert "| hot       | 0        | 0       | n/a  |" in markdown  # reply rate by tier
+    assert "| 0         | 0.0%   | n/a               | 10-15%   |" in markdown  # hot: a share of none of the four
+    assert "0 of 0 customers we messaged replied: n/a." in as_html(report).decode()
+    with zipfile.ZipFile(io.BytesIO(as_xlsx(report))) as workbook:
+        strings = workbook.read("xl/sharedStrings.xml").decode()
+    assert "<t>n/a</t>" in strings and "0 of 0 customers we messaged replied: n/a." in strings
