@@ -33,6 +33,7 @@ DAY = 86_400
 NOW = 1_790_000_000  # 2026-09-21, a Monday: the report covers the 90 days before it
 SPAN_DAYS = 200  # the generated history: the period, the previous one and some before
 NUMBERS = ["100000000000001", "100000000000002", "100000000000003"]
+WABA = "100000000000009"
 OWNERS = [f"rep{n:02d}" for n in range(25)]
 PLACES = [("US", "America/New_York", "1201"), ("US", "America/Los_Angeles", "1415"), ("BR", "America/Sao_Paulo", "5511"),
           ("GB", "Europe/London", "4420"), ("DE", "Europe/Berlin", "4930"), ("NG", "Africa/Lagos", "2341"),
@@ -65,16 +66,17 @@ def generate(customers: int, events: int, seed: int = 7):
             message_id = f"wamid.c{cid}x{n}"
             signals = rng.choice(SIGNALS)
             event_rows.append((f"m:{message_id}", cid, number, "message", "text", at,
-                               record({"mid": message_id, "sig": list(signals)} if signals else {"mid": message_id})))
+                               record({"mid": message_id, "waba": WABA} | ({"sig": list(signals)} if signals else {}))))
         for n in range(round(rng.expovariate(1 / outbound_per_customer))):
             at = rng.randrange(start, NOW)
             message_id = f"wamid.b{cid}x{n}"
             rank = rng.choice((1, 2, 2, 3, 3, 3))
             failed = rng.random() < 0.03
-            outbound_rows.append((message_id, cid, at, rank, failed, 131026 if failed else None, rng.choice(CAMPAIGNS)))
+            outbound_rows.append((message_id, cid, at, rank, failed, 131026 if failed else None, rng.choice(CAMPAIGNS),
+                                  number))
             for step, status in enumerate(("sent", "delivered")):
                 event_rows.append((f"s:{message_id}:{status}", cid, number, "status", status, at + step * 30,
-                                   record({"mid": message_id})))
+                                   record({"mid": message_id, "waba": WABA})))
         at = start
         while (at := at + rng.randrange(5 * DAY, 60 * DAY)) < NOW:
             tier_rows.append((cid, None, rng.choice(TIERS), at, "event"))
@@ -85,7 +87,7 @@ COLUMNS = {
     "customer": "id, key, wa_id, name, country, timezone, phone_number_id, owner, first_seen_at, tier, state, opted_out, "
                 "unreachable, interactions",
     "event": "key, customer_id, phone_number_id, kind, type, at, data",
-    "outbound_message": "message_id, customer_id, at, rank, failed, error_code, campaign",
+    "outbound_message": "message_id, customer_id, at, rank, failed, error_code, campaign, phone_number_id",
     "tier_change": "customer_id, from_tier, to_tier, at, cause",
 }
 
@@ -114,8 +116,8 @@ from sqlalchemy import text
 from store import db
 with db.make_engine(sys.argv[1]).connect() as connection:
     for query in ("SELECT id, key, name, country, timezone, owner, phone_number_id, wa_id FROM customer",
-                  "SELECT customer_id, at, data FROM event WHERE kind = 'message'",
-                  "SELECT customer_id, at, rank, failed, error_code, campaign FROM outbound_message",
+                  "SELECT customer_id, at, data, phone_number_id FROM event WHERE kind = 'message'",
+                  "SELECT customer_id, at, rank, failed, error_code, campaign, phone_number_id FROM outbound_message",
                   "SELECT customer_id, to_tier, at FROM tier_change"):
         connection.execute(text(query)).fetchall()
 """
