@@ -37,7 +37,7 @@ def load(connection: Connection, periods: Sequence[Period], since: int, scope: S
     """One Activity per period, all sharing the events read once: from `since` (before the
     periods: touch counts and waits that began earlier) to the end of the latest period."""
     until = max(period.end for period in periods)
-    rows, reps = [], set()
+    rows, reps = [], []
     for row in connection.execute(_people_query(scope)):
         (reps if row.wa_id in scope.not_customers else rows).append(row)
     ids, rep_ids = {row.id for row in rows}, {row.id for row in reps}

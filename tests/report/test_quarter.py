@@ -288,3 +288,20 @@ def test_a_report_on_one_number_counts_only_what_went_through_it(replayed: Quart
     assert report["funnel"]["by_number"][SECOND]["ordered"]["count"] == len(second)  # every buyer ordered in the quarter
     whole = _report()
     assert whole["funnel"]["by_number"][SECOND] == report["funnel"]["by_number"][SECOND]
+
+
+def test_a_reps_own_number_is_left_out_and_its_messages_listed_as_excluded(env, monkeypatch, tmp_path):
+    quarter = generate()
+    rep_number = next(c for c in quarter.zones if c.endswith("001"))  # a chatter's number is in fact ana's phone
+    config = tmp_path / "wapulse.toml"
+    config.write_text(f'[[reps]]\nid = "ana"\nchannels = [{{ type = "whatsapp", to = "{rep_number}" }}]\n')
+    monkeypatch.setenv("WAPULSE_CONFIG", str(config))
+    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "unused: no reminder is due")
+    traffic = tmp_path / "quarter.jsonl"
+    traffic.write_text("".join(json.dumps(body) + "\n" for body in quarter.bodies))
+    run("replay", str(traffic), "--now", "2026-10-01T00:00:00Z")
+    report = _report()
+    written = sum(1 for c, at, _ in quarter.inbound if c == rep_number and START <= at < END)
+    assert written and report["source"]["excluded"] == {"messages from reps' own numbers (not customers)": written}
+    assert report["segmentation"]["customers"] == len(quarter.zones) - 1
+    assert report["source"]["events"]["inbound"] == sum(1 for c, at, _ in quarter.inbound if START <= at < END) - written
