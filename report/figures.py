@@ -319,12 +319,17 @@ def _funnel(people: dict, in_period: dict, sent_in_period: dict) -> dict:
     furthest = {c: _furthest_step(sent, in_period.get(c, ())) for c, sent in sent_in_period.items()}
     per_number: dict[str, list[int]] = defaultdict(list)
     for customer, sent in sent_in_period.items():
+        theirs = in_period.get(customer, ())
+        numbers = {message.number for message in sent}
+        if len(numbers) == 1 and all(message.number in numbers for message in theirs):  # one conversation, the usual
+            per_number[numbers.pop() or "unknown"].append(furthest[customer])
+            continue
         ours: dict[str | None, list[Sent]] = defaultdict(list)
         for message in sent:
             ours[message.number].append(message)
         for number, from_number in ours.items():
-            theirs = [m for m in in_period.get(customer, ()) if m.number == number]
-            per_number[number or "unknown"].append(_furthest_step(from_number, theirs))
+            per_number[number or "unknown"].append(
+                _furthest_step(from_number, [m for m in theirs if m.number == number]))
     by_owner = _groups(people, "owner")
     return {
         **_steps([furthest[c] for c in furthest]),
