@@ -212,7 +212,8 @@ def _reply_speed(report: dict) -> Section:
     speed, hot = report["reply_speed"], report["reply_speed"]["hot_within_5_min"]
     return Section("Speed of our replies", [
         f"Median {duration(speed['median_s'])}, p90 {duration(speed['p90_s'])} over {speed['answers']:,} answers; "
-        f"{speed['unanswered']:,} waits still unanswered at the end of the period (a wait: a customer's messages since our last one).",
+        f"{speed['unanswered']:,} waits still unanswered at the end of the period "
+        "(a wait: a customer's messages since our last one).",
         f"Hot customers answered within 5 minutes every time: {hot['answered_within_5_min']:,} of {hot['customers']:,} "
         f"({percent(hot['share'])}).",
         Table(["tier at the start / owner", "answers", "unanswered", "median", "p90"],
