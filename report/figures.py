@@ -245,7 +245,7 @@ def _reply_rate(people: dict, inbound: dict, outbound: dict, sent_in_period: dic
     replied = {c for c in messaged if inbound.get(c) and inbound[c][-1].at > sent_in_period[c][0].at}
     per_tier = {}  # by the tier at the start: replying is what moves a customer up
     for tier in TIERS + [NEW]:
-        group = {c for c in messaged if (people[c].tier_at_start or NEW) == tier}
+        group = {c for c in messaged if _tier_at_start(people[c]) == tier}
         per_tier[tier] = {"messaged": len(group), "replied": len(group & replied), "rate": share(len(group & replied), len(group))}
     sent = [s for ss in sent_in_period.values() for s in ss]
     delivered = [s for s in sent if s.rank >= DELIVERED]
@@ -261,6 +261,10 @@ def _reply_rate(people: dict, inbound: dict, outbound: dict, sent_in_period: dic
             "customers_without_read_receipts": len({s.customer for s in delivered} - readers),
         },
     }
+
+
+def _tier_at_start(person: Person) -> str:
+    return person.tier_at_start or NEW
 
 
 def _touches(inbound: dict, outbound: dict, sent_in_period: dict, period: Period) -> dict:
@@ -332,7 +336,7 @@ def _funnel(people: dict, in_period: dict, sent_in_period: dict) -> dict:
                 _furthest_step(from_number, [m for m in theirs if m.number == number]))
     by_owner = _groups(people, "owner")
     return {
-        **_steps([furthest[c] for c in furthest]),
+        **_steps(list(furthest.values())),
         "by_number": {number: _steps(found) for number, found in sorted(per_number.items())},
         "by_owner": {owner: _steps([furthest[c] for c in group if c in furthest]) for owner, group in by_owner.items()},
     }
@@ -472,7 +476,7 @@ def _reply_speed(people: dict, inbound: dict, in_period: dict, outbound: dict, p
     fast = sum(1 for c in hot if all(w is not None and w <= HOT_ANSWER_S for w in waits[c]))
     return {
         **figures(waits),
-        "by_tier": {tier: figures(c for c, person in waited.items() if (person.tier_at_start or NEW) == tier)
+        "by_tier": {tier: figures(c for c, person in waited.items() if _tier_at_start(person) == tier)
                     for tier in TIERS + [NEW]},
         "by_owner": {owner: figures(group) for owner, group in _groups(waited, "owner").items()},
         "hot_within_5_min": {"customers": len(hot), "answered_within_5_min": fast, "share": share(fast, len(hot))},

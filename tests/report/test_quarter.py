@@ -29,6 +29,7 @@ PEOPLE = [  # country code, a number's local part, the time zone phonenumbers gi
     ("1", "2025550", "America/New_York"), ("49", "3012345", "Europe/Berlin"),
     ("91", "9812345", "Asia/Calcutta"), ("55", "11987650", "America/Sao_Paulo"),
 ]
+QUARTER_OPTIONS = ("--from", "2026-07-01", "--to", "2026-09-30", "--now", "2026-10-01T00:00:00Z")
 PASSIVE, QUESTION, PRICE = "Noted.", "Is it available?", "Please send the price list"
 
 
@@ -151,8 +152,7 @@ def replayed(env, tmp_path: Path) -> Quarter:
 
 
 def test_a_replayed_quarter_reports_what_its_traffic_holds(replayed: Quarter):
-    report = json.loads(run("report", "--from", "2026-07-01", "--to", "2026-09-30", "--format", "json",
-                            "--now", "2026-10-01T00:00:00Z"))
+    report = _report()
     inbound = [(c, at, what) for c, at, what in replayed.inbound if START <= at < END]
     ours = [(c, at, reached, tag) for c, at, reached, tag in replayed.ours if START <= at < END]
     first_ours = {c: min(at for c2, at, _, _ in ours if c2 == c) for c, _, _, _ in ours}
@@ -215,16 +215,14 @@ def test_a_replayed_quarter_reports_what_its_traffic_holds(replayed: Quarter):
         for tag in set(last_tag.values())}
 
 def test_the_customer_rows_of_a_replayed_quarter(replayed: Quarter):
-    rows = list(csv.DictReader(io.StringIO(run("report", "--from", "2026-07-01", "--to", "2026-09-30", "--format", "csv",
-                                               "--now", "2026-10-01T00:00:00Z"))))
+    rows = list(csv.DictReader(io.StringIO(run("report", *QUARTER_OPTIONS, "--format", "csv"))))
     written = Counter(c for c, at, _ in replayed.inbound if START <= at < END)
     assert {row["key"]: int(row["interactions"]) for row in rows} == {c: written[c] for c in replayed.zones}
     assert {row["time_zone"] for row in rows} == {zone for _, _, zone in PEOPLE}
 
 
 def _report(*options: str) -> dict:
-    return json.loads(run("report", "--from", "2026-07-01", "--to", "2026-09-30", "--format", "json",
-                          "--now", "2026-10-01T00:00:00Z", *options))
+    return json.loads(run("report", *QUARTER_OPTIONS, "--format", "json", *options))
 
 
 def test_rates_bands_speeds_and_plan_of_a_replayed_quarter(replayed: Quarter):
