@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
 from cloudapi import OWN_REMINDER_TAG
-from scoring.events import Event, EventKind, Identity
+from scoring.events import EARLIEST_INSTANT, LATEST_INSTANT, Event, EventKind, Identity
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,10 @@ def parse_body(body: Any, received_at: int) -> ParsedBody:
         for change_index, change in enumerate(_list(entry.get("changes"))):
             where = f"entry[{entry_index}].changes[{change_index}]"
             change = _dict(change)
-            field_name = change.get("field")
-            lists = FIELD_ITEMS.get(field_name)
+            field_name = _str(change.get("field"))
+            lists = FIELD_ITEMS.get(field_name) if field_name is not None else None
             if lists is None:
-                parsed.ignored_fields.append(str(field_name))
+                parsed.ignored_fields.append(str(field_name)[:64])
                 if field_name not in IGNORED_FIELDS:
                     log.info("acknowledged unknown webhook field %r", str(field_name)[:64])
                 continue
@@ -128,12 +129,15 @@ class _Context:
         return _str(_dict(self.value.get("metadata")).get("display_phone_number"))
 
     def timestamp(self, raw: Any) -> int:
-        """Meta sends strings in messages and integers elsewhere; a bad or missing one falls back
-        to the arrival time rather than losing the event."""
+        """Meta sends Unix seconds, as strings in messages and integers elsewhere. Anything that is
+        no plausible instant (missing, not a number, milliseconds, before WhatsApp or after 2099)
+        falls back to the arrival time rather than losing the event or storing a time no clock
+        can show."""
         try:
-            return int(float(raw))
-        except (TypeError, ValueError):
+            at = int(float(raw))
+        except (TypeError, ValueError, OverflowError):
             return self.received_at
+        return at if EARLIEST_INSTANT <= at < LATEST_INSTANT else self.received_at
 
     def contact_for(self, wa_id: str | None, user_id: str | None) -> dict:
         """The `value.contacts[]` entry that describes this person.
@@ -250,21 +254,36 @@ def _content(message_type: str, message: dict) -> tuple[dict, str | None, list[s
     return content, text, signals, extra
 
 
+MAX_QUANTITY = Decimal(10) ** 9
+MAX_PRICE = Decimal(10) ** 15
+
+
 def _order_totals(product_items: Any) -> tuple[tuple[tuple[str, Decimal], ...], int]:
-    """Σ quantity × item_price per currency, with the decimals Meta sent (7.99 stays 7.99)."""
+    """Σ quantity × item_price per currency, with the decimals Meta sent (7.99 stays 7.99). A
+    product line whose quantity or price no order can have (not a number, infinite, negative,
+    beyond a billion units or 10¹⁵ a unit) is left out; the order still counts."""
     totals: dict[str, Decimal] = {}
     quantity_total = 0
     for item in _list(product_items):
         item = _dict(item)
-        try:
-            quantity = Decimal(str(item.get("quantity", 0)))
-            price = Decimal(str(item.get("item_price", 0)))
-        except InvalidOperation:
+        quantity, price = _amount(item.get("quantity", 0), MAX_QUANTITY), _amount(item.get("item_price", 0), MAX_PRICE)
+        if quantity is None or price is None:
             continue
         currency = _str(item.get("currency")) or "UNKNOWN"
         totals[currency] = totals.get(currency, Decimal(0)) + quantity * price
         quantity_total += int(quantity)
     return tuple(sorted(totals.items())), quantity_total
+
+
+def _amount(raw: Any, limit: Decimal) -> Decimal | None:
+    """A finite amount from 0 up to `limit`, or None."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)) or (isinstance(raw, str) and len(raw) > 40):
+        return None
+    try:
+        amount = Decimal(str(raw) if isinstance(raw, float) else raw)
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() and 0 <= amount <= limit else None
 
 
 def _system_change(context: _Context, message: dict, identity: Identity, key: str, at: int) -> Item:
@@ -413,7 +432,7 @@ def _user_id_update(context: _Context, update: dict) -> list[Item]:
     )
     at = context.timestamp(update.get("timestamp"))
     event = Event(
-        key=f"u:{user_ids.get('previous')}:{user_ids.get('current')}:{at}",
+        key=f"u:{_str(user_ids.get('previous'))}:{_str(user_ids.get('current'))}:{at}",
         kind=EventKind.IDENTITY,
         type="user_id_update",
         at=at,
@@ -445,19 +464,40 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""NUL, which PostgreSQL text cannot hold, and lone UTF-16 surrogates (valid JSON escapes such
+as `\\ud800` that are no Unicode text: no encoder can write them)."""
+
+
+def _storable(match: re.Match) -> str:
+    return "" if match.group() == "\x00" else "\ufffd"
+
+
 def _str(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else str(value)
+    """A string as every store can hold it: NUL dropped, a lone surrogate replaced by U+FFFD.
+    Numbers become their digits; objects, lists and booleans are not strings."""
+    if isinstance(value, str):
+        if value.isascii() and "\x00" not in value:  # nearly every string: no copy
+            return value or None
+        return _UNSTORABLE.sub(_storable, value) or None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value) if not isinstance(value, int) or abs(value) < 10**64 else None
+    return None
+
+
+MAX_ERROR_CODE = 2**31 - 1  # Meta's codes are small positive integers; anything else is no code
 
 
 def _error_codes(errors: Any) -> tuple[int, ...]:
     codes = []
     for error in _list(errors):
+        code = _dict(error).get("code")
         try:
-            codes.append(int(_dict(error).get("code")))
-        except (TypeError, ValueError):
+            code = int(code) if isinstance(code, (int, str)) and not isinstance(code, bool) else None
+        except ValueError:
             continue
+        if code is not None and 0 <= code <= MAX_ERROR_CODE:
+            codes.append(code)
     return tuple(codes)
 
 

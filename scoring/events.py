@@ -12,11 +12,21 @@ from decimal import Decimal
 from enum import StrEnum
 
 
+EARLIEST_INSTANT = 1_230_768_000  # 2009-01-01T00:00:00Z: WhatsApp did not exist before
+LATEST_INSTANT = 4_102_444_800  # 2100-01-01T00:00:00Z: past any date a report can ask for
+"""Event instants outside [EARLIEST_INSTANT, LATEST_INSTANT) are no instants: a sender's
+milliseconds, a zero, 2**63. Parsers put the arrival time in their place."""
+
+
 def iso(at: int | None) -> str | None:
-    """An event instant (Unix seconds) as ISO-8601 UTC with a Z, as every JSON form shows it; None stays None."""
+    """An event instant (Unix seconds) as ISO-8601 UTC with a Z, as every JSON form shows it; None
+    stays None, and so does a stored value no calendar can show (a read never fails on one)."""
     if at is None:
         return None
-    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 class EventKind(StrEnum):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -70,7 +70,7 @@ def write_items(
     connection: Connection, archived: list[tuple[int, Item]], rules: TierRules, now: int | None, result: BatchResult
 ) -> BatchResult:
     """The events of bodies already archived (raw body id, item): the part `rebuild` replays."""
-    fresh = _fresh_items(connection, archived, result)
+    fresh = _fresh_items(connection, [(body_id, _fitting(item)) for body_id, item in archived], result)
     if not fresh:
         return result
     identities = _IdentityResolver(connection)
@@ -84,14 +84,14 @@ def write_items(
         result.types[(event.kind.value, event.type)] += 1
         rows.append(
             {
-                "key": _bounded(event.key),
+                "key": event.key,
                 "customer_id": customer_id,
                 "raw_body_id": body_id,
                 "phone_number_id": event.phone_number_id,
                 "kind": event.kind.value,
                 "type": event.type[:64],
                 "at": event.at,
-                "message_id": _bounded(event.message_id) if event.message_id and event.kind in OUTBOUND_KINDS else None,
+                "message_id": event.message_id if event.message_id and event.kind in OUTBOUND_KINDS else None,
                 "data": event.to_record(),
             }
         )
@@ -131,7 +131,7 @@ def _archive(connection: Connection, deliveries: Sequence[Delivery]) -> dict[str
 
 def _fresh_items(connection: Connection, candidates: list[tuple[int, Item]], result: BatchResult) -> list[tuple[int, Item]]:
     """Items whose event key is neither stored nor earlier in this batch, in event order."""
-    keys = sorted({_bounded(item.event.key) for _, item in candidates})
+    keys = sorted({item.event.key for _, item in candidates})
     seen = {
         row.key
         for chunk in in_chunks(keys)
@@ -139,7 +139,7 @@ def _fresh_items(connection: Connection, candidates: list[tuple[int, Item]], res
     }
     fresh = []
     for body_id, item in candidates:
-        key = _bounded(item.event.key)
+        key = item.event.key
         if key in seen:
             result.duplicates += 1
             continue
@@ -478,8 +478,33 @@ def _columns(row, state: CustomerState, alias_rows: list) -> dict:
     }
 
 
-def _bounded(key: str) -> str:
-    """An event key that fits its column: overlong ones (never seen from Meta) are hashed."""
-    if len(key) <= 255:
-        return key
-    return key[:180] + "#" + hashlib.sha256(key.encode()).hexdigest()
+MAX_NUMBER_ID_LENGTH, MAX_CAMPAIGN_LENGTH = 64, 512  # the widths of their columns
+
+
+def _fitting(item: Item) -> Item:
+    """The item with identifiers its columns can hold. Longer ones, never seen from Meta, keep
+    their meaning as a stable hash (the same long id always gives the same short one); a
+    campaign tag is cut."""
+    event = item.event
+    fitted = replace(
+        event, key=_bounded(event.key),
+        message_id=_bounded(event.message_id) if event.message_id else None,
+        phone_number_id=_bounded(event.phone_number_id, MAX_NUMBER_ID_LENGTH) if event.phone_number_id else None,
+        campaign=event.campaign[:MAX_CAMPAIGN_LENGTH] if event.campaign is not None else None,
+    ) if _overlong(event) else event
+    return item if fitted is event else Item(item.identity, fitted, item.text)
+
+
+def _overlong(event: Event) -> bool:
+    return (len(event.key) > 255 or len(event.message_id or "") > 255
+            or len(event.phone_number_id or "") > MAX_NUMBER_ID_LENGTH or len(event.campaign or "") > MAX_CAMPAIGN_LENGTH)
+
+
+def _bounded(value: str, limit: int = 255) -> str:
+    """`value` if it fits `limit` characters, else a prefix and its SHA-256 (keys have been cut
+    this way since the first schema: 180 characters, '#', 64 hex digits)."""
+    if len(value) <= limit:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    keep = 180 if limit == 255 else limit // 2
+    return value[:keep] + "#" + digest[: limit - keep - 1]

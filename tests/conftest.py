@@ -38,7 +38,7 @@ TABLES = ("reminder_delivery", "reminder", "counter", "tier_change", "event", "o
           "customer", "raw_body")
 
 
-def _postgres_available() -> bool:
+def postgres_available() -> bool:
     try:
         plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(plain.split("?")[0], connect_timeout=2):
@@ -63,7 +63,7 @@ def redis(redis_server) -> Redis:
 
 @pytest.fixture(scope="session")
 def postgres_schema_url():
-    if not _postgres_available():
+    if not postgres_available():
         pytest.skip("no PostgreSQL answers (set TEST_POSTGRES_URL)")
     schema = f"wapulse_test_{uuid.uuid4().hex[:8]}"
     engine = db.make_engine(POSTGRES_URL)

@@ -189,3 +189,42 @@ def test_each_event_keeps_the_waba_and_number_of_its_entry():
     assert {(item.event.waba_id, item.event.phone_number_id) for item in parsed.items} == {
         ("102290129340398", "106540352242922"), ("104996122399160", "113904561287344")}
     assert all(item.event.to_record()["waba"] == item.event.waba_id for item in parsed.items)
+
+
+def text_body(timestamp, name: str = "Ana", body: str = "hi", **change) -> dict:
+    value = {"metadata": {"phone_number_id": "106540352242922"}, "contacts": [{"profile": {"name": name}, "wa_id": "1650"}],
+             "messages": [{"from": "1650", "id": "wamid.1", "timestamp": timestamp, "type": "text", "text": {"body": body}}]}
+    return {"entry": [{"id": "1", "changes": [{"field": "messages", "value": value, **change}]}]}
+
+
+@pytest.mark.parametrize("timestamp", ["1795796405000", 2**63, -(2**63), "1e400", "nan", "0", 4_102_444_800, True, [1], "x"])
+def test_a_timestamp_that_is_no_plausible_instant_is_the_arrival_time(timestamp):
+    (item,) = parse_body(text_body(timestamp), RECEIVED_AT).items
+    assert item.event.at == RECEIVED_AT
+
+
+@pytest.mark.parametrize("timestamp", ["1230768000", 4_102_444_799, "1794328383.0"])
+def test_the_first_and_last_plausible_instants_are_kept(timestamp):
+    (item,) = parse_body(text_body(timestamp), RECEIVED_AT).items
+    assert item.event.at == int(float(timestamp))
+
+
+def test_text_is_cleaned_of_what_no_store_can_hold():
+    (item,) = parse_body(text_body("1794328383", name="\x00A\ud800na\x00", body="how\x00 much\udfff"), RECEIVED_AT).items
+    assert (item.event.name, item.identity.name, item.text) == ("A\ufffdna", "A\ufffdna", "how much\ufffd")
+
+
+def test_a_field_that_is_not_a_string_is_an_unknown_field_not_a_failure():
+    body = text_body("1794328383")
+    body["entry"][0]["changes"] += [{"field": ["messages"], "value": {}}, {"field": {"x": 1}}, {"field": 10**5000}]
+    parsed = parse_body(body, RECEIVED_AT)
+    assert [item.event.key for item in parsed.items] == ["m:wamid.1"]
+    assert parsed.ignored_fields == ["None", "None", "None"]
+
+
+def test_error_codes_outside_any_integer_column_are_no_codes():
+    status = {"id": "w", "status": "failed", "timestamp": "1794328383", "recipient_id": "1650",
+              "errors": [{"code": 2**63}, {"code": -1}, {"code": "131026"}, {"code": True}, {"code": 1.5}, {"code": 131050}]}
+    body = {"entry": [{"changes": [{"field": "messages", "value": {"statuses": [status]}}]}]}
+    (item,) = parse_body(body, RECEIVED_AT).items
+    assert item.event.error_codes == (131026, 131050)

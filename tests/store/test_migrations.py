@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Text, cast, select, text
 from sqlmodel import SQLModel
 
-import store.models  # noqa: F401  (registers the tables)
 from store import db
+from store.models import Customer, EventRow
+from tests.conftest import POSTGRES_URL, postgres_available
 
 
 def test_the_migrated_schema_matches_the_models(database_url):
@@ -33,3 +38,45 @@ def test_outbound_messages_stored_before_0007_get_their_number_from_their_status
     with engine.connect() as connection:
         numbers = dict(connection.execute(text("SELECT message_id, phone_number_id FROM outbound_message")).all())
     assert numbers == {"wamid.A": "111", "wamid.B": None}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database_url(request, tmp_path):
+    """A database with no tables yet, for migrating step by step."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    if not postgres_available():
+        pytest.skip("no PostgreSQL answers (set TEST_POSTGRES_URL)")
+    schema = f"wapulse_migration_{uuid.uuid4().hex[:8]}"
+    engine = db.make_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def test_nul_characters_stored_before_0008_are_dropped_and_json_reads_work_again(empty_database_url):
+    url = empty_database_url
+    db.make_engine(url).dispose()
+    command.upgrade(db.alembic_config(url), "0007")
+    engine = db.engine_for(url)
+    nul_name = "A\x00na" if engine.dialect.name == "sqlite" else "Ana"  # PostgreSQL text never held one
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO customer (id, key, name, opted_out, unreachable, interactions, state)"
+                                " VALUES (1, 'c', :name, false, false, 0, :state)"),
+                           {"name": nul_name, "state": '{"name":"A\\u0000na","inbound":1}'})
+        connection.execute(text("INSERT INTO event (key, customer_id, kind, type, at, data)"
+                                " VALUES (:key, 1, 'message', 'text', :at, :data)"),
+                           [{"key": "m:1", "at": 10, "data": '{"name":"A\\u0000na","sig":["question"]}'},
+                            {"key": "m:2", "at": 20, "data": '{"sig":["rapport"]}'}])
+    command.upgrade(db.alembic_config(url), "head")
+    events = EventRow.__table__
+    with engine.connect() as connection:
+        signals = connection.execute(select(cast(events.c.data["sig"], Text)).order_by(events.c.key)).scalars().all()
+        assert [json.loads(value) for value in signals] == [["question"], ["rapport"]]
+        assert connection.execute(select(events.c.data).where(events.c.key == "m:1")).scalar_one()["name"] == "Ana"
+        customer = connection.execute(select(Customer.__table__)).one()
+    assert (customer.name, customer.state) == ("Ana", {"name": "Ana", "inbound": 1})
