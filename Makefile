@@ -1,4 +1,4 @@
-# make run: set up everything on a fresh machine and start web + worker + cron.
+# make run: set up everything on a fresh machine and start web, worker, reminders and cron.
 # make test: set up the same way and run the whole suite against real Redis and databases.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

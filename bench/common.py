@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,11 +66,30 @@ def scratch_database(backend: str, folder: Path) -> Iterator[str]:
         engine.dispose()
 
 
-def spawn(args: list[str], env: dict[str, str], stderr=subprocess.PIPE) -> subprocess.Popen:
+def spawn(args: list[str], env: dict[str, str], stderr=subprocess.PIPE, group: bool = False) -> subprocess.Popen:
     """Start a process of the project; a long-lived one should be given a file for `stderr`, since
-    a pipe nobody reads stops the process once it fills."""
+    a pipe nobody reads stops the process once it fills. `group`: in a process group of its own,
+    for `stop_group` to end it with every child it started (a worker pool's workers)."""
     return subprocess.Popen(args, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=stderr)
+                            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=group)
+
+
+def stop_group(server: subprocess.Popen, timeout_s: float = 15) -> None:
+    """SIGTERM to the server's group, SIGKILL if it is not gone in time; returns once no process
+    of it is left, so that a server shutting down never shares the CPU with the next one's run."""
+    os.killpg(server.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            time.sleep(0.05)
+            server.poll()  # reaps the leader: a zombie would still count as a member of the group
+            if time.monotonic() > deadline:
+                os.killpg(server.pid, signal.SIGKILL)
+            os.killpg(server.pid, 0)
+    except ProcessLookupError:
+        return
+
+
 
 
 def procfile() -> dict[str, list[str]]:

@@ -1,8 +1,9 @@
 """Webhook acknowledgement: requests a second and latency (p50, p99, max) of POSTs of signed,
 distinct, realistic bodies at 32 and 256 connections, against our webhook served as `wapulse web`
-serves it, and in the same run against a bare Flask endpoint (the ceiling) and pywa (signature
-checked, each update appended to Redis: bench/webhook_apps.py); each app on granian with the
-flags of `wapulse web` and on bjoern; and wrk against nginx, the load generator's own ceiling.
+serves it (granian's ASGI interface, webhook.intake), and in the same run against a bare Flask
+endpoint (the ceiling) and pywa (signature checked, each update appended to Redis:
+bench/webhook_apps.py), both WSGI, on granian (2 workers, 4 blocking threads) and on bjoern; and
+wrk against nginx, the load generator's own ceiling.
 
     python -m bench.webhook [--seconds 10] [--connections 32,256] [--wrk-threads 1]
 
@@ -27,7 +28,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -55,6 +55,7 @@ from bench.common import (
     redis,
     scratch_database,
     spawn,
+    stop_group,
     wapulse,
 )
 from bench.webhook_apps import PYWA_STREAM, WEBHOOK_PATH
@@ -80,18 +81,18 @@ SERVER_ENV = {"WHATSAPP_APP_SECRET": SECRET, "REDIS_URL": REDIS_URL, "HOST": HOS
 @dataclass(frozen=True)
 class App:
     name: str
-    factory: str  # module:function building the WSGI app from the environment
+    factory: str  # module:function building the app from the environment
     stream: str | None  # the Redis stream every acknowledged body must be found in
 
 
-OURS = App("wapulse", "webhook:create_app", inbox.INBOX)
+OURS = App("wapulse", "webhook.intake:create_intake", inbox.INBOX)
 APPS = [OURS, App("pywa", "bench.webhook_apps:pywa_flask", PYWA_STREAM),
         App("bare Flask", "bench.webhook_apps:bare_flask", None)]
 
 
 def granian(app: App, port: int) -> list[str]:
-    """Ours through `wapulse web` itself (HOST and PORT from the environment); the others with
-    the same granian flags."""
+    """Ours through `wapulse web` itself (HOST and PORT from the environment: granian's ASGI
+    interface); the others, WSGI apps, with the flags `wapulse web` used for WSGI before issue 16."""
     if app == OURS:
         return wapulse("web")
     return [str(Path(sys.executable).with_name("granian")), "--interface", "wsgi", "--factory", "--host", HOST,
@@ -103,6 +104,7 @@ def bjoern(app: App, port: int) -> list[str]:
 
 
 SERVERS: dict[str, Callable[[App, int], list[str]]] = {"granian": granian, "bjoern": bjoern}
+OUR_SERVERS = ("granian",)  # ours is an ASGI application (webhook.intake): bjoern serves only WSGI
 
 
 @dataclass(frozen=True)
@@ -260,22 +262,6 @@ def wait_until_up(server: subprocess.Popen, port: int, log: Path, timeout_s: flo
     raise RuntimeError(f"{server.args} did not answer on port {port} in {timeout_s:.0f} s")
 
 
-def stop_group(server: subprocess.Popen, timeout_s: float = 15) -> None:
-    """SIGTERM to the server's group, SIGKILL if it is not gone in time; returns once no process
-    of it is left, so that a server shutting down never shares the CPU with the next one's run."""
-    os.killpg(server.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            time.sleep(0.05)
-            server.poll()  # reaps the leader: a zombie would still count as a member of the group
-            if time.monotonic() > deadline:
-                os.killpg(server.pid, signal.SIGKILL)
-            os.killpg(server.pid, 0)
-    except ProcessLookupError:
-        return
-
-
 def process_tree(pid: int) -> list[int]:
     pids = [pid]
     for parent in pids:
@@ -388,7 +374,7 @@ def ratio_rows(results: Results, connections: list[int]) -> list[list]:
         return "yes" if met else "NO"
 
     rows = []
-    for server in SERVERS:
+    for server in OUR_SERVERS:
         for count in connections:
             ours, pywa, bare = (results.rates[app.name, server, count] for app in APPS)
             p99 = results.our_p99_ms[server, count]
@@ -444,8 +430,8 @@ def main() -> None:
           f"1-50 a body, messages and statuses, with BSUIDs, {mean_bytes:,.0f} bytes on average")
     print(f"load: wrk -t{args.wrk_threads} on the same {os.cpu_count()} cores as the servers, {args.seconds:g} s a run "
           f"after a {args.warmup:g} s warm-up of each server; no body is sent twice in a run")
-    print(f"servers: {WORKERS} processes each (WEB_CONCURRENCY); granian with {THREADS} blocking threads a process "
-          f"(WEB_THREADS), as `wapulse web` runs it (ours through `wapulse web` itself); bjoern one thread a process")
+    print(f"servers: {WORKERS} processes each (WEB_CONCURRENCY); ours through `wapulse web` itself (granian, ASGI); "
+          f"pywa and bare Flask on granian (WSGI, {THREADS} blocking threads a process) and bjoern (one thread)")
     results = Results([], {}, {}, [])
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
@@ -455,7 +441,8 @@ def main() -> None:
         nginx_ceiling(bench, nginx, results)
         for server_name in SERVERS:
             for app in APPS:
-                bench_app(bench, server_name, app, results)
+                if app != OURS or server_name in OUR_SERVERS:
+                    bench_app(bench, server_name, app, results)
     redis()  # leaves the bench database empty
     print_table("webhook acknowledgement (requests/s; latency in ms; peak RSS: all server processes, summed)",
                 ["app", "server", "connections", "req/s", "p50", "p99", "max", "non-2xx", "socket errors",

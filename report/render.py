@@ -4,7 +4,6 @@ and XLSX (the same sections with charts, viewable offline) and CSV (one row per 
 from __future__ import annotations
 
 import base64
-import csv
 import io
 from typing import Callable, NamedTuple
 
@@ -14,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from report import sections as layout
 from report.charts import draw
 from report.figures import CUSTOMER_ROWS
+from report.spreadsheet import csv_text
 
 _json = msgspec.json.Encoder()
 
@@ -71,20 +71,7 @@ def as_html(report: dict) -> bytes:
 
 def as_csv(report: dict) -> bytes:
     rows = report[CUSTOMER_ROWS]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else CUSTOMER_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({column: _inert(value) for column, value in row.items()} for row in rows)
-    return buffer.getvalue().encode()
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _inert(value):
-    """A text cell a spreadsheet would run as a formula (a customer names themselves
-    "=HYPERLINK(...)") gets a leading apostrophe, which spreadsheets show as text."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+    return csv_text(list(rows[0]) if rows else CUSTOMER_COLUMNS, (row.values() for row in rows)).encode()
 
 
 CUSTOMER_COLUMNS = ["key", "name", "country", "time_zone", "owner", "business_number", "tier_at_start", "tier_at_end",
@@ -98,7 +85,7 @@ def as_xlsx(report: dict) -> bytes:
     import xlsxwriter  # imported here: only this form needs it
 
     buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
     styles = {"title": workbook.add_format({"bold": True, "font_size": 14}),
               "header": workbook.add_format({"bold": True, "bottom": 1}),
               "caption": workbook.add_format({"italic": True}),

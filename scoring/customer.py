@@ -41,6 +41,21 @@ def iso_week(day: str) -> str:
     return f"{year}-W{week:02d}"
 
 
+IDENTIFIER_KINDS = ("wa_id", "user_id", "parent_user_id")
+
+
+def current_identifiers(aliases: list[tuple[str, str, int]], changed_to: dict[str, list]) -> dict[str, str]:
+    """The identifier of each kind a customer goes by now, from their aliases (kind, value, first
+    seen at): the one seen last, unless an identity change named another at that instant or
+    later (a BSUID update brings the previous and the current BSUID at the same instant)."""
+    current = {kind: (at, value) for kind, value, at in sorted(aliases, key=lambda alias: (alias[2], alias[1]))}
+    known = {(kind, value) for kind, value, _ in aliases}
+    for kind, (at, value) in changed_to.items():
+        if (kind, value) in known and kind in current and at >= current[kind][0]:
+            current[kind] = (at, value)
+    return {kind: value for kind, (_, value) in current.items()}
+
+
 def event_order(event: Event) -> tuple[int, str]:
     """The one order every fold uses: event time, then key to break ties deterministically."""
     return (event.at, event.key)
@@ -97,6 +112,8 @@ class CustomerState:
     opted_out: bool = False
     consent_at: int | None = None
     last_unreachable_at: int | None = None
+    # who they became: kind -> [at, value] of the identifier the latest identity change named
+    changed_to: dict[str, list] = field(default_factory=dict)
 
     # ---- derived views -------------------------------------------------------------------
 
@@ -152,6 +169,12 @@ class CustomerState:
         handler = _HANDLERS.get(event.kind)
         if handler is not None:
             handler(self, event, outbound)
+
+    def _on_identity(self, event: Event, outbound: dict[str, OutboundMessage]) -> None:
+        """A number or BSUID change names what the customer is known as from now on."""
+        for kind in IDENTIFIER_KINDS:
+            if event.new_identity is not None and (value := getattr(event.new_identity, kind)):
+                self.changed_to[kind] = [event.at, value]
 
     def _on_message(self, event: Event, outbound: dict[str, OutboundMessage]) -> None:
         self.inbound += 1
@@ -262,6 +285,7 @@ class CustomerState:
 
 
 _HANDLERS = {
+    EventKind.IDENTITY: CustomerState._on_identity,
     EventKind.MESSAGE: CustomerState._on_message,
     EventKind.ECHO: CustomerState._on_echo,
     EventKind.STATUS: CustomerState._on_status,

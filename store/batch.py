@@ -19,7 +19,7 @@ from typing import Iterable, Sequence
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from cloudapi.parse import Item
-from scoring.customer import CustomerState, event_order
+from scoring.customer import CustomerState, current_identifiers, event_order
 from scoring.events import Event, EventKind, Identity, OutboundMessage
 from scoring.tiers import (
     Cause, Checkpoint, Fold, Tier, TierFacts, TierRules, TierTrack, apply_events, fold_with_tiers, outbound_as_of,
@@ -56,6 +56,7 @@ class BatchResult:
     types: Counter = field(default_factory=Counter)  # (kind, type) of the new events
     customers: set[int] = field(default_factory=set)
     tier_changes: int = 0
+    dead_letters: int = 0  # bodies archived unprocessed: not JSON, or failing to process
 
 
 def write_batch(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None) -> BatchResult:
@@ -63,7 +64,8 @@ def write_batch(connection: Connection, deliveries: Sequence[Delivery], rules: T
     a batch of deliveries."""
     body_ids = _archive(connection, deliveries)
     archived = [(body_ids[d.delivery_id], item) for d in deliveries if d.delivery_id in body_ids for item in d.items]
-    return write_items(connection, archived, rules, now, BatchResult(bodies=len(body_ids)))
+    dead = sum(1 for d in deliveries if d.delivery_id in body_ids and (not d.valid_json or d.error))
+    return write_items(connection, archived, rules, now, BatchResult(bodies=len(body_ids), dead_letters=dead))
 
 
 def write_items(
@@ -452,7 +454,7 @@ def _columns(row, state: CustomerState, alias_rows: list) -> dict:
     """The customer's queryable columns: key and current identifiers from its aliases, place from
     its number, and the state's headline instants."""
     by_first_seen = sorted(alias_rows, key=lambda a: (a.first_at, ALIAS_KINDS.index(a.kind), a.value))
-    latest = {a.kind: a.value for a in sorted(alias_rows, key=lambda a: (a.first_at, a.value))}
+    latest = current_identifiers([(a.kind, a.value, a.first_at) for a in alias_rows], state.changed_to)
     if (latest.get("wa_id"), latest.get("user_id")) == (row.wa_id, row.user_id) and (row.country or row.timezone):
         country, timezone = row.country, row.timezone  # located before, from the same identifiers
     else:

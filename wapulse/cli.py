@@ -6,6 +6,7 @@ import csv
 import logging
 import os
 import shutil
+import socket
 import sys
 from datetime import timedelta
 from functools import wraps
@@ -91,29 +92,50 @@ def db_upgrade():
 @main.command()
 @_clear_errors
 def web():
-    """Serve the webhook on HOST:PORT (default 127.0.0.1:8000) with granian."""
-    _settings().check().require_secret()  # fail here with one line, not in the server's workers
+    """Serve the webhook, health and the API on HOST:PORT (default 127.0.0.1:8000) with granian."""
+    settings = _settings().check()
+    settings.require_secret()  # fail here with one line, not in the server's workers
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    refuse_a_busy_port(host, port)
     workers = os.environ.get("WEB_CONCURRENCY", "2")
     granian = shutil.which("granian") or os.path.join(os.path.dirname(sys.executable), "granian")
-    argv = [granian, "--interface", "wsgi", "--factory", "--host", host, "--port", port, "--workers", workers,
-            "--blocking-threads", os.environ.get("WEB_THREADS", "4"), "--no-ws", "webhook:create_app"]
+    argv = [granian, "--interface", "asgi", "--loop", "uvloop", "--factory", "--host", host, "--port", port,
+            "--workers", workers, "--http1-header-read-timeout", str(min(settings.body_deadline_s, 60) * 1000),
+            "--no-ws", "webhook.intake:create_intake"]
     os.execv(granian, argv)
 
 
+def refuse_a_busy_port(host: str, port: str) -> None:
+    """granian binds with SO_REUSEPORT, so a second server on a busy port would share it with the
+    first and take half its requests: try the address without that option first."""
+    try:
+        with socket.create_server((host, int(port))):
+            pass
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {host}:{port}: {os.strerror(error.errno)} (is another wapulse web running? "
+                          "set PORT to another port)") from None
+
+
+WORKER_QUEUES = {"ingest": [inbox.INGEST_QUEUE], "reminders": [REMINDER_QUEUE]}
+
+
 @main.command()
-@click.option("--burst", is_flag=True, help="Drain every queue, then exit (as rq worker --burst).")
+@click.option("--queue", "queue", type=click.Choice(sorted(WORKER_QUEUES)), default="ingest", show_default=True,
+              help="ingest: the webhook inbox, sweeps and rebuilds; reminders: delivery to reps, on workers of "
+                   "its own so that a slow rep's endpoint never holds up ingestion.")
+@click.option("--burst", is_flag=True, help="Drain the queue, then exit (as rq worker --burst).")
 @click.option("--processes", type=click.IntRange(1), default=1, envvar="WORKER_PROCESSES", show_default=True,
               help="Worker processes, kept alive by an RQ worker pool (env WORKER_PROCESSES).")
 @_clear_errors
-def worker(burst: bool, processes: int):
-    """Run RQ workers on the ingest and reminder queues (in-process jobs: no fork per batch).
+def worker(queue: str, burst: bool, processes: int):
+    """Run RQ workers on one queue (in-process jobs: no fork per batch).
 
-    Two processes drain at once: one parses while the other holds the write transaction."""
+    Two ingest processes drain at once: one parses while the other holds the write transaction."""
     settings = _settings().check()
     redis = Redis.from_url(settings.redis_url)
-    inbox.request_drain_if_backlog(redis)
-    queues = [inbox.INGEST_QUEUE, REMINDER_QUEUE]
+    if queue == "ingest":
+        inbox.request_drain_if_backlog(redis)
+    queues = WORKER_QUEUES[queue]
     if processes == 1:
         SimpleWorker(queues, connection=redis).work(burst=burst)
     else:
@@ -170,11 +192,19 @@ def replay(paths, url, secret, now):
     db.upgrade(settings.database_url)
     redis = Redis.from_url(settings.redis_url)
     before = _stats(redis)
-    replaying.hand_off_all(redis, _progress(recordings, "handing off"))
+    not_json = replaying.hand_off_all(redis, _progress(recordings, "handing off"))
     replaying.process_until_drained(redis)
     after = _stats(redis)
-    counts = {name: after.get(name, 0) - before.get(name, 0) for name in ("bodies", "events", "duplicates", "unknown")}
-    click.echo("  ".join(f"{name}: {value}" for name, value in counts.items()))
+    counts = {name: after.get(name, 0) - before.get(name, 0)
+              for name in ("bodies", "events", "duplicates", "unknown", "dead_letters")}
+    click.echo("  ".join(f"{name.replace('_', ' ')}: {value}" for name, value in counts.items()))
+    if not_json:
+        raise click.ClickException(f"{len(not_json)} of {len(recordings)} bodies are not JSON and were kept as dead "
+                                   f"letters (wapulse dead-letters): {', '.join(not_json[:10])}"
+                                   + (f" and {len(not_json) - 10} more" if len(not_json) > 10 else ""))
+    if counts["dead_letters"]:
+        raise click.ClickException(f"{counts['dead_letters']} bodies failed in the worker and were kept as dead "
+                                   "letters (wapulse dead-letters)")
 
 
 def _stats(redis: Redis) -> dict[str, int]:
@@ -203,10 +233,9 @@ def customers(tier, output, now):
     if output == "json":
         click.echo(_json.encode(views).decode())
     elif output == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(_FLAT_COLUMNS)
-        for view in views:
-            writer.writerow(_pick(view, _FLAT_COLUMNS))
+        from report.spreadsheet import csv_text
+
+        click.echo(csv_text(_FLAT_COLUMNS, (_pick(view, _FLAT_COLUMNS) for view in views)), nl=False)
     else:
         _table(_TABLE_COLUMNS, [_pick(view, _TABLE_COLUMNS) for view in views], "customers")
 

@@ -11,6 +11,7 @@ import requests
 from redis import Redis
 from rq import SimpleWorker
 
+from cloudapi.body import is_json
 from cloudapi.signature import SIGNATURE_HEADER, sign
 from workers import inbox
 from workers.reminders import REMINDER_QUEUE
@@ -40,23 +41,31 @@ def read_recordings(paths: Iterable[str]) -> Iterator[Recording]:
         elif not path.is_file():
             raise ConfigError(f"{path}: no such file or folder")
         elif path.suffix == ".jsonl":
-            for number, line in enumerate(path.read_bytes().splitlines(), start=1):
-                if line.strip():
-                    yield Recording(f"{path}:{number}", line)
+            lines = [(number, line) for number, line in enumerate(path.read_bytes().splitlines(), start=1) if line.strip()]
+            if not lines:
+                raise ConfigError(f"{path}: no body to replay in this file")
+            for number, line in lines:
+                yield Recording(f"{path}:{number}", line)
         elif path.suffix == ".json":
-            yield Recording(str(path), path.read_bytes())
+            body = path.read_bytes()
+            if not body.strip():
+                raise ConfigError(f"{path}: no body to replay in this file")
+            yield Recording(str(path), body)
         else:
             raise ConfigError(f"{path}: expected a .json body, a .jsonl recording or a folder")
 
 
-def hand_off_all(redis: Redis, recordings: Iterable[Recording]) -> int:
-    """Hand bodies to the inbox exactly as the webhook does; returns how many."""
-    count = 0
+def hand_off_all(redis: Redis, recordings: Iterable[Recording]) -> list[str]:
+    """Hand bodies to the inbox exactly as the webhook does (one that is not JSON is kept as a
+    dead letter); returns where those that are not JSON came from."""
+    not_json = []
     hand_off = inbox.HandOff(redis)
     for recording in recordings:
-        hand_off(recording.body)
-        count += 1
-    return count
+        valid_json = is_json(recording.body)
+        hand_off(recording.body, valid_json=valid_json)
+        if not valid_json:
+            not_json.append(recording.source)
+    return not_json
 
 
 def process_until_drained(redis: Redis, timeout_s: float = 600) -> None:

@@ -49,14 +49,14 @@ def register(app: Flask, settings: Settings) -> None:
 
     @api.put("/customers/<path:customer>/owner")
     def set_owner(customer: str):
-        body = request.get_json(silent=True)
+        body = _json_body()
         if not isinstance(body, dict) or not isinstance(body.get("owner"), str):
             return _answer({"error": 'the body must be JSON like {"owner": "<rep id>"}'}, 400)
         return _assign([(customer.strip(), body["owner"].strip())], single=True)
 
     @api.post("/owners")
     def set_owners():
-        body = request.get_json(silent=True)
+        body = _json_body()
         rows = body.get("owners") if isinstance(body, dict) else None
         if (not isinstance(rows, list) or not rows or len(rows) > MAX_OWNERS_PER_REQUEST
                 or not all(isinstance(row, dict) and isinstance(row.get("customer"), str)
@@ -103,6 +103,14 @@ def register(app: Flask, settings: Settings) -> None:
 
 
 _BAD_NAME = "a customer is named by 1 to 255 characters, without control characters"
+
+
+def _json_body():
+    """The request's JSON, or None when it is none (or nested deeper than Python can decode)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
 
 
 def _fits(name: str) -> bool:

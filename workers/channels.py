@@ -1,9 +1,9 @@
 """The channels a reminder reaches a rep through: HTTP (webhook, Slack, the WhatsApp Cloud API)
-with timeouts, and SMTP.
+and SMTP, each send under an overall deadline.
 
-A send either returns (delivered), raises `RetryLater` (a timeout, a connection error, 5xx, 429:
-worth another attempt after a backoff) or raises `Refused` (any other answer: retrying would get
-the same one, so the delivery goes to the failed list).
+A send either returns (delivered), raises `RetryLater` (a timeout, the deadline, a connection
+error, 5xx, 429: worth another attempt after a backoff) or raises `Refused` (any other answer:
+retrying would get the same one, so the delivery goes to the failed list).
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 
 from cloudapi import OWN_REMINDER_TAG
 from scoring.reps import Channel
+from workers.deadline import Deadline, WatchedAdapter, WatchedSMTP, WatchedSMTPSSL
 
-TIMEOUT_S = (3.05, 10)  # connect, read
+TIMEOUT_S = (3.05, 10)  # connect, and each read: a silent peer; the deadline bounds a trickling one
 SIGNATURE_HEADER = "X-Wapulse-Signature"
+MAX_ANSWER_BYTES = 65_536  # of an endpoint's answer: we only look for an error code in it
 WHATSAPP_TEXT_LIMIT = 4096  # characters in a text message body
 TEMPLATE_PARAMETER_LIMIT = 1024  # characters we put in the template's one body parameter
 GRAPH_RETRY_CODES = {1, 2, 4, 80007, 130429, 131000, 131056, 131057, 133004}
@@ -64,9 +67,20 @@ class Accounts:
     whatsapp: WhatsAppSettings | None = None
 
 
-def send(channel: Channel, outgoing: Outgoing, accounts: Accounts, free_form: bool = False) -> None:
-    """Deliver one reminder or digest. `free_form`: the rep wrote to the sending number within
-    24 hours, so WhatsApp takes a text; otherwise it takes the approved template."""
+def send(channel: Channel, outgoing: Outgoing, accounts: Accounts, deadline_s: float, free_form: bool = False) -> None:
+    """Deliver one reminder or digest within `deadline_s` seconds from the first byte to the last
+    of the answer. `free_form`: the rep wrote to the sending number within 24 hours, so WhatsApp
+    takes a text; otherwise it takes the approved template."""
+    with Deadline(deadline_s) as deadline:
+        try:
+            _send(channel, outgoing, accounts, free_form)
+        except (RetryLater, Refused):
+            if deadline.expired:
+                raise RetryLater(f"no answer within {deadline_s:g} s") from None
+            raise
+
+
+def _send(channel: Channel, outgoing: Outgoing, accounts: Accounts, free_form: bool) -> None:
     if channel.type == "email":
         _mail(accounts.mail, channel.settings["to"], outgoing)
     elif channel.type == "whatsapp":
@@ -97,7 +111,7 @@ def _mail(mail: MailSettings | None, to: str, outgoing: Outgoing) -> None:
     message["From"], message["To"], message["Subject"] = mail.sender, to, f"wapulse: {outgoing.headline}"
     message["Message-ID"] = f"<{outgoing.key}@wapulse>"  # the same reminder keeps the same id
     message.set_content(outgoing.text)
-    connect = smtplib.SMTP_SSL if server.scheme == "smtps" else smtplib.SMTP
+    connect = WatchedSMTPSSL if server.scheme == "smtps" else WatchedSMTP
     try:
         with connect(server.hostname or "localhost", server.port or 0, timeout=TIMEOUT_S[1]) as smtp:
             if "starttls=1" in server.query:
@@ -153,11 +167,15 @@ def _whatsapp(account: WhatsAppSettings | None, settings: Mapping[str, str], out
 
 
 def _post(url: str, body: bytes, headers: dict, graph: bool = False) -> None:
-    try:
-        response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT_S)
-    except (requests.Timeout, requests.ConnectionError) as error:
-        raise RetryLater(type(error).__name__) from None
-    code = _graph_error_code(response) if graph and response.status_code >= 300 else None
+    with requests.Session() as session:
+        session.mount("http://", WatchedAdapter())
+        session.mount("https://", WatchedAdapter())
+        try:
+            response = session.post(url, data=body, headers=headers, timeout=TIMEOUT_S, stream=True)
+            answer = response.raw.read(MAX_ANSWER_BYTES, decode_content=True)  # enough for any error body
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise RetryLater(type(error).__name__) from None
+    code = _graph_error_code(answer) if graph and response.status_code >= 300 else None
     what = f"HTTP {response.status_code}" + (f", Graph API error {code}" if code is not None else "")
     if response.status_code == 429 or response.status_code >= 500 or code in GRAPH_RETRY_CODES:
         raise RetryLater(what)
@@ -165,10 +183,10 @@ def _post(url: str, body: bytes, headers: dict, graph: bool = False) -> None:
         raise Refused(what)
 
 
-def _graph_error_code(response: requests.Response) -> int | None:
+def _graph_error_code(answer: bytes) -> int | None:
     """`error.code` of a Graph API error body (its message may name the recipient: not kept)."""
     try:
-        code = response.json()["error"]["code"]
+        code = json.loads(answer)["error"]["code"]
     except (ValueError, KeyError, TypeError):
         return None
     return code if isinstance(code, int) else None

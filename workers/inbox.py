@@ -9,13 +9,18 @@ and the store's idempotent writes make that second pass change nothing it alread
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import ssl
 import threading
+from collections import deque
 
+import hiredis
 from redis import Redis
-from redis.connection import Connection
+from redis.connection import Connection, SSLConnection, parse_url
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Retry
 
 log = logging.getLogger(__name__)
@@ -89,6 +94,139 @@ class HandOff:
 def _round_trip(connection: Connection, command: list) -> list:
     connection.send_packed_command(command, check_health=False)
     return connection.read_response()
+
+
+class AsyncHandOff:
+    """The same handoff for the web server's event loop, over one connection per process.
+
+    Every POST's EVALSHA is written to that connection as it comes, without waiting for the
+    replies before it, and Redis answers a connection's commands in order: each reply goes to
+    the oldest waiting POST. Concurrent POSTs thus share round trips and system calls, and
+    neither a connection pool nor a client's command machinery costs them CPU (with redis-py's
+    asyncio client the ack path answered half as many POSTs a second: bench/webhook.py).
+    """
+
+    def __init__(self, url: str, enqueue_with: Redis, timeout_s: float = 5.0):
+        self._target = parse_url(url)
+        self._enqueue_with = enqueue_with  # RQ enqueues synchronously: rare, so in a thread
+        self._timeout_s = timeout_s
+        self._connection: _Pipeline | None = None
+        self._connecting = asyncio.Lock()
+
+    async def __call__(self, body: bytes, *, valid_json: bool = True) -> str:
+        """Returns the entry id; raises a `redis.exceptions.RedisError` when Redis cannot take
+        the body in time (the caller answers 503)."""
+        arguments = (INBOX, DRAIN_REQUESTED, body, VALID if valid_json else INVALID, DRAIN_REQUEST_TTL_S)
+        try:
+            entry_id, drain_requested_now = await self._ask(b"EVALSHA", _HAND_OFF_SHA, 2, *arguments)
+        except NoScriptError:  # Redis restarted or flushed its scripts: EVAL runs and caches it
+            entry_id, drain_requested_now = await self._ask(b"EVAL", _HAND_OFF_SCRIPT, 2, *arguments)
+        if drain_requested_now:
+            await asyncio.to_thread(enqueue_drain, self._enqueue_with)
+        return entry_id.decode()
+
+    async def _ask(self, *command):
+        try:
+            return await self._ask_once(command)
+        except ConnectionError:  # a connection Redis closed while idle: one fresh attempt
+            return await self._ask_once(command)
+
+    async def _ask_once(self, command: tuple):
+        connection = await self._connect()
+        try:
+            return await asyncio.wait_for(connection.ask(command), self._timeout_s)
+        except TimeoutError:
+            connection.close()  # replies may still come for what was sent: start afresh
+            raise RedisTimeoutError(f"no reply from Redis within {self._timeout_s:g} s") from None
+
+    async def _connect(self) -> _Pipeline:
+        if self._connection is not None and self._connection.open:
+            return self._connection
+        async with self._connecting:
+            if self._connection is None or not self._connection.open:
+                try:
+                    self._connection = await asyncio.wait_for(_Pipeline.open_to(self._target), self._timeout_s)
+                except TimeoutError:
+                    raise RedisTimeoutError(f"no connection to Redis within {self._timeout_s:g} s") from None
+        return self._connection
+
+
+class _Pipeline(asyncio.Protocol):
+    """One Redis connection on the event loop: commands written as they come, replies handed to
+    their callers in order (hiredis parses them)."""
+
+    def __init__(self):
+        self._reader = hiredis.Reader()
+        self._waiting: deque[asyncio.Future] = deque()
+        self._transport: asyncio.Transport | None = None
+
+    @classmethod
+    async def open_to(cls, target: dict) -> _Pipeline:
+        """Connect as the URL says (TCP, TLS or a Unix socket), log in and select the database."""
+        loop = asyncio.get_running_loop()
+        try:
+            if "path" in target:
+                _, pipeline = await loop.create_unix_connection(cls, target["path"])
+            else:
+                tls = ssl.create_default_context() if target.get("connection_class") is SSLConnection else None
+                _, pipeline = await loop.create_connection(cls, target.get("host", "localhost"),
+                                                           target.get("port", 6379), ssl=tls)
+        except OSError as error:
+            raise ConnectionError(f"cannot connect to Redis: {error.strerror or error}") from None
+        try:
+            if target.get("password"):
+                await pipeline.ask((b"AUTH", *filter(None, (target.get("username"), target["password"]))))
+            if target.get("db"):
+                await pipeline.ask((b"SELECT", target["db"]))
+        except BaseException:
+            pipeline.close()
+            raise
+        return pipeline
+
+    @property
+    def open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def ask(self, command: tuple) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        if not self.open:
+            future.set_exception(ConnectionError("the connection to Redis is closed"))
+            return future
+        self._waiting.append(future)
+        self._transport.write(_resp(command))
+        return future
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not False:
+            future = self._waiting.popleft()
+            if future.done():  # its caller gave up waiting
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                error = str(reply)
+                future.set_exception(NoScriptError(error) if error.startswith("NOSCRIPT") else ResponseError(error))
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._transport = None
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(ConnectionError("Redis closed the connection"))
+
+
+def _resp(command: tuple) -> bytes:
+    """A command in Redis's wire format (RESP): an array of bulk strings."""
+    parts = [value if isinstance(value, bytes) else str(value).encode() for value in command]
+    return b"".join([b"*%d\r\n" % len(parts), *(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)])
 
 
 def hand_off(redis: Redis, body: bytes, *, valid_json: bool = True) -> str:

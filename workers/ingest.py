@@ -6,7 +6,6 @@ The job takes no arguments: the bodies stay in Redis and in the archive, never i
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -15,11 +14,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from cloudapi.body import decode
 from cloudapi.parse import Item, parse_body
 from store.batch import BatchResult, Delivery, write_batch
 from store.db import engine_for, retry_when_locked, write_transaction
@@ -46,13 +45,14 @@ class DrainTotals:
     events: int = 0
     duplicates: int = 0
     unknown: int = 0
+    dead_letters: int = 0
 
     @classmethod
     def of(cls, result: BatchResult) -> DrainTotals:
         unknown = sum(
             n for (kind, type_), n in result.types.items() if kind == "message" and type_ not in DOCUMENTED_MESSAGE_TYPES
         )
-        return cls(result.bodies, result.events, result.duplicates, unknown)
+        return cls(result.bodies, result.events, result.duplicates, unknown, result.dead_letters)
 
     def add(self, other: DrainTotals) -> None:
         for name, value in vars(other).items():
@@ -168,7 +168,7 @@ def _delivery(entry_id: bytes | str, fields: dict, parse: bool = True, error: st
 
 def parse_items(body: bytes, received_at: int, label: str) -> tuple[Item, ...]:
     """A body's items with their keyword signals; the text is matched here and goes no further."""
-    parsed = parse_body(decode_json(body), received_at)
+    parsed = parse_body(decode(body), received_at)
     if parsed.problems:
         log.warning("%s: skipped %d malformed items: %s", label, len(parsed.problems), "; ".join(parsed.problems[:5]))
     matcher = settings().signal_matcher
@@ -179,15 +179,6 @@ def parse_items(body: bytes, received_at: int, label: str) -> tuple[Item, ...]:
         item if not item.text else Item(item.identity, item.event.with_signals(matcher.match(item.text)))
         for item in parsed.items
     )
-
-
-def decode_json(body: bytes):
-    """JSON into Python objects: msgspec for speed, the standard library for the rare body msgspec
-    refuses and JSON allows (a lone UTF-16 surrogate escape, say)."""
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return json.loads(body)
 
 
 def recover_inbox() -> bool:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Iterable
 
 from jinja2 import TemplateError
@@ -36,6 +39,7 @@ BACKOFF_S = (10, 30, 120, 600, 1800, 3600)  # after the 1st, 2nd... failed attem
 MAX_ATTEMPTS = len(BACKOFF_S) + 1
 STUCK_AFTER_S = 600
 CLAIM_BATCH = 50
+DELIVERY_BUDGET_S = 240  # then a fresh job goes on: with the longest deadline (300 s), within the 600 s job timeout
 DIGEST_MAX = 10  # reminders in one digest: what a person reads at once (and a WhatsApp text holds)
 reminders, deliveries = Reminder.__table__, ReminderDelivery.__table__
 
@@ -59,19 +63,37 @@ def request_delivery(redis: Redis) -> None:
 
 def deliver_due() -> dict:
     """RQ job (and cron every minute): send every delivery that is due, each claimed first;
-    deliveries held for one channel (quiet hours, a daily digest) go together as one digest."""
+    deliveries held for one channel (quiet hours, a daily digest) go together as one digest.
+
+    Sends run side by side, at most `deliveries_in_flight` at once and each within
+    `delivery_deadline_s`; a free sender claims the next delivery at once, so a slow rep's
+    endpoint holds one sender for a bounded time and no one else's reminder waits behind it.
+    This job runs on its own queue and worker: ingestion never waits on it."""
     redis_connection().delete(DELIVERY_REQUESTED)
-    engine, now = engine_for(settings().database_url), settings().now_ts()
-    counts = {SENT: 0, PENDING: 0, FAILED: 0}
+    config = settings()
+    engine, now = engine_for(config.database_url), config.now_ts()
     with engine.begin() as connection:  # put back what a dead worker left half-sent
         connection.execute(update(deliveries).where(deliveries.c.status == SENDING,
                                                     deliveries.c.due_at <= now - STUCK_AFTER_S).values(status=PENDING))
-    while due := _due(engine, now):
-        for group in due:
-            if claimed := _claim(engine, group, now):
-                for status, count in _send(engine, claimed, now).items():
-                    counts[status] += count
-    return counts
+    counts = Counter({SENT: 0, PENDING: 0, FAILED: 0})
+    waiting: list[list[int]] = []  # groups found due, claimed only when a sender is free
+    sending: set[Future] = set()
+    stop_at = time.monotonic() + DELIVERY_BUDGET_S
+    with ThreadPoolExecutor(config.deliveries_in_flight, thread_name_prefix="reminder-send") as senders:
+        while True:
+            while len(sending) < config.deliveries_in_flight and time.monotonic() < stop_at:
+                if not waiting and not (waiting := _due(engine, now)):
+                    break
+                if rows := _claim(engine, waiting.pop(0), config.now_ts()):
+                    sending.add(senders.submit(_send, engine, rows))
+            if not sending:
+                break
+            done, sending = wait(sending, return_when=FIRST_COMPLETED)
+            for future in done:
+                counts.update(future.result())
+    if time.monotonic() >= stop_at and _due(engine, now):
+        request_delivery(redis_connection())  # a fresh job takes the rest, well before this one's timeout
+    return dict(counts)
 
 
 def _due(engine, now: int) -> list[list[int]]:
@@ -115,23 +137,25 @@ def _claim(engine, group: list[int], now: int) -> list:
         ).all()
 
 
-def _send(engine, rows: list, now: int) -> dict[str, int]:
+def _send(engine, rows: list) -> Counter:
     """Send claimed deliveries (one, or a digest) and record the outcome on each: a failure
-    worth retrying backs each row off by its own attempts, and gives up on those out of them."""
-    failure = _attempt(engine, rows, now)
-    counts = {SENT: 0, PENDING: 0, FAILED: 0}
+    worth retrying backs each row off by its own attempts, from the moment the attempt ended,
+    and gives up on those out of them."""
+    failure = _attempt(engine, rows, settings().now_ts())
+    ended = settings().now_ts()
+    counts = Counter()
     with engine.begin() as connection:
         for row in rows:
             if failure is None:
-                status, error, due_at = SENT, None, now
+                status, error, due_at = SENT, None, ended
             elif isinstance(failure, channels.RetryLater) and row.attempts < MAX_ATTEMPTS:
-                status, error, due_at = PENDING, str(failure), now + BACKOFF_S[row.attempts - 1]
+                status, error, due_at = PENDING, str(failure), ended + BACKOFF_S[row.attempts - 1]
             elif isinstance(failure, channels.RetryLater):
-                status, error, due_at = FAILED, f"gave up after {row.attempts} attempts: {failure}", now
+                status, error, due_at = FAILED, f"gave up after {row.attempts} attempts: {failure}", ended
             else:
-                status, error, due_at = FAILED, str(failure), now
+                status, error, due_at = FAILED, str(failure), ended
             connection.execute(update(deliveries).where(deliveries.c.id == row.id).values(
-                status=status, last_error=error, due_at=due_at, sent_at=now if status == SENT else None))
+                status=status, last_error=error, due_at=due_at, sent_at=ended if status == SENT else None))
             counts[status] += 1
     if failure is not None:
         log.warning("reminder deliveries %s on %s: %s", [row.id for row in rows], rows[0].channel, failure)
@@ -156,7 +180,8 @@ def _attempt(engine, rows: list, now: int) -> channels.RetryLater | channels.Ref
         if config.whatsapp_token else None,
     )
     try:
-        channels.send(channel, outgoing, accounts, free_form=_rep_window_open(engine, channel, outgoing, accounts, now))
+        channels.send(channel, outgoing, accounts, config.delivery_deadline_s,
+                      free_form=_rep_window_open(engine, channel, outgoing, accounts, now))
     except (channels.RetryLater, channels.Refused) as error:
         return error
     return None

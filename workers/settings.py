@@ -29,6 +29,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONFIG_FILE = "wapulse.toml"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v24.0"
 MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_DELIVERY_DEADLINE_S = 300  # well under the 10 minutes after which a send is taken for a dead worker's
 
 
 class ConfigError(Exception):
@@ -50,6 +51,10 @@ class Settings:
     now: datetime | None = None  # WAPULSE_NOW: the instant the whole system takes as now
     batch_size: int = 500  # WAPULSE_BATCH_SIZE: inbox entries per worker transaction
     stale_after_ms: int = 60_000  # WAPULSE_STALE_AFTER_MS: unacknowledged this long = worker died
+    body_deadline_s: int = 10  # WAPULSE_BODY_DEADLINE_S: a request body, first byte to last
+    web_threads: int = 4  # WEB_THREADS: threads a web process runs the Flask app on
+    delivery_deadline_s: int = 15  # WAPULSE_DELIVERY_DEADLINE_S: one reminder send, first byte to last
+    deliveries_in_flight: int = 8  # WAPULSE_DELIVERIES_IN_FLIGHT: reminder sends at once per worker
     config_path: Path | None = None
     rules: Mapping = field(default_factory=dict)  # the parsed wapulse.toml
 
@@ -71,6 +76,10 @@ class Settings:
             now=_instant(env.get("WAPULSE_NOW"), "WAPULSE_NOW"),
             batch_size=_positive_int(env, "WAPULSE_BATCH_SIZE", 500),
             stale_after_ms=_positive_int(env, "WAPULSE_STALE_AFTER_MS", 60_000, minimum=0),
+            body_deadline_s=_positive_int(env, "WAPULSE_BODY_DEADLINE_S", 10, maximum=300),
+            web_threads=_positive_int(env, "WEB_THREADS", 4, maximum=256),
+            delivery_deadline_s=_positive_int(env, "WAPULSE_DELIVERY_DEADLINE_S", 15, maximum=MAX_DELIVERY_DEADLINE_S),
+            deliveries_in_flight=_positive_int(env, "WAPULSE_DELIVERIES_IN_FLIGHT", 8, maximum=64),
             config_path=config_path,
             rules=_load_toml(config_path) if config_path else {},
         )
@@ -200,7 +209,7 @@ def _table(value, where: str) -> dict:
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     raw = env.get(name)
     if not raw:
         return default
@@ -208,8 +217,9 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int 
         value = int(raw)
     except ValueError:
         value = minimum - 1
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be a whole number of at least {minimum}")
+    if value < minimum or (maximum is not None and value > maximum):
+        limits = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+        raise ConfigError(f"{name}={raw!r} must be a whole number {limits}")
     return value
 
 

@@ -7,8 +7,11 @@ import io
 import zipfile
 from dataclasses import replace
 
+import pytest
+
 from report.figures import CUSTOMER_ROWS, SECTIONS, Activity, Person, compute, summary
 from report.render import as_csv, as_html, as_markdown, as_xlsx
+from report.spreadsheet import FORMULA_STARTS
 from tests.report.test_figures import MESSAGES, PEOPLE, QUARTER, SENT, THRESHOLDS
 
 
@@ -51,3 +54,22 @@ def test_every_readable_form_shows_n_a_where_a_share_has_no_base():
     with zipfile.ZipFile(io.BytesIO(as_xlsx(report))) as workbook:
         strings = workbook.read("xl/sharedStrings.xml").decode()
     assert "<t>n/a</t>" in strings and "0 of 0 customers we messaged replied: n/a." in strings
+
+
+@pytest.mark.parametrize("name, first_line", [
+    ("Bob\r=cmd|' /C calc'!A0", "Bob"),
+    ("Bob\n+1+cmd|' /C calc'!A0", "Bob"),
+    ("Bob\r\n@SUM(1)", "Bob"),
+    ("\r=cmd", ""),
+])
+def test_a_line_break_inside_a_cell_neither_starts_a_row_nor_a_formula(name, first_line):
+    """Read back with csv.reader: one row per customer, and no line of a cell that a spreadsheet
+    would run (after a break, each line starts with an apostrophe)."""
+    rows = list(csv.reader(io.StringIO(as_csv(report_with_name(name)).decode(), newline="")))
+    header, first, *_ = rows
+    assert len(rows) == 1 + len(PEOPLE)
+    cell = first[header.index("name")]
+    lines = cell.splitlines()
+    assert lines[0] == ("'" + first_line if first_line.startswith(FORMULA_STARTS) else first_line)
+    assert all(line.startswith("'") for line in lines[1:] if line)
+    assert not any(line.startswith(FORMULA_STARTS) for line in lines)

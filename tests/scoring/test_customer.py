@@ -6,7 +6,7 @@ import itertools
 import random
 from decimal import Decimal
 
-from scoring.customer import CustomerState, event_order, fold
+from scoring.customer import CustomerState, current_identifiers, event_order, fold
 from scoring.events import Event, EventKind, Identity
 
 T0 = 1_794_000_000  # 2026-11-06T...Z
@@ -143,3 +143,12 @@ def test_state_and_event_records_survive_serialisation():
         assert Event.from_record(event.key, event.kind.value, event.type, event.at, event.phone_number_id, record) == event
     state, _ = fold(events)
     assert CustomerState.from_json(state.to_json()) == state
+
+
+def test_the_identifier_an_identity_change_names_is_current_at_its_instant_and_until_a_newer_one():
+    aliases = [("wa_id", "1219", 100), ("user_id", "US.9", 100), ("user_id", "US.1", 100)]
+    assert current_identifiers(aliases, {}) == {"wa_id": "1219", "user_id": "US.9"}  # a tie: only the order of values
+    assert current_identifiers(aliases, {"user_id": [100, "US.1"]}) == {"wa_id": "1219", "user_id": "US.1"}
+    later = aliases + [("user_id", "US.5", 200)]
+    assert current_identifiers(later, {"user_id": [100, "US.1"]})["user_id"] == "US.5"
+    assert current_identifiers(aliases, {"user_id": [100, "US.gone"]})["user_id"] == "US.9"  # not one of theirs

@@ -44,7 +44,8 @@ def test_replay_in_process_counts_bodies_events_duplicates_and_unknown(env):
     assert first["events"] + first["duplicates"] == len(EXPECTED[SCENARIO.stem])
     assert first["duplicates"] >= 1  # the recording holds one exact redelivery
     again = counts(run("replay", str(SCENARIO)))
-    assert again == {"bodies": len(lines), "events": 0, "duplicates": len(EXPECTED[SCENARIO.stem]), "unknown": 0}
+    assert again == {"bodies": len(lines), "events": 0, "duplicates": len(EXPECTED[SCENARIO.stem]), "unknown": 0,
+                     "dead letters": 0}
 
 
 def test_replay_of_a_folder_takes_every_body_in_name_order(env):
@@ -211,3 +212,26 @@ def test_owners_import_then_reminders_list_show_and_retry(env, monkeypatch, tmp_
     assert card["owner"] == "ben"
     assert [(r["rule"], r["status"]) for r in card["reminders"]] == [("went_cold", "sent")]
     assert len(responses.calls) == 2
+
+
+def test_replay_of_bodies_that_are_not_json_names_them_counts_the_dead_letters_and_fails(env, tmp_path):
+    good = SCENARIO.read_bytes().splitlines()[0]
+    recording = tmp_path / "mixed.jsonl"
+    recording.write_bytes(good + b"\n{not json\n" + good.replace(b"wamid.", b"wamid.x") + b"\n" + b"[1,\n")
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b'{"object": "whatsapp_business_account", "entry": [}')
+    output = run("replay", str(recording), str(broken), expect=1)
+    lines = output.strip().splitlines()
+    assert lines[-1] == f"Error: 3 of 5 bodies are not JSON and were kept as dead letters (wapulse dead-letters): " \
+                        f"{recording}:2, {recording}:4, {broken}"
+    assert counts(lines[-2]) == {"bodies": 5, "events": counts(lines[-2])["events"], "duplicates": 0, "unknown": 0,
+                                 "dead letters": 3}
+    assert len(run("dead-letters").strip().splitlines()) == 1 + 3
+
+
+@pytest.mark.parametrize("name, content", [("empty.json", b""), ("blank.jsonl", b"\n  \n"), ("spaces.json", b"  \n")])
+def test_replay_of_a_file_without_a_body_is_refused_and_hands_off_nothing(name, content, env, tmp_path, redis):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert run("replay", str(path), expect=1).strip() == f"Error: {path}: no body to replay in this file"
+    assert redis.xlen("wapulse:inbox") == 0

@@ -124,3 +124,11 @@ def test_the_report_over_the_api_takes_the_commands_options(api):
     assert (unknown.status_code, unknown.json()) == (
         400, {"error": "unknown parameters: form (known: from, to, compare, number, owner, format)"})
     assert requests.get(f"{api}/report", timeout=5).status_code == 401
+
+
+def test_json_nested_deeper_than_any_decoder_follows_is_a_bad_request_not_unavailable(api):
+    deep = b'{"owner":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    headers = {**BEARER, "Content-Type": "application/json"}
+    for answer in (requests.put(f"{api}/customers/16505551234/owner", data=deep, headers=headers, timeout=30),
+                   requests.post(f"{api}/owners", data=b'{"owners":' + deep + b"}", headers=headers, timeout=30)):
+        assert answer.status_code == 400 and answer.json()["error"].startswith("the body must be JSON like")

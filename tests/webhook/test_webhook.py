@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
 import requests
 from redis import Redis
 
 from cloudapi.signature import sign
-from tests.conftest import APP_SECRET, VERIFY_TOKEN, post_signed
-from webhook import create_app, is_json
+from tests.conftest import APP_SECRET, REDIS_URL, ROOT, VERIFY_TOKEN, post_signed
+from webhook.intake import create_intake
 from workers import inbox
 from workers.settings import Settings
 
@@ -92,25 +99,11 @@ def test_unknown_fields_and_types_are_acknowledged(web_server, redis):
     assert post_signed(web_server, body).status_code == 200
 
 
-def test_redis_down_means_503_so_meta_retries(monkeypatch):
-    unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    settings = Settings(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN)
-    client = create_app(settings, redis=unreachable).test_client()
-    response = client.post(
-        "/webhook", data=BODY, headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(APP_SECRET, BODY)}
-    )
-    assert response.status_code == 503
-    assert response.headers["Retry-After"]
-    assert client.get("/health").status_code == 503
-
-
-def test_json_check_accepts_what_python_accepts_and_refuses_the_rest():
-    assert is_json(b'{"a":[1,2,{"b":null}]}')
-    assert is_json(b'{"a":"\\ud83d"}')  # a lone surrogate: msgspec refuses, JSON allows
-    assert is_json(b"[1]")
-    assert not is_json(b'{"a":1,}')
-    assert not is_json(b"")
-    assert not is_json(b'{"a":1} trailing')
+def test_redis_down_means_503_so_meta_retries():
+    intake = create_intake(Settings(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, redis_url="redis://127.0.0.1:1/0"))
+    status, headers, _ = call(intake, "POST", "/webhook", SIGNED, [BODY])
+    assert status == 503 and headers[b"retry-after"]
+    assert call(intake, "GET", "/health")[0] == 503
 
 
 def test_a_charset_parameter_on_the_json_content_type_is_accepted(web_server, redis):
@@ -128,11 +121,10 @@ def test_a_chunked_body_framed_by_the_server_is_read_whole(web_server, redis):
     assert response.status_code == 200 and stored(redis) == [BODY]
 
 
-def test_a_body_of_unknown_length_the_server_did_not_frame_is_411_and_stores_nothing(redis):
-    client = create_app(Settings(app_secret=APP_SECRET), redis=redis).test_client()
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(APP_SECRET, BODY)}
-    response = client.post("/webhook", data=BODY, headers=headers, environ_overrides={"CONTENT_LENGTH": ""})
-    assert response.status_code == 411
+def test_a_body_of_unknown_length_that_is_not_chunked_is_411_and_stores_nothing(redis):
+    intake = create_intake(Settings(app_secret=APP_SECRET, redis_url=REDIS_URL))
+    headers = {name: value for name, value in SIGNED.items() if name != "Content-Length"}
+    assert call(intake, "POST", "/webhook", headers, [BODY])[0] == 411
     assert stored(redis) == []
 
 
@@ -148,8 +140,92 @@ def test_the_hand_off_survives_a_restarted_redis_lost_scripts_and_killed_connect
 
 def test_bad_framing_is_refused_before_reading_and_stores_nothing(redis):
     """What a real server rejects itself, checked on the app: a length that is not a number."""
-    client = create_app(Settings(app_secret=APP_SECRET), redis=redis).test_client()
-    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(APP_SECRET, BODY)}
-    response = client.post("/webhook", data=BODY, headers=headers, environ_overrides={"CONTENT_LENGTH": "1x"})
-    assert response.status_code == 400 and b"not a number" in response.data
+    intake = create_intake(Settings(app_secret=APP_SECRET, redis_url=REDIS_URL))
+    status, _, text = call(intake, "POST", "/webhook", {**SIGNED, "Content-Length": "1x"}, [BODY])
+    assert status == 400 and b"not a number" in text
     assert stored(redis) == []
+
+
+# ---- slow and hostile clients ----------------------------------------------------------------------
+
+
+def test_a_hundred_connections_that_never_finish_their_bodies_hold_up_neither_meta_nor_health(web_server, redis):
+    """Each promises 1,000 bytes and sends 10: the server reads bodies on its event loop, so they
+    wait there and no thread is taken from Meta's POSTs or the health check."""
+    port = int(web_server.rsplit(":", 1)[1].split("/")[0])
+    stalled = []
+    for _ in range(100):
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 1000\r\n\r\n" + b'{"entry":[')
+        stalled.append(connection)
+    try:
+        for _ in range(20):
+            assert post_signed(web_server, BODY).status_code == 200
+        assert requests.get(web_server.replace("/webhook", "/health"), timeout=5).status_code == 200
+    finally:
+        for connection in stalled:
+            connection.close()
+    assert stored(redis) == [BODY] * 20
+
+
+def test_a_body_not_received_within_the_deadline_is_408_and_stores_nothing(redis):
+    intake = create_intake(Settings(app_secret=APP_SECRET, redis_url=REDIS_URL, body_deadline_s=1))
+    status, headers, text = call(intake, "POST", "/webhook", {**SIGNED, "Content-Length": "1000"}, [b"{"], stall=True)
+    assert (status, headers[b"connection"], text) == (408, b"close", b"body not received within 1 s\n")
+    status, _, _ = call(intake, "PUT", "/api/customers/x/owner", {"Content-Length": "50"}, [b"{"], stall=True)
+    assert status == 408
+    assert stored(redis) == []
+
+
+@pytest.mark.parametrize("body", [b'{"a":"\xff"}', b'{"a":"caf\xc3"}', b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}",
+                                  b"[" * 100_000 + b"]" * 100_000])
+def test_invalid_utf8_and_nesting_no_decoder_follows_are_400_and_kept_as_dead_letters(body, web_server, redis):
+    response = post_signed(web_server, body)
+    assert (response.status_code, response.text) == (400, "body is not JSON (kept as a dead letter)\n")
+    assert [(fields[b"b"], fields[b"v"]) for _, fields in redis.xrange(inbox.INBOX)] == [(body, inbox.INVALID)]
+
+
+def test_a_second_server_on_a_busy_port_refuses_to_start(web_server):
+    port = web_server.rsplit(":", 1)[1].split("/")[0]
+    second = subprocess.run([sys.executable, "-m", "wapulse.cli", "web"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "WHATSAPP_APP_SECRET": APP_SECRET, "PORT": port}, timeout=60)
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use (is another wapulse web running? "
+        "set PORT to another port)"]
+
+
+# ---- an ASGI client for the intake, for what a real client cannot send ----------------------------
+
+
+SIGNED = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(APP_SECRET, BODY), "Content-Length": str(len(BODY))}
+
+
+def call(app, method: str, path: str, headers: dict | None = None, chunks: list[bytes] = (), stall: bool = False):
+    """(status, headers, body) of one request to an ASGI app; `stall`: the client sends `chunks`
+    and then nothing, never finishing its body."""
+
+    async def run():
+        incoming = [{"type": "http.request", "body": chunk, "more_body": stall or n < len(chunks) - 1}
+                    for n, chunk in enumerate(chunks or [b""])]
+        sent = []
+
+        async def receive():
+            if incoming:
+                return incoming.pop(0)
+            await asyncio.sleep(3600)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
+                 "root_path": "", "scheme": "http", "http_version": "1.1", "server": ("127.0.0.1", 8000),
+                 "client": ("127.0.0.1", 5000),
+                 "headers": [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]}
+        await app(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(run())
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")

@@ -5,6 +5,8 @@ read (the CLI, the report in every form, the API) works afterwards."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import time
@@ -13,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from report.spreadsheet import FORMULA_STARTS
 from store import queries
 from store.models import Customer, EventRow, OutboundMessageRow
 from tests.conftest import post_signed
@@ -205,3 +208,31 @@ def assert_every_read_works(engine) -> None:
         assert client.get(f"/api/customers/{key}", headers=bearer).status_code == 200
     for form in ("json", "csv"):
         assert client.get(f"/api/report?format={form}", headers=bearer).status_code == 200
+
+
+@pytest.mark.parametrize("instant", [1_795_796_405_000, -(2**63), 2**63 - 1])
+def test_instants_an_earlier_version_stored_out_of_any_calendar_break_no_read(instant, web_server, engine, drain):
+    """Before the parser's plausibility rule, a status in milliseconds was stored as it came."""
+    posted(web_server, drain, envelope(messages(text("wamid.old1", T0)),
+                                       statuses(status("wamid.out9", "read", str(T0 + 60)))))
+    customers, outbound = Customer.__table__, OutboundMessageRow.__table__
+    with engine.begin() as connection:
+        state = connection.execute(select(customers.c.state)).scalar_one()
+        state.update(last_outbound_at=instant, first_outbound_at=instant, last_inbound_at=instant)
+        connection.execute(customers.update().values(last_outbound_at=instant, last_inbound_at=instant,
+                                                     tier_since=instant, next_tier_at=instant, state=state))
+        connection.execute(outbound.update().values(at=instant))
+        connection.execute(EventRow.__table__.update().values(at=instant))
+    assert_every_read_works(engine)
+
+
+def test_a_name_a_spreadsheet_would_run_stays_text_in_every_csv(web_server, engine, drain):
+    name = "Bob\r=cmd|' /C calc'!A0\n+1"
+    posted(web_server, drain, envelope(messages(text("wamid.csv1", T0), name=name)),
+           envelope(messages(text("wamid.csv2", T0 + 9, who="34600000002"), name="Ana", who="34600000002")))
+    for output in (cli("customers", "--format", "csv"), cli("report", "--format", "csv", "--to", "2026-11-30")):
+        rows = list(csv.reader(io.StringIO(output.decode(), newline="")))
+        assert len(rows) == 3  # the header and one row a customer: no row starts inside a cell
+        cells = [cell for row in rows for cell in row]
+        assert "Bob\r'=cmd|' /C calc'!A0\n'+1" in cells
+        assert not any(line.startswith(FORMULA_STARTS) for cell in cells for line in cell.splitlines())

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from scoring.events import iso
 from store import db
 from tests.conftest import FIXTURES, ROOT
+from tests.peers import hang, peer
+from tests.workers.test_reminders import SHEENA_AT
 from tests.workers.test_ingest import all_bodies, customer, hand_off_all, snapshot
 from workers import inbox, runtime
 
@@ -20,9 +23,14 @@ CRASH_HOOK = Path(__file__).parent / "crash_hook"
 
 
 def worker_process(extra_env: dict, *options: str) -> subprocess.Popen:
+    """`wapulse worker --burst` on the ingest queue."""
+    return spawn_worker(extra_env, *options, burst=True)
+
+
+def spawn_worker(extra_env: dict, *options: str, burst: bool) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{CRASH_HOOK}{os.pathsep}{ROOT}", **extra_env}
-    return subprocess.Popen([sys.executable, "-m", "wapulse.cli", "worker", "--burst", *options], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = [sys.executable, "-m", "wapulse.cli", "worker", *(["--burst"] if burst else []), *options]
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def reference_state(bodies, redis, drain, monkeypatch, tmp_path) -> list[dict]:
@@ -92,3 +100,29 @@ def test_concurrent_workers_on_one_customer_lose_no_increments(started_as, redis
     view = customer(engine, sender)
     assert view["counters"]["inbound"] == 400
     assert sum(view["counters"]["interactions_by_week"].values()) == 400
+
+
+@pytest.mark.slow
+def test_ingestion_goes_on_while_every_reminder_endpoint_hangs(redis, engine, tmp_path):
+    """The workers as the Procfile starts them: a reminder sent to an endpoint that never answers
+    holds the reminders worker, and the ingest worker drains new bodies all the while."""
+    sheena = (FIXTURES / "cloudapi" / "messages__text.json").read_bytes()  # a question: unanswered after an hour
+    config = tmp_path / "wapulse.toml"
+    with peer(hang) as silent:
+        config.write_text(f'[[reps]]\nid = "ana"\nchannels = [{{ type = "webhook", url = "{silent.url}", secret = "s" }}]\n'
+                          '\n[owners]\ndefault = "ana"\n')
+        settings = {"WAPULSE_CONFIG": str(config), "WAPULSE_NOW": iso(SHEENA_AT + 2 * 3600),
+                    "WAPULSE_DELIVERY_DEADLINE_S": "300"}
+        reminders = spawn_worker(settings, "--queue", "reminders", burst=False)
+        try:
+            hand_off_all(redis, [sheena])
+            assert worker_process(settings).wait(timeout=120) == 0
+            silent.wait_for(1)  # the reminder is on its way to a peer that will not answer
+            hand_off_all(redis, numbered_messages(20))
+            assert worker_process(settings).wait(timeout=120) == 0
+            assert inbox.backlog(redis) == 0
+            assert silent.open >= 1 and reminders.poll() is None  # still waiting on the endpoint
+        finally:
+            reminders.kill()
+            reminders.wait()
+    assert customer(engine, "16505551234")["counters"]["inbound"] == 21

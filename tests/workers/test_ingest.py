@@ -296,3 +296,20 @@ def test_an_unavailable_database_leaves_the_bodies_waiting_instead_of_dead_lette
     runtime.settings.cache_clear()
     drain()
     assert inbox.backlog(redis) == 0 and queries.dead_letters(engine) == []
+
+
+@pytest.mark.parametrize("previous, current", [("US.9000000000000000001", "US.1000000000000000002"),
+                                               ("US.1000000000000000002", "US.9000000000000000001")])
+def test_after_a_bsuid_update_the_customer_shows_the_current_bsuid_however_the_two_sort(
+    previous, current, redis, engine, drain
+):
+    """Both BSUIDs are first seen at the instant of the update: the one it names as current wins."""
+    update = {"wa_id": "12195555358", "timestamp": "1795503670",
+              "user_id": {"previous": previous, "current": current},
+              "parent_user_id": {"previous": previous.replace("US.", "US.ENT."), "current": current.replace("US.", "US.ENT.")}}
+    value = {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "106540352242922"}, "user_id_update": [update]}
+    hand_off_all(redis, [json.dumps({"object": "whatsapp_business_account", "entry": [
+        {"id": "102290129340398", "changes": [{"value": value, "field": "user_id_update"}]}]}).encode()])
+    drain()
+    view = customer(engine, previous)
+    assert (view["key"], view["user_id"], view["parent_user_id"]) == ("12195555358", current, current.replace("US.", "US.ENT."))

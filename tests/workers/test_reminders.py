@@ -21,10 +21,11 @@ from store.db import write_transaction
 from store.models import Customer, ReminderDelivery
 from store.reminders import retry_delivery
 from tests.conftest import FIXTURES
+from tests.peers import answer, hang, peer, read_request, reset, trickle
 from tests.workers.test_tiers import DAY, JOAO, JOAO_LAST, PRIYA, PRIYA_BACK, PRIYA_LAST, TIMELINE, process, set_now
 from workers import channels, runtime
 from workers.reminders import BACKOFF_S, deliver_due
-from workers.settings import ConfigError
+from workers.settings import ConfigError, Settings
 from workers.sweep import sweep_tiers
 
 SECRET = "rep-endpoint-secret"
@@ -571,3 +572,51 @@ def test_a_digest_that_fails_backs_off_each_reminder_by_its_own_attempts(redis, 
     veteran, fresh = deliveries(engine)
     assert (veteran.status, veteran.last_error) == ("failed", f"gave up after {len(BACKOFF_S) + 1} attempts: HTTP 503")
     assert (fresh.status, fresh.attempts, fresh.due_at) == ("pending", 1, veteran.due_at + BACKOFF_S[0])
+
+
+# ---- slow, failing and resetting endpoints ------------------------------------------------------
+
+
+def test_slow_silent_resetting_and_failing_endpoints_are_sent_side_by_side_and_bounded(
+    redis, engine, drain, monkeypatch, tmp_path, endpoint
+):
+    """Ten channels that never answer, one that trickles, one that resets, one that fails and a
+    good one: at most WAPULSE_DELIVERIES_IN_FLIGHT at once, each cut at its deadline, and the
+    good one is not kept waiting behind them."""
+    url, received = endpoint
+    monkeypatch.setenv("WAPULSE_DELIVERIES_IN_FLIGHT", "4")
+    monkeypatch.setenv("WAPULSE_DELIVERY_DEADLINE_S", "1")
+    with peer(hang) as silent, peer(trickle(every_s=0.2)) as slow, peer(reset) as resetting, peer(answer(500)) as failing:
+        hooks = [silent.url] * 10 + [slow.url, resetting.url, failing.url, url]
+        configure(monkeypatch, tmp_path, ", ".join(webhook(hook) for hook in hooks))
+        sheena_goes_cold(redis, drain, monkeypatch)
+        counts = deliver_due()
+        assert silent.accepted == 10 and 2 <= silent.most_open <= 4
+    assert counts == {"sent": 1, "pending": 13, "failed": 0}
+    assert len(received) == 1
+    errors = {row.channel: row.last_error for row in deliveries(engine)}
+    assert [errors[f"webhook#{n}" if n > 1 else "webhook"] for n in range(1, 11)] == ["no answer within 1 s"] * 10
+    assert (errors["webhook#11"], errors["webhook#12"], errors["webhook#13"], errors["webhook#14"]) == (
+        "no answer within 1 s", "ConnectionError", "HTTP 500", None)
+
+
+def test_a_retry_backs_off_from_when_the_attempt_ended_not_when_the_job_began(redis, engine, drain, monkeypatch, tmp_path):
+    """Sends took 200 s: the next attempt is 10 s after the failure, not 10 s after the job
+    began (which was already past, so the reminder went out again at once)."""
+    clock = [0]
+
+    def slow_failure(connection, endpoint):
+        read_request(connection)
+        clock[0] += 200
+        connection.sendall(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    with peer(slow_failure) as failing:
+        configure(monkeypatch, tmp_path, webhook(failing.url))
+        sheena_goes_cold(redis, drain, monkeypatch)
+        clock[0] = SHEENA_COLD + 3600
+        monkeypatch.setattr(Settings, "now_ts", lambda self: clock[0])
+        deliver_due()
+        (row,) = deliveries(engine)
+        assert (row.status, row.due_at) == ("pending", SHEENA_COLD + 3600 + 200 + BACKOFF_S[0])
+        deliver_due()  # a job that begins at once sends nothing: the backoff has not passed
+        assert failing.accepted == 1

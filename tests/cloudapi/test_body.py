@@ -1,0 +1,20 @@
+"""The body check of the ack path: JSON text in UTF-8 that a decoder can follow."""
+
+from __future__ import annotations
+
+from cloudapi.body import decode, is_json
+
+
+def test_json_check_accepts_what_python_accepts_and_refuses_the_rest():
+    assert is_json(b'{"a":[1,2,{"b":null}]}')
+    assert is_json(b'{"a":"\\ud83d"}')  # a lone surrogate: msgspec refuses, JSON allows
+    assert is_json(b"[1]")
+    assert not is_json(b'{"a":1,}')
+    assert not is_json(b"")
+    assert not is_json(b'{"a":1} trailing')
+    assert not is_json(b'{"a":"\xff"}')  # invalid UTF-8 inside a string
+    assert not is_json(b"[" * 100_000 + b"]" * 100_000)  # deeper than any decoder follows
+
+
+def test_decode_takes_what_msgspec_refuses_and_json_allows():
+    assert decode(b'{"a":"\\ud83d"}') == {"a": "\ud83d"}

@@ -1,0 +1,166 @@
+"""The ASGI application `wapulse web` serves (granian): it reads every request body in full on
+the event loop, within a deadline and a size limit, before anything else sees it.
+
+A body that arrives slowly, or never, costs a waiting coroutine, not a thread: a hundred
+connections that promise 1,000 bytes and send 10 hold nothing Meta's deliveries need, and each
+is answered 408 when its deadline passes. Meta's POST /webhook is acknowledged right here
+(size, type, the HMAC over the raw bytes, a JSON syntax check, one Redis round trip), as the one
+hot path; every other request goes, body already in hand, to the Flask app (`webhook.create_app`)
+on a pool of threads through a2wsgi.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from a2wsgi import WSGIMiddleware
+from redis import Redis
+from redis.exceptions import RedisError
+
+from cloudapi.signature import SIGNATURE_HEADER, is_valid
+from cloudapi.body import is_json
+from webhook import RETRY_AFTER_S, WEBHOOK_PATH, create_app
+from workers import inbox
+from workers.settings import MAX_BODY_BYTES, Settings
+
+log = logging.getLogger(__name__)
+
+Answer = tuple[int, str]
+_UNAVAILABLE: Answer = (503, "temporarily unavailable")
+_TOO_LARGE: Answer = (413, "body over 4 MiB")
+_SIGNATURE = SIGNATURE_HEADER.lower().encode()
+
+
+class BodyNotReceived(Exception):
+    """The client stopped sending before its body was complete: nothing to answer."""
+
+
+def create_intake(settings: Settings | None = None) -> Intake:
+    """granian's factory (`--factory webhook.intake:create_intake`), settings from the environment."""
+    settings = settings or Settings.from_env()
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    hand_off = inbox.AsyncHandOff(settings.redis_url, enqueue_with=redis)
+    return Intake(create_app(settings, redis), settings.require_secret(), hand_off, settings.body_deadline_s,
+                  settings.web_threads)
+
+
+class Intake:
+    def __init__(self, flask_app, secret: str, hand_off: inbox.AsyncHandOff, body_deadline_s: float, threads: int):
+        self._flask = WSGIMiddleware(flask_app, workers=threads)
+        self._secret = secret
+        self._hand_off = hand_off
+        self._body_deadline_s = body_deadline_s
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await self._flask(scope, receive, send)  # a2wsgi answers startup and shutdown
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            await self._serve(scope, receive, send)
+        except BodyNotReceived:
+            return
+        except Exception:  # never a 500: anything unexpected is refused as unavailable, so Meta retries
+            log.exception("unexpected error on %s %s", scope.get("method"), _route(scope))
+            await _answer(send, *_UNAVAILABLE)
+
+    async def _serve(self, scope: dict, receive, send) -> None:
+        headers = dict(scope["headers"])
+        acknowledging = scope["path"] == WEBHOOK_PATH and scope["method"] == "POST"
+        refusal = _refusal_before_reading(headers, acknowledging)
+        if refusal:
+            await _answer(send, *refusal)
+            return
+        try:
+            async with asyncio.timeout(self._body_deadline_s):
+                body = await _read_body(receive)
+        except TimeoutError:
+            await _answer(send, 408, f"body not received within {self._body_deadline_s:g} s", close=True)
+            return
+        if body is None:
+            await _answer(send, *_TOO_LARGE, close=True)
+            return
+        declared = headers.get(b"content-length")
+        if declared is not None and len(body) != int(declared):
+            await _answer(send, 400, "body shorter than its Content-Length")
+            return
+        if acknowledging:
+            await _answer(send, *await self._acknowledge(body, headers.get(_SIGNATURE)))
+        else:
+            await self._flask(scope, _replaying(body, receive), send)
+
+    async def _acknowledge(self, body: bytes, signature: bytes | None) -> Answer:
+        """The answer to Meta's POST, the body handed off to the inbox first when it is signed."""
+        if not is_valid(self._secret, body, signature.decode("latin-1") if signature else None):
+            log.warning("refused a webhook POST with a missing or wrong %s", SIGNATURE_HEADER)
+            return 401, "invalid signature"
+        valid_json = is_json(body)
+        try:
+            await self._hand_off(body, valid_json=valid_json)
+        except RedisError as error:
+            log.error("could not hand off a webhook body (%s): answered 503 so Meta retries", type(error).__name__)
+            return _UNAVAILABLE
+        if not valid_json:
+            return 400, "body is not JSON (kept as a dead letter)"
+        return 200, "ok"
+
+
+def _refusal_before_reading(headers: dict[bytes, bytes], acknowledging: bool) -> Answer | None:
+    """What the headers alone decide: a length that is no number or is too large, and for Meta's
+    POST a missing length or a content type other than JSON."""
+    declared = headers.get(b"content-length")
+    if declared is not None and not declared.isdigit():
+        return 400, "Content-Length is not a number"
+    if declared is not None and int(declared) > MAX_BODY_BYTES:
+        return _TOO_LARGE
+    if not acknowledging:
+        return None
+    if declared is None and b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
+        return 411, "Content-Length is required"
+    if headers.get(b"content-type", b"").partition(b";")[0].strip().lower() != b"application/json":
+        return 415, "Content-Type must be application/json"
+    return None
+
+
+async def _read_body(receive) -> bytes | None:
+    """The whole body, or None past MAX_BODY_BYTES; raises BodyNotReceived when the client leaves."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BodyNotReceived
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive):
+    """An ASGI `receive` that gives the body read already, then waits on the client as usual."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> dict:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+async def _answer(send, status: int, text: str, close: bool = False) -> None:
+    payload = text.encode() + b"\n"
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(payload)).encode())]
+    if status == _UNAVAILABLE[0]:
+        headers.append((b"retry-after", RETRY_AFTER_S.encode()))
+    if close:  # the rest of a body we stopped reading must not be taken for the next request
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _route(scope: dict) -> str:
+    """The first segment of the path, for a log line: the rest may name a customer."""
+    return "/" + scope.get("path", "/").lstrip("/").split("/", 1)[0][:32]
