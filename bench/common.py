@@ -9,6 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
+import socket
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -147,3 +150,38 @@ def percentile(values: list[float], p: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serving(argv: list[str], port: int, log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """A server in its own process group, up (it answers HTTP) until the block ends, then the
+    whole group stopped."""
+    with log.open("wb") as output:
+        server = subprocess.Popen(argv, env={**os.environ, **env, "PORT": str(port), "PYTHONPATH": str(ROOT)},
+                                  cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until_up(server, port, log)
+        yield server
+    finally:
+        stop_group(server)
+
+
+def wait_until_up(server: subprocess.Popen, port: int, log: Path, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"{server.args} exited: {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{server.args} did not answer on port {port} in {timeout_s:.0f} s")

@@ -28,18 +28,14 @@ import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from redis import Redis
 from sqlalchemy import select
@@ -54,8 +50,9 @@ from bench.common import (
     print_table,
     redis,
     scratch_database,
+    free_port,
+    serving,
     spawn,
-    stop_group,
     wapulse,
 )
 from bench.webhook_apps import PYWA_STREAM, WEBHOOK_PATH
@@ -227,41 +224,6 @@ def sent_indices(bodies: int, load: Load) -> list[int]:
     return [n * per_thread + k for n, sent in enumerate(load.sent_by_thread) for k in range(sent)]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def serving(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen]:
-    """A server in its own process group, up (it answers HTTP) until the block ends, then the
-    whole group stopped."""
-    with log.open("wb") as output:
-        server = subprocess.Popen(argv, env={**os.environ, **SERVER_ENV, "PORT": str(port), "PYTHONPATH": str(ROOT)},
-                                  cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_until_up(server, port, log)
-        yield server
-    finally:
-        stop_group(server)
-
-
-def wait_until_up(server: subprocess.Popen, port: int, log: Path, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"{server.args} exited: {log.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://{HOST}:{port}/", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{server.args} did not answer on port {port} in {timeout_s:.0f} s")
-
-
 def process_tree(pid: int) -> list[int]:
     pids = [pid]
     for parent in pids:
@@ -361,7 +323,8 @@ def nginx_ceiling(bench: Bench, nginx: str, results: Results) -> None:
             access_log off; client_body_temp_path {folder}/nginx-body;
             server {{ listen {HOST}:{port}; location / {{ return 200 "ok\\n"; }} }}
         }}""")
-    with serving([nginx, "-e", "stderr", "-c", str(config), "-p", str(folder)], port, folder / "nginx.log") as server:
+    with serving([nginx, "-e", "stderr", "-c", str(config), "-p", str(folder)], port, folder / "nginx.log",
+                 SERVER_ENV) as server:
         bench.load(port, max(bench.connections), bench.warmup, wrap=True)
         for connections in bench.connections:
             load, others_cpu = bench.measure(server, port, connections, wrap=True)
@@ -387,7 +350,7 @@ def ratio_rows(results: Results, connections: list[int]) -> list[list]:
 def bench_app(bench: Bench, server_name: str, app: App, results: Results) -> None:
     """Start the server once, warm it up, then one run a connection count, each checked."""
     port = free_port()
-    with serving(SERVERS[server_name](app, port), port, bench.folder / "server.log") as server:
+    with serving(SERVERS[server_name](app, port), port, bench.folder / "server.log", SERVER_ENV) as server:
         bench.load(port, max(bench.connections), bench.warmup)
         for connections in bench.connections:
             connection = redis()  # an empty database: the run's entries are then all there is

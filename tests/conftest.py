@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 import pytest
@@ -61,20 +63,29 @@ def redis(redis_server) -> Redis:
     connection.flushdb()
 
 
-@pytest.fixture(scope="session")
-def postgres_schema_url():
+@contextmanager
+def throwaway_schema(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL schema of POSTGRES_URL, dropped when the block ends;
+    skips the test when no PostgreSQL answers."""
     if not postgres_available():
         pytest.skip("no PostgreSQL answers (set TEST_POSTGRES_URL)")
-    schema = f"wapulse_test_{uuid.uuid4().hex[:8]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
     engine = db.make_engine(POSTGRES_URL)
     with engine.begin() as connection:
         connection.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
-    db.upgrade(url)
-    yield url
-    with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
+    try:
+        yield f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_url():
+    with throwaway_schema("wapulse_test") as url:
+        db.upgrade(url)
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 from alembic import command
@@ -14,7 +13,7 @@ from sqlmodel import SQLModel
 
 from store import db
 from store.models import Customer, EventRow
-from tests.conftest import POSTGRES_URL, postgres_available
+from tests.conftest import throwaway_schema
 
 
 def test_the_migrated_schema_matches_the_models(database_url):
@@ -46,16 +45,8 @@ def empty_database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    if not postgres_available():
-        pytest.skip("no PostgreSQL answers (set TEST_POSTGRES_URL)")
-    schema = f"wapulse_migration_{uuid.uuid4().hex[:8]}"
-    engine = db.make_engine(POSTGRES_URL)
-    with engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}options=-csearch_path%3D{schema}"
-    with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
+    with throwaway_schema("wapulse_migration") as url:
+        yield url
 
 
 def test_nul_characters_stored_before_0008_are_dropped_and_json_reads_work_again(empty_database_url):
