@@ -34,6 +34,8 @@ bench: install
 	$(BIN)/python -m bench.workers
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.webhook
+	$(BIN)/python -m bench.slow_clients
+	$(BIN)/python -m bench.slow_reminders
 	$(BIN)/python -m bench.end_to_end
 	$(BIN)/python -m bench.report
 
