@@ -4,6 +4,7 @@ decoder can follow; and decoding one, quickly, into Python objects."""
 from __future__ import annotations
 
 import json
+import sys
 
 import msgspec
 
@@ -40,8 +41,13 @@ def is_json(body: bytes) -> bool:
 
 def decode(body: bytes):
     """JSON into Python objects: msgspec for speed, the standard library for the rare body msgspec
-    refuses and JSON allows (a lone UTF-16 surrogate escape, say)."""
+    refuses and JSON allows (a lone UTF-16 surrogate escape, an integer beyond 64 bits). An
+    integer too long for Python to read (4,300 digits and more) is no value: None."""
     try:
         return msgspec.json.decode(body)
     except msgspec.DecodeError:
-        return json.loads(body)
+        return json.loads(body, parse_int=_integer)
+
+
+def _integer(digits: str) -> int | None:
+    return int(digits) if len(digits.lstrip("-")) < sys.get_int_max_str_digits() else None

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
@@ -133,11 +134,18 @@ class _Context:
         no plausible instant (missing, not a number, milliseconds, before WhatsApp or after 2099)
         falls back to the arrival time rather than losing the event or storing a time no clock
         can show."""
+        return self.instant(raw)[0]
+
+    def instant(self, raw: Any) -> tuple[int, str]:
+        """The instant, and how an idempotency key names it: its seconds, or, when it fell back
+        to the arrival time (which differs at each redelivery), a digest of what was sent."""
         try:
             at = int(float(raw))
         except (TypeError, ValueError, OverflowError):
-            return self.received_at
-        return at if EARLIEST_INSTANT <= at < LATEST_INSTANT else self.received_at
+            at = None
+        if at is not None and EARLIEST_INSTANT <= at < LATEST_INSTANT:
+            return at, str(at)
+        return self.received_at, "sent:" + _digest(repr(raw))[:16]
 
     def contact_for(self, wa_id: str | None, user_id: str | None) -> dict:
         """The `value.contacts[]` entry that describes this person.
@@ -145,12 +153,25 @@ class _Context:
         Matched by wa_id or BSUID; failing that, a lone contact beside a lone message or status
         is its person (Meta warns that `wa_id` and the number in `from` can differ, as with
         Brazilian and Mexican numbers)."""
-        contacts = [_dict(c) for c in _list(self.value.get("contacts"))]
-        for contact in contacts:
-            if (wa_id and contact.get("wa_id") == wa_id) or (user_id and contact.get("user_id") == user_id):
-                return contact
+        contacts, by_wa_id, by_user_id = self._contacts
+        found = (by_wa_id.get(wa_id) if wa_id else None) or (by_user_id.get(user_id) if user_id else None)
+        if found is not None:
+            return found
         items = len(_list(self.value.get("messages"))) + len(_list(self.value.get("statuses")))
         return contacts[0] if len(contacts) == 1 and items == 1 else {}
+
+    @cached_property
+    def _contacts(self) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
+        """The contacts, and the first of them for each wa_id and BSUID: looked up once per item,
+        so a body of many messages and contacts costs their sum, not their product."""
+        contacts = [_dict(contact) for contact in _list(self.value.get("contacts"))]
+        by_wa_id: dict[str, dict] = {}
+        by_user_id: dict[str, dict] = {}
+        for contact in contacts:
+            for index, name in ((by_wa_id, "wa_id"), (by_user_id, "user_id")):
+                if isinstance(key := contact.get(name), str) and key:
+                    index.setdefault(key, contact)
+        return contacts, by_wa_id, by_user_id
 
 
 ItemParser = Callable[[_Context, dict], list[Item]]
@@ -191,8 +212,8 @@ def _inbound_message(context: _Context, message: dict) -> list[Item]:
         context, message.get("from"), message.get("from_user_id"), message.get("from_parent_user_id")
     )
     message_type = _str(message.get("type")) or "unknown"
-    at = context.timestamp(message.get("timestamp"))
-    key = "m:" + (_str(message.get("id")) or _fallback_key(identity, message_type, at))
+    at, when = context.instant(message.get("timestamp"))
+    key = "m:" + (_str(message.get("id")) or _fallback_key(identity, message_type, when, message))
     if message_type == "system":
         return [_system_change(context, message, identity, key, at)]
     content, text, signals, extra = _content(message_type, message)
@@ -360,10 +381,10 @@ def _value_error(context: _Context, error: dict) -> list[Item]:
 def _echo(context: _Context, echo: dict) -> list[Item]:
     identity = _identity(context, echo.get("to"), echo.get("to_user_id"), echo.get("to_parent_user_id"))
     message_id = _str(echo.get("id"))
-    at = context.timestamp(echo.get("timestamp"))
+    at, when = context.instant(echo.get("timestamp"))
     echo_type = _str(echo.get("type")) or "unknown"
     event = Event(
-        key="o:" + (message_id or _fallback_key(identity, echo_type, at)),
+        key="o:" + (message_id or _fallback_key(identity, echo_type, when, echo)),
         kind=EventKind.ECHO,
         type=echo_type,
         at=at,
@@ -410,11 +431,11 @@ def _history_outbound(context: _Context, thread: dict, message: dict) -> list[It
 def _preference(context: _Context, preference: dict) -> list[Item]:
     identity = _identity(context, preference.get("wa_id"), preference.get("user_id"))
     value = _str(preference.get("value")) or "unknown"
-    at = context.timestamp(preference.get("timestamp"))
+    at, when = context.instant(preference.get("timestamp"))
     who = identity.wa_id or identity.user_id
     category = _str(preference.get("category")) or ""
     event = Event(
-        key=f"p:{who}:{category}:{value}:{at}",
+        key=f"p:{who}:{category}:{value}:{when}",
         kind=EventKind.PREFERENCE,
         type=value,
         at=at,
@@ -430,9 +451,9 @@ def _user_id_update(context: _Context, update: dict) -> list[Item]:
     new_identity = Identity(
         wa_id=identity.wa_id, user_id=_str(user_ids.get("current")), parent_user_id=_str(parent_ids.get("current"))
     )
-    at = context.timestamp(update.get("timestamp"))
+    at, when = context.instant(update.get("timestamp"))
     event = Event(
-        key=f"u:{_str(user_ids.get('previous'))}:{_str(user_ids.get('current'))}:{at}",
+        key=f"u:{_str(user_ids.get('previous'))}:{_str(user_ids.get('current'))}:{when}",
         kind=EventKind.IDENTITY,
         type="user_id_update",
         at=at,
@@ -501,7 +522,12 @@ def _error_codes(errors: Any) -> tuple[int, ...]:
     return tuple(codes)
 
 
-def _fallback_key(identity: Identity, kind: str, at: int) -> str:
-    """A stable key for the rare item without an id, from who, what and when."""
+def _fallback_key(identity: Identity, kind: str, when: str, item: dict) -> str:
+    """A stable key for the rare item without an id: who, what, when, and all it says (two such
+    messages in one second differ; a redelivery of one does not)."""
     who = identity.wa_id or identity.user_id or identity.username or "?"
-    return f"noid:{hashlib.sha256(f'{who}|{kind}|{at}'.encode()).hexdigest()[:24]}"
+    return f"noid:{_digest(f'{who}|{kind}|{when}|{item!r}')[:24]}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

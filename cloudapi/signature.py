@@ -21,6 +21,6 @@ def sign(secret: str, body: bytes) -> str:
 
 def is_valid(secret: str, body: bytes, header: str | None) -> bool:
     """Whether `header` is the signature of `body`, compared in constant time."""
-    if not header or not header.startswith(_PREFIX):
+    if not header or not header.startswith(_PREFIX) or not header.isascii():  # compare_digest takes ASCII only
         return False
     return hmac.compare_digest(sign(secret, body), header.strip().lower())

@@ -2,7 +2,8 @@
 
 A cell holding a line break is quoted (rows end in CRLF, as RFC 4180 has it, so that a bare CR
 inside a cell is quoted too and cannot start a row of its own), and every line of a text cell
-that a spreadsheet would run as a formula (=, +, -, @, a tab) starts with an apostrophe, which
+(after any character that ends a line: CR, LF, VT, FF, the Unicode separators) that a
+spreadsheet would run as a formula (=, +, -, @, a tab) starts with an apostrophe, which
 spreadsheets show as text: "=HYPERLINK(...)" as a name stays a name.
 """
 
@@ -14,7 +15,8 @@ import re
 from typing import Iterable
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_LINE_BREAKS = re.compile(r"(\r\n|\r|\n)")
+_LINE_BREAKS = re.compile("(\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029])")
+"""Every character that ends a line for Python's str.splitlines (and for some spreadsheet)."""
 
 
 def csv_text(header: list[str], rows: Iterable[Iterable]) -> str:

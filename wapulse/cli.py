@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import logging
 import os
 import shutil
 import socket
 import sys
+import tempfile
 from datetime import timedelta
 from functools import wraps
+from pathlib import Path
+from typing import IO
 
 import click
 import msgspec
@@ -96,7 +100,7 @@ def web():
     settings = _settings().check()
     settings.require_secret()  # fail here with one line, not in the server's workers
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
-    refuse_a_busy_port(host, port)
+    held = hold_the_port(host, port)  # noqa: F841 - open until the exec, which keeps it
     workers = os.environ.get("WEB_CONCURRENCY", "2")
     granian = shutil.which("granian") or os.path.join(os.path.dirname(sys.executable), "granian")
     argv = [granian, "--interface", "asgi", "--loop", "uvloop", "--factory", "--host", host, "--port", port,
@@ -105,15 +109,25 @@ def web():
     os.execv(granian, argv)
 
 
-def refuse_a_busy_port(host: str, port: str) -> None:
+def hold_the_port(host: str, port: str) -> IO:
     """granian binds with SO_REUSEPORT, so a second server on a busy port would share it with the
-    first and take half its requests: try the address without that option first."""
+    first and take half its requests. A lock file per address, held by the server for as long as
+    it runs (its descriptor survives the exec), keeps out a second `wapulse web` started even at
+    the same moment; a bind without that option keeps out any other program listening there."""
+    lock = open(Path(tempfile.gettempdir()) / f"wapulse-web-{host.replace(':', '_')}-{port}.lock", "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ConfigError(f"cannot listen on {host}:{port}: another wapulse web runs there (set PORT to another "
+                          "port)") from None
     try:
         with socket.create_server((host, int(port))):
             pass
     except OSError as error:
-        raise ConfigError(f"cannot listen on {host}:{port}: {os.strerror(error.errno)} (is another wapulse web running? "
-                          "set PORT to another port)") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {os.strerror(error.errno)} (set PORT to another "
+                          "port)") from None
+    os.set_inheritable(lock.fileno(), True)
+    return lock
 
 
 WORKER_QUEUES = {"ingest": [inbox.INGEST_QUEUE], "reminders": [REMINDER_QUEUE]}
@@ -249,8 +263,19 @@ _TABLE_COLUMNS = ["key", "name", "country", "tier", "last_inbound_at", "inbound"
                   "rfm", "churn_risk", "intent"]
 
 
+_INVISIBLE = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
+    code: f"\\u{code:04x}" for code in (*range(0x200E, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+"""Control characters (newlines, ESC sequences) and bidirectional overrides, as escapes a person
+reads: a name must not split a table row, retitle the terminal or turn the line around."""
+
+
+def _shown(value) -> str:
+    """A value as text for the terminal."""
+    return "-" if value is None else str(value).translate(_INVISIBLE)
+
+
 def _table(columns: list[str], values: list[list], noun: str) -> None:
-    rows = [[str(value) if value is not None else "-" for value in row] for row in values]
+    rows = [[_shown(value) for value in row] for row in values]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
@@ -283,7 +308,7 @@ def customer(key, output, now):
         if isinstance(value, dict):
             click.echo(f"{name}:")
             for inner, inner_value in value.items():
-                click.echo(f"  {inner}: {inner_value}")
+                click.echo(f"  {_shown(inner)}: {_shown(inner_value)}")
         elif name == "tier_history":
             click.echo(f"{name}:")
             for change in value:
@@ -294,7 +319,7 @@ def customer(key, output, now):
                 click.echo(f"  {reminder['at']}  {reminder['rule']} -> {reminder['rep']} on {reminder['channel']}: "
                            f"{reminder['status']}")
         else:
-            click.echo(f"{name}: {value}")
+            click.echo(f"{name}: {_shown(value)}")
 
 
 @main.group(invoke_without_command=True)

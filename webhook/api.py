@@ -41,7 +41,7 @@ def register(app: Flask, settings: Settings) -> None:
         from store import queries
 
         if not _fits(customer):
-            return _answer({"error": _BAD_NAME}, 400)
+            return _answer({"error": BAD_NAME}, 400)
         view = queries.find_customer(g.engine, customer, settings.now_ts(), settings.figure_rules)
         if view is None:
             return _answer({"error": "no customer is known by that key, wa_id, BSUID or username"}, 404)
@@ -70,8 +70,8 @@ def register(app: Flask, settings: Settings) -> None:
         from store.db import write_transaction
         from store.reminders import assign_owners
 
-        if not all(_fits(customer) for customer, _ in pairs):
-            return _answer({"error": _BAD_NAME}, 400)
+        if not all(_fits(customer) and _fits(rep) for customer, rep in pairs):
+            return _answer({"error": BAD_NAME}, 400)
         if strangers := sorted({rep for _, rep in pairs} - set(settings.reps)):
             return _answer({"error": "not reps ([[reps]] ids in wapulse.toml); no owner was changed",
                             "unknown_reps": strangers}, 400)
@@ -102,7 +102,7 @@ def register(app: Flask, settings: Settings) -> None:
     app.register_blueprint(api)
 
 
-_BAD_NAME = "a customer is named by 1 to 255 characters, without control characters"
+BAD_NAME = "customers and reps are named by 1 to 255 printable characters"
 
 
 def _json_body():
@@ -114,7 +114,8 @@ def _json_body():
 
 
 def _fits(name: str) -> bool:
-    """A name the store can look up (PostgreSQL refuses NUL characters outright)."""
+    """A name the store can look up and an answer can repeat (PostgreSQL refuses NUL characters,
+    and no encoder writes a lone surrogate: neither is printable)."""
     return 0 < len(name) <= 255 and name.isprintable()
 
 

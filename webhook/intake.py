@@ -28,12 +28,17 @@ log = logging.getLogger(__name__)
 
 Answer = tuple[int, str]
 _UNAVAILABLE: Answer = (503, "temporarily unavailable")
-_TOO_LARGE: Answer = (413, "body over 4 MiB")
 _SIGNATURE = SIGNATURE_HEADER.lower().encode()
+MAX_OTHER_BODY_BYTES = 1024 * 1024  # the API and the pages: 10,000 owners in one POST are about 600 KB
+BUFFER_BUDGET_BYTES = 256 * 1024 * 1024  # bodies a process holds at once, read or being read
 
 
 class BodyNotReceived(Exception):
     """The client stopped sending before its body was complete: nothing to answer."""
+
+
+class OverBudget(Exception):
+    """Taking this body would hold more than the process's budget of buffered bytes."""
 
 
 def create_intake(settings: Settings | None = None) -> Intake:
@@ -51,6 +56,8 @@ class Intake:
         self._secret = secret
         self._hand_off = hand_off
         self._body_deadline_s = body_deadline_s
+        self.buffer_budget = BUFFER_BUDGET_BYTES
+        self._buffered = 0  # bytes of bodies held now, by every request of this process
 
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -69,18 +76,26 @@ class Intake:
     async def _serve(self, scope: dict, receive, send) -> None:
         headers = dict(scope["headers"])
         acknowledging = scope["path"] == WEBHOOK_PATH and scope["method"] == "POST"
-        refusal = _refusal_before_reading(headers, acknowledging)
+        limit = MAX_BODY_BYTES if acknowledging else MAX_OTHER_BODY_BYTES
+        refusal = _refusal_before_reading(headers, acknowledging, limit)
         if refusal:
             await _answer(send, *refusal)
             return
+        held = [0]
         try:
             async with asyncio.timeout(self._body_deadline_s):
-                body = await _read_body(receive)
+                body = await self._read_body(receive, limit, held)
         except TimeoutError:
             await _answer(send, 408, f"body not received within {self._body_deadline_s:g} s", close=True)
             return
+        except OverBudget:
+            log.warning("refused a request: the bodies held by this process reached %d bytes", self.buffer_budget)
+            await _answer(send, *_UNAVAILABLE, close=True)
+            return
+        finally:
+            self._buffered -= held[0]
         if body is None:
-            await _answer(send, *_TOO_LARGE, close=True)
+            await _answer(send, *_too_large(limit), close=True)
             return
         declared = headers.get(b"content-length")
         if declared is not None and len(body) != int(declared):
@@ -90,6 +105,27 @@ class Intake:
             await _answer(send, *await self._acknowledge(body, headers.get(_SIGNATURE)))
         else:
             await self._flask(scope, _replaying(body, receive), send)
+
+    async def _read_body(self, receive, limit: int, held: list[int]) -> bytes | None:
+        """The whole body, or None past `limit` bytes; each chunk counts against the process's
+        budget while this request holds it (`held`, given back by the caller). Raises
+        BodyNotReceived when the client leaves, OverBudget when the budget is spent."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BodyNotReceived
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            if self._buffered + len(chunk) > self.buffer_budget:
+                raise OverBudget
+            self._buffered += len(chunk)
+            held[0] += len(chunk)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     async def _acknowledge(self, body: bytes, signature: bytes | None) -> Answer:
         """The answer to Meta's POST, the body handed off to the inbox first when it is signed."""
@@ -107,14 +143,14 @@ class Intake:
         return 200, "ok"
 
 
-def _refusal_before_reading(headers: dict[bytes, bytes], acknowledging: bool) -> Answer | None:
+def _refusal_before_reading(headers: dict[bytes, bytes], acknowledging: bool, limit: int) -> Answer | None:
     """What the headers alone decide: a length that is no number or is too large, and for Meta's
     POST a missing length or a content type other than JSON."""
     declared = headers.get(b"content-length")
     if declared is not None and not declared.isdigit():
         return 400, "Content-Length is not a number"
-    if declared is not None and int(declared) > MAX_BODY_BYTES:
-        return _TOO_LARGE
+    if declared is not None and int(declared) > limit:
+        return _too_large(limit)
     if not acknowledging:
         return None
     if declared is None and b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
@@ -124,20 +160,8 @@ def _refusal_before_reading(headers: dict[bytes, bytes], acknowledging: bool) ->
     return None
 
 
-async def _read_body(receive) -> bytes | None:
-    """The whole body, or None past MAX_BODY_BYTES; raises BodyNotReceived when the client leaves."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BodyNotReceived
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _too_large(limit: int) -> Answer:
+    return 413, f"body over {limit // (1024 * 1024)} MiB"
 
 
 def _replaying(body: bytes, receive):

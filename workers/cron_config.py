@@ -4,9 +4,10 @@ from rq import cron
 
 from workers.inbox import INGEST_QUEUE
 from workers.ingest import recover_inbox
-from workers.reminders import REMINDER_QUEUE, deliver_due
+from workers.reminders import DELIVERY_JOB_TIMEOUT_S, REMINDER_QUEUE, deliver_due
 from workers.sweep import sweep_tiers
 
 cron.register(recover_inbox, INGEST_QUEUE, interval=60, result_ttl=0, name="recover-inbox")
 cron.register(sweep_tiers, INGEST_QUEUE, interval=60, result_ttl=0, name="sweep-tiers")
-cron.register(deliver_due, REMINDER_QUEUE, interval=60, result_ttl=0, name="deliver-reminders")
+cron.register(deliver_due, REMINDER_QUEUE, interval=60, result_ttl=0, name="deliver-reminders",
+              job_timeout=DELIVERY_JOB_TIMEOUT_S)

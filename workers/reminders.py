@@ -39,7 +39,8 @@ BACKOFF_S = (10, 30, 120, 600, 1800, 3600)  # after the 1st, 2nd... failed attem
 MAX_ATTEMPTS = len(BACKOFF_S) + 1
 STUCK_AFTER_S = 600
 CLAIM_BATCH = 50
-DELIVERY_BUDGET_S = 240  # then a fresh job goes on: with the longest deadline (300 s), within the 600 s job timeout
+DELIVERY_BUDGET_S = 240  # then a fresh job goes on, so that with the longest deadline (300 s) a job ends in time
+DELIVERY_JOB_TIMEOUT_S = 600  # RQ stops a delivery job that runs longer: from requests and from cron alike
 DIGEST_MAX = 10  # reminders in one digest: what a person reads at once (and a WhatsApp text holds)
 reminders, deliveries = Reminder.__table__, ReminderDelivery.__table__
 
@@ -57,7 +58,7 @@ def plan_within(connection: Connection, touched: Iterable[int] = ()) -> bool:
 def request_delivery(redis: Redis) -> None:
     """Enqueue one delivery job unless one is already waiting."""
     if redis.set(DELIVERY_REQUESTED, 1, nx=True, ex=60):
-        Queue(REMINDER_QUEUE, connection=redis).enqueue(DELIVERY_JOB, job_timeout=600, result_ttl=0,
+        Queue(REMINDER_QUEUE, connection=redis).enqueue(DELIVERY_JOB, job_timeout=DELIVERY_JOB_TIMEOUT_S, result_ttl=0,
                                                         description="deliver due reminders")
 
 
@@ -72,9 +73,11 @@ def deliver_due() -> dict:
     redis_connection().delete(DELIVERY_REQUESTED)
     config = settings()
     engine, now = engine_for(config.database_url), config.now_ts()
-    with engine.begin() as connection:  # put back what a dead worker left half-sent
-        connection.execute(update(deliveries).where(deliveries.c.status == SENDING,
-                                                    deliveries.c.due_at <= now - STUCK_AFTER_S).values(status=PENDING))
+    with engine.begin() as connection:  # put back what a dead worker left half-sent, unless it has no attempt left
+        stuck = and_(deliveries.c.status == SENDING, deliveries.c.due_at <= now - STUCK_AFTER_S)
+        connection.execute(update(deliveries).where(stuck, deliveries.c.attempts >= MAX_ATTEMPTS).values(
+            status=FAILED, last_error=f"gave up after {MAX_ATTEMPTS} attempts: the worker sending it stopped"))
+        connection.execute(update(deliveries).where(stuck).values(status=PENDING))
     counts = Counter({SENT: 0, PENDING: 0, FAILED: 0})
     waiting: list[list[int]] = []  # groups found due, claimed only when a sender is free
     sending: set[Future] = set()
@@ -184,6 +187,9 @@ def _attempt(engine, rows: list, now: int) -> channels.RetryLater | channels.Ref
                       free_form=_rep_window_open(engine, channel, outgoing, accounts, now))
     except (channels.RetryLater, channels.Refused) as error:
         return error
+    except Exception as error:  # a failure no channel foresaw must cost this delivery an attempt, not the job
+        log.exception("reminder deliveries %s on %s failed unexpectedly", [row.id for row in rows], first.channel)
+        return channels.RetryLater(type(error).__name__)
     return None
 
 

@@ -18,3 +18,8 @@ def test_json_check_accepts_what_python_accepts_and_refuses_the_rest():
 
 def test_decode_takes_what_msgspec_refuses_and_json_allows():
     assert decode(b'{"a":"\\ud83d"}') == {"a": "\ud83d"}
+
+
+def test_an_integer_too_long_for_any_decoder_is_no_value_not_a_failed_body():
+    assert is_json(b'{"a":' + b"9" * 5000 + b',"b":1}')
+    assert decode(b'{"a":' + b"9" * 5000 + b',"b":1,"c":-12}') == {"a": None, "b": 1, "c": -12}

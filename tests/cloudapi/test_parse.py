@@ -228,3 +228,29 @@ def test_error_codes_outside_any_integer_column_are_no_codes():
     body = {"entry": [{"changes": [{"field": "messages", "value": {"statuses": [status]}}]}]}
     (item,) = parse_body(body, RECEIVED_AT).items
     assert item.event.error_codes == (131026, 131050)
+
+
+@pytest.mark.parametrize("timestamp", ["1795796405000", "-5", None, "x"])
+def test_keys_that_hold_an_instant_stay_the_same_when_the_instant_falls_back_to_arrival(timestamp):
+    """Redelivered later, the same item must give the same key, or it would count twice."""
+    value = {"metadata": {"phone_number_id": "1"}, "contacts": [{"wa_id": "1650"}],
+             "messages": [{"from": "1650", "timestamp": timestamp, "type": "text", "text": {"body": "hi"}}],
+             "user_preferences": [{"wa_id": "1650", "category": "marketing_messages", "value": "stop",
+                                   "timestamp": timestamp}],
+             "user_id_update": [{"wa_id": "1650", "timestamp": timestamp,
+                                 "user_id": {"previous": "US.1", "current": "US.2"}}],
+             "message_echoes": [{"to": "1650", "timestamp": timestamp, "type": "text", "text": {"body": "ok"}}]}
+    body = {"entry": [{"changes": [{"field": field, "value": value}
+                                   for field in ("messages", "user_preferences", "user_id_update", "smb_message_echoes")]}]}
+    first, again = (parse_body(body, received_at) for received_at in (RECEIVED_AT, RECEIVED_AT + 3600))
+    assert len(first.items) == 4
+    assert [item.event.key for item in first.items] == [item.event.key for item in again.items]
+    assert [item.event.at for item in again.items] == [RECEIVED_AT + 3600] * 4
+
+
+def test_an_id_less_message_keeps_a_key_of_its_own_beside_another_of_the_same_kind_and_instant():
+    value = {"metadata": {"phone_number_id": "1"},
+             "messages": [{"from": "1650", "timestamp": "1794328383", "type": "text", "text": {"body": body}}
+                          for body in ("hi", "there")]}
+    parsed = parse_body({"entry": [{"changes": [{"field": "messages", "value": value}]}]}, RECEIVED_AT)
+    assert len({item.event.key for item in parsed.items}) == 2

@@ -73,3 +73,10 @@ def test_a_line_break_inside_a_cell_neither_starts_a_row_nor_a_formula(name, fir
     assert lines[0] == ("'" + first_line if first_line.startswith(FORMULA_STARTS) else first_line)
     assert all(line.startswith("'") for line in lines[1:] if line)
     assert not any(line.startswith(FORMULA_STARTS) for line in lines)
+
+
+@pytest.mark.parametrize("separator", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_every_character_that_breaks_a_line_is_a_line_break_for_the_formula_guard(separator):
+    rows = list(csv.reader(io.StringIO(as_csv(report_with_name(f"Bob{separator}=cmd")).decode(), newline="")))
+    cell = rows[1][rows[0].index("name")]
+    assert cell.splitlines() == ["Bob", "'=cmd"]

@@ -235,3 +235,21 @@ def test_replay_of_a_file_without_a_body_is_refused_and_hands_off_nothing(name, 
     path.write_bytes(content)
     assert run("replay", str(path), expect=1).strip() == f"Error: {path}: no body to replay in this file"
     assert redis.xlen("wapulse:inbox") == 0
+
+
+def test_control_characters_in_names_reach_the_terminal_as_visible_escapes(env, tmp_path):
+    """A name can hold a newline, an ESC sequence that retitles the terminal, a right-to-left
+    override: tables keep one line a customer and the terminal obeys none of them."""
+    name = "Ana\n\x1b]0;owned\x07\u202e\x9b31m"
+    body = json.loads(SCENARIO.read_bytes().splitlines()[0])
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["profile"]["name"] = name
+    recording = tmp_path / "named.json"
+    recording.write_text(json.dumps(body))
+    run("replay", str(recording))
+    key = value["contacts"][0].get("wa_id") or value["contacts"][0]["user_id"]
+    for output in (run("customers"), run("customer", key)):
+        assert not any(character in output for character in "\x1b\x07\u202e\x9b")
+        assert "Ana\\x0a\\x1b]0;owned\\x07\\u202e\\x9b31m" in output
+    table = run("customers").strip().splitlines()
+    assert len(table) == 1 + 1 + 1  # header, one customer, the count

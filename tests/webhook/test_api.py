@@ -15,6 +15,7 @@ from store.models import Reminder
 from tests.workers.test_reminders import SHEENA_AT, SHEENA_COLD
 from tests.workers.test_tiers import process, set_now
 from webhook import create_app
+from webhook.api import BAD_NAME
 from workers.settings import Settings
 from workers.sweep import sweep_tiers
 
@@ -82,7 +83,7 @@ def test_bad_owner_requests_change_nothing_and_say_why(api, engine):
     assert put("19999999999", {"owner": "ben"}).status_code == 404
     assert put("16505551234", {"rep": "ben"}).status_code == 400
     assert put("16505551234", ["ben"]).status_code == 400
-    assert put("16505551234%00", {"owner": "ben"}).json()["error"].startswith("a customer is named by 1 to 255")
+    assert put("16505551234%00", {"owner": "ben"}).json()["error"] == BAD_NAME
     missing = requests.get(f"{api}/customers/19999999999", headers=BEARER, timeout=5)
     assert missing.status_code == 404
     owners = {"owners": [{"customer": "16505551234", "owner": "ben"}, {"customer": "19999999999", "owner": "ben"}]}
@@ -132,3 +133,15 @@ def test_json_nested_deeper_than_any_decoder_follows_is_a_bad_request_not_unavai
     for answer in (requests.put(f"{api}/customers/16505551234/owner", data=deep, headers=headers, timeout=30),
                    requests.post(f"{api}/owners", data=b'{"owners":' + deep + b"}", headers=headers, timeout=30)):
         assert answer.status_code == 400 and answer.json()["error"].startswith("the body must be JSON like")
+
+
+def test_names_no_text_encoding_holds_are_a_bad_request_not_unavailable(api):
+    headers = {**BEARER, "Content-Type": "application/json"}
+    for answer in (
+        requests.put(f"{api}/customers/16505551234/owner", data=b'{"owner":"\\ud800"}', headers=headers, timeout=5),
+        requests.post(f"{api}/owners", data=b'{"owners":[{"customer":"16505551234","owner":"x\\udfff"}]}',
+                      headers=headers, timeout=5),
+        requests.post(f"{api}/owners", data=b'{"owners":[{"customer":"1650\\udfff","owner":"ana"}]}',
+                      headers=headers, timeout=5),
+    ):
+        assert (answer.status_code, answer.json()["error"]) == (400, BAD_NAME)

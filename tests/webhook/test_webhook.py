@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -188,12 +189,43 @@ def test_invalid_utf8_and_nesting_no_decoder_follows_are_400_and_kept_as_dead_le
 
 def test_a_second_server_on_a_busy_port_refuses_to_start(web_server):
     port = web_server.rsplit(":", 1)[1].split("/")[0]
-    second = subprocess.run([sys.executable, "-m", "wapulse.cli", "web"], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "WHATSAPP_APP_SECRET": APP_SECRET, "PORT": port}, timeout=60)
-    assert second.returncode == 1
-    assert second.stderr.strip().splitlines() == [
-        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use (is another wapulse web running? "
-        "set PORT to another port)"]
+    second = start_web(port)
+    assert second.wait(timeout=60) == 1
+    assert second.stderr.read().decode().strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: another wapulse web runs there (set PORT to another port)"]
+
+
+def test_of_two_servers_started_at_once_on_one_port_one_serves_and_the_other_refuses():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    servers = [start_web(port) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 60
+        while all(server.poll() is None for server in servers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        refused = [server for server in servers if server.poll() is not None]
+        assert len(refused) == 1 and refused[0].returncode == 1
+        assert b"another wapulse web runs there" in refused[0].stderr.read()
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def test_another_program_on_the_port_is_named_in_one_line():
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        port = str(other.getsockname()[1])
+        refused = start_web(port)
+        assert refused.wait(timeout=60) == 1
+        assert refused.stderr.read().decode().strip() == (
+            f"Error: cannot listen on 127.0.0.1:{port}: Address already in use (set PORT to another port)")
+
+
+def start_web(port: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "wapulse.cli", "web"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "WHATSAPP_APP_SECRET": APP_SECRET, "PORT": port,
+                                                         "REDIS_URL": REDIS_URL, "WEB_CONCURRENCY": "1"})
 
 
 # ---- an ASGI client for the intake, for what a real client cannot send ----------------------------
@@ -205,27 +237,53 @@ SIGNED = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(APP_SE
 def call(app, method: str, path: str, headers: dict | None = None, chunks: list[bytes] = (), stall: bool = False):
     """(status, headers, body) of one request to an ASGI app; `stall`: the client sends `chunks`
     and then nothing, never finishing its body."""
+    return asyncio.run(request(app, method, path, headers, chunks, stall))
 
-    async def run():
-        incoming = [{"type": "http.request", "body": chunk, "more_body": stall or n < len(chunks) - 1}
-                    for n, chunk in enumerate(chunks or [b""])]
-        sent = []
 
-        async def receive():
-            if incoming:
-                return incoming.pop(0)
-            await asyncio.sleep(3600)
+async def request(app, method: str, path: str, headers: dict | None = None, chunks: list[bytes] = (),
+                  stall: bool = False):
+    incoming = [{"type": "http.request", "body": chunk, "more_body": stall or n < len(chunks) - 1}
+                for n, chunk in enumerate(chunks or [b""])]
+    sent = []
 
-        async def send(message):
-            sent.append(message)
+    async def receive():
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.sleep(3600)
 
-        scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
-                 "root_path": "", "scheme": "http", "http_version": "1.1", "server": ("127.0.0.1", 8000),
-                 "client": ("127.0.0.1", 5000),
-                 "headers": [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]}
-        await app(scope, receive, send)
-        return sent
+    async def send(message):
+        sent.append(message)
 
-    sent = asyncio.run(run())
+    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "scheme": "http", "http_version": "1.1", "server": ("127.0.0.1", 8000),
+             "client": ("127.0.0.1", 5000),
+             "headers": [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]}
+    await app(scope, receive, send)
     start = next(message for message in sent if message["type"] == "http.response.start")
     return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_a_body_for_anything_but_metas_post_is_limited_to_1_mib():
+    intake = create_intake(Settings(app_secret=APP_SECRET, redis_url=REDIS_URL))
+    status, _, text = call(intake, "PUT", "/api/customers/x/owner", {"Content-Length": str(2 * 1024 * 1024)}, [b"{"])
+    assert (status, text) == (413, b"body over 1 MiB\n")
+    assert call(intake, "POST", "/api/owners", {"Transfer-Encoding": "chunked"}, [b"x" * 700_000] * 2)[0] == 413
+
+
+def test_bodies_waiting_to_be_read_hold_no_more_than_the_buffer_budget(redis):
+    """A body that would take the process past its budget of buffered bytes is refused (503:
+    Meta retries); the budget comes back as requests end."""
+    intake = create_intake(Settings(app_secret=APP_SECRET, redis_url=REDIS_URL, body_deadline_s=1))
+    intake.buffer_budget = 2 * len(BODY) + len(BODY) // 2
+
+    async def run():
+        stalled = asyncio.create_task(request(intake, "POST", "/webhook", {**SIGNED, "Content-Length": "1000"},
+                                              [BODY * 2], stall=True))
+        await asyncio.sleep(0.1)
+        refused = await request(intake, "POST", "/webhook", SIGNED, [BODY])
+        await stalled
+        accepted = await request(intake, "POST", "/webhook", SIGNED, [BODY])
+        return [answer[0] for answer in (refused, await stalled, accepted)]
+
+    assert asyncio.run(run()) == [503, 408, 200]
+    assert stored(redis) == [BODY]

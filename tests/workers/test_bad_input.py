@@ -236,3 +236,29 @@ def test_a_name_a_spreadsheet_would_run_stays_text_in_every_csv(web_server, engi
         cells = [cell for row in rows for cell in row]
         assert "Bob\r'=cmd|' /C calc'!A0\n'+1" in cells
         assert not any(line.startswith(FORMULA_STARTS) for cell in cells for line in cell.splitlines())
+
+
+def test_items_whose_instant_falls_back_to_arrival_count_once_however_often_they_come(web_server, engine, drain):
+    """A preference, a BSUID update and a message without an id, each with a millisecond
+    timestamp, delivered twice a second apart: one event each."""
+    ms = "1795796405000"
+    preference = {"field": "user_preferences", "value": {"messaging_product": "whatsapp", "metadata": NUMBER,
+                  "user_preferences": [{"wa_id": WHO, "category": "marketing_messages", "value": "stop", "timestamp": ms}]}}
+    update = {"field": "user_id_update", "value": {"messaging_product": "whatsapp", "metadata": NUMBER,
+              "user_id_update": [{"wa_id": WHO, "timestamp": ms, "user_id": {"previous": "US.1", "current": "US.2"}}]}}
+    no_id = messages({"from": WHO, "timestamp": ms, "type": "text", "text": {"body": "hello"}})
+    body = envelope(preference, update, no_id)
+    posted(web_server, drain, body)
+    time.sleep(1.1)
+    posted(web_server, drain, body)
+    assert len(events(engine)) == 3
+    (card,) = queries.list_customers(engine, int(time.time()), Settings().figure_rules)
+    assert card["counters"]["inbound"] == 1
+
+
+def test_an_integer_too_long_to_read_costs_its_value_not_the_body(web_server, engine, drain):
+    good = messages(text("wamid.ok9", T0))
+    body = envelope(good).replace(b'"entry"', b'"huge": ' + b"9" * 5000 + b', "entry"')
+    posted(web_server, drain, body)
+    assert_no_dead_letters(engine)
+    assert set(events(engine)) == {"m:wamid.ok9"}

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from scoring.reps import Channel
-from tests.peers import answer, hang, peer, reset, trickle
+from tests.peers import answer, hang, peer, read_request, reset, trickle
 from workers import channels
 from workers.deadline import Deadline
 
@@ -51,6 +51,23 @@ def test_an_smtp_greeting_dragged_a_byte_at_a_time_is_cut_at_the_deadline():
         accounts = channels.Accounts(mail=channels.MailSettings(f"smtp://127.0.0.1:{slow.port}", "w@example.test"))
         failure = send_within(Channel("email", {"to": "ana@example.test"}), 1, accounts)
         assert isinstance(failure, channels.RetryLater) and str(failure) == "no answer within 1 s"
+
+
+def redirect(location: bytes):
+    def behave(connection, peer):
+        read_request(connection)
+        connection.sendall(b"HTTP/1.1 307 X\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
+
+    return behave
+
+
+@pytest.mark.parametrize("location, expected", [(b"http://127.0.0.1:9/elsewhere", channels.Refused("HTTP 307")),
+                                                (b"http://[::1/", channels.RetryLater("ValueError")),
+                                                (b"http://\xff\xfe/", channels.RetryLater("UnicodeDecodeError"))])
+def test_a_redirect_is_not_followed_and_one_that_cannot_be_read_is_a_failed_attempt(location, expected):
+    with peer(redirect(location)) as endpoint:
+        failure = send_within(webhook_to(endpoint.url), 5)
+    assert (type(failure), str(failure)) == (type(expected), str(expected))
 
 
 @pytest.mark.parametrize("behave, expected", [

@@ -5,6 +5,7 @@ end-to-end replay, `responses` stands in for them where a test scripts their ans
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
 import threading
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
+from rq import cron as rq_cron
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
@@ -23,9 +25,11 @@ from store.reminders import retry_delivery
 from tests.conftest import FIXTURES
 from tests.peers import answer, hang, peer, read_request, reset, trickle
 from tests.workers.test_tiers import DAY, JOAO, JOAO_LAST, PRIYA, PRIYA_BACK, PRIYA_LAST, TIMELINE, process, set_now
-from workers import channels, runtime
-from workers.reminders import BACKOFF_S, deliver_due
-from workers.settings import ConfigError, Settings
+from workers import channels, cron_config, runtime
+from workers.reminders import (
+    BACKOFF_S, DELIVERY_BUDGET_S, DELIVERY_JOB_TIMEOUT_S, MAX_ATTEMPTS, STUCK_AFTER_S, deliver_due,
+)
+from workers.settings import MAX_DELIVERY_DEADLINE_S, ConfigError, Settings
 from workers.sweep import sweep_tiers
 
 SECRET = "rep-endpoint-secret"
@@ -620,3 +624,45 @@ def test_a_retry_backs_off_from_when_the_attempt_ended_not_when_the_job_began(re
         assert (row.status, row.due_at) == ("pending", SHEENA_COLD + 3600 + 200 + BACKOFF_S[0])
         deliver_due()  # a job that begins at once sends nothing: the backoff has not passed
         assert failing.accepted == 1
+
+
+def test_a_send_that_fails_in_a_way_no_channel_expects_is_retried_and_the_others_go_out(
+    redis, engine, drain, monkeypatch, tmp_path, endpoint
+):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, f"{webhook('http://broken.example.test/hook')}, {webhook(url)}")
+    sheena_goes_cold(redis, drain, monkeypatch)
+    real_send = channels.send
+
+    def send(channel, *args, **kwargs):
+        if "broken" in channel.settings["url"]:
+            raise ValueError("something no channel expects")
+        return real_send(channel, *args, **kwargs)
+
+    monkeypatch.setattr(channels, "send", send)
+    assert deliver_due() == {"sent": 1, "pending": 1, "failed": 0}
+    assert [(row.status, row.last_error) for row in deliveries(engine)] == [("pending", "ValueError"), ("sent", None)]
+    assert len(received) == 1
+
+
+def test_a_delivery_left_sending_by_dead_workers_until_it_has_no_attempt_left_is_failed(redis, engine, drain, monkeypatch,
+                                                                                        tmp_path, endpoint):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, webhook(url))
+    sheena_goes_cold(redis, drain, monkeypatch)
+    with engine.begin() as connection:
+        connection.execute(ReminderDelivery.__table__.update().values(status="sending", attempts=MAX_ATTEMPTS,
+                                                                      due_at=SHEENA_COLD + 3600 - STUCK_AFTER_S))
+    deliver_due()
+    (row,) = deliveries(engine)
+    assert (row.status, row.last_error, len(received)) == ("failed", f"gave up after {MAX_ATTEMPTS} attempts: "
+                                                                      "the worker sending it stopped", 0)
+
+
+def test_every_cron_job_may_run_as_long_as_its_own_budget():
+    rq_cron._job_data_registry.clear()
+    importlib.reload(cron_config)
+    jobs = {job["name"]: job for job in rq_cron._job_data_registry}
+    rq_cron._job_data_registry.clear()
+    assert jobs["deliver-reminders"]["job_timeout"] == DELIVERY_JOB_TIMEOUT_S
+    assert DELIVERY_BUDGET_S + MAX_DELIVERY_DEADLINE_S < DELIVERY_JOB_TIMEOUT_S
