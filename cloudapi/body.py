@@ -50,4 +50,5 @@ def decode(body: bytes):
 
 
 def _integer(digits: str) -> int | None:
-    return int(digits) if len(digits.lstrip("-")) < sys.get_int_max_str_digits() else None
+    limit = sys.get_int_max_str_digits()  # 0: the limit is switched off
+    return int(digits) if not limit or len(digits.lstrip("-")) <= limit else None

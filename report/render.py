@@ -14,6 +14,7 @@ from report import sections as layout
 from report.charts import draw
 from report.figures import CUSTOMER_ROWS
 from report.spreadsheet import csv_text
+from report.visible import visible
 
 _json = msgspec.json.Encoder()
 
@@ -38,12 +39,12 @@ def as_markdown(report: dict) -> bytes:
             if isinstance(block, layout.Table):
                 lines += ([block.caption, ""] if block.caption else []) + _markdown_table(block) + [""]
             else:
-                lines += [block, ""]
+                lines += [visible(block), ""]
     return ("\n".join(lines).rstrip() + "\n").encode()
 
 
 def _markdown_table(table: layout.Table) -> list[str]:
-    cells = [table.header] + [[layout.text(cell).replace("|", "/") for cell in row] for row in table.rows]
+    cells = [table.header] + [[visible(layout.text(cell)).replace("|", "/") for cell in row] for row in table.rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(table.header))]
 
     def line(row: list[str]) -> str:

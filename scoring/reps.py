@@ -34,6 +34,10 @@ class Channel:
     settings: Mapping[str, str]
 
 
+ROLES = ("rep", "manager")
+"""A rep sees and works their own customers in the desk; a manager sees everyone's."""
+
+
 @dataclass(frozen=True)
 class Rep:
     id: str
@@ -43,6 +47,11 @@ class Rep:
     quiet_hours: tuple[int, int] | None = None  # (start, end) in minutes after local midnight
     daily_digest: int | None = None  # minutes after local midnight: everything waits for it...
     immediate: frozenset[Rule] = frozenset()  # ...except these rules
+    role: str = "rep"
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == "manager"
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -91,7 +100,7 @@ class Rep:
     @classmethod
     def from_config(cls, table: Mapping, where: str) -> Rep:
         """Raises ValueError naming the bad key."""
-        known = {"id", "name", "timezone", "quiet_hours", "daily_digest", "immediate", "channels"}
+        known = {"id", "name", "timezone", "quiet_hours", "daily_digest", "immediate", "channels", "role"}
         if unknown := set(table) - known:
             raise ValueError(f"{where} has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
         rep_id = table.get("id")
@@ -102,9 +111,12 @@ class Rep:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
             raise ValueError(f"{where} ({rep_id}) timezone = {timezone!r} is not an IANA zone such as Europe/Madrid") from None
+        role = table.get("role", "rep")
+        if role not in ROLES:
+            raise ValueError(f"{where} ({rep_id}) role = {role!r} must be one of {', '.join(ROLES)}")
         channels = table.get("channels", [])
-        if not isinstance(channels, list) or not channels:
-            raise ValueError(f"{where} ({rep_id}) needs channels = [...] with at least one channel")
+        if not isinstance(channels, list) or (not channels and role != "manager"):
+            raise ValueError(f"{where} ({rep_id}) needs channels = [...] with at least one channel (a manager may have none)")
         return cls(
             id=rep_id,
             name=str(table.get("name") or rep_id),
@@ -113,6 +125,7 @@ class Rep:
             quiet_hours=_quiet_hours(table.get("quiet_hours"), f"{where} ({rep_id}) quiet_hours"),
             daily_digest=_clock(table["daily_digest"], f"{where} ({rep_id}) daily_digest") if "daily_digest" in table else None,
             immediate=_rules(table.get("immediate", []), f"{where} ({rep_id}) immediate"),
+            role=role,
         )
 
 

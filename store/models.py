@@ -117,9 +117,12 @@ class TierChangeRow(SQLModel, table=True):
 
 class Reminder(SQLModel, table=True):
     """One reminder owed to one rep for one crossing; the id is the crossing's idempotency key
-    (scoring.reminders.reminder_id), so a crossing derived twice is owed once."""
+    (scoring.reminders.reminder_id), so a crossing derived twice is owed once. In the desk it is a
+    follow-up: open until its rep is done with it (or the customer's behaviour settles it),
+    snoozed until a given instant."""
 
     __tablename__ = "reminder"
+    __table_args__ = (Index("ix_reminder_rep_state", "rep", "state"),)
 
     id: str = Field(primary_key=True, max_length=32)
     rep: str = Field(primary_key=True, max_length=64)
@@ -128,6 +131,28 @@ class Reminder(SQLModel, table=True):
     at: int = Field(index=True, sa_type=BigInteger)  # the crossing's instant
     created_at: int = Field(sa_type=BigInteger)
     content: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # what the rep is told
+    state: str = Field(default="open", max_length=16)  # open, snoozed, closed (scoring.followups.State)
+    snoozed_until: Optional[int] = Field(default=None, index=True, sa_type=BigInteger)
+    closed_at: Optional[int] = Field(default=None, sa_type=BigInteger)
+    closed_by: Optional[str] = Field(default=None, max_length=64)  # the rep who closed it; None: wapulse
+    close_reason: Optional[str] = Field(default=None, max_length=16)  # done, replied, came_back, reassigned...
+
+
+class ReminderAction(SQLModel, table=True):
+    """What was done about a follow-up, by whom (None: wapulse itself) and when: shown on the
+    customer's page."""
+
+    __tablename__ = "reminder_action"
+    __table_args__ = (ForeignKeyConstraint(["reminder_id", "rep"], ["reminder.id", "reminder.rep"]),
+                      Index("ix_reminder_action_reminder", "reminder_id", "rep"))
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
+    reminder_id: str = Field(max_length=32)
+    rep: str = Field(max_length=64)
+    actor: Optional[str] = Field(default=None, max_length=64)
+    action: str = Field(max_length=16)  # scoring.followups.Action
+    at: int = Field(sa_type=BigInteger)
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class ReminderDelivery(SQLModel, table=True):
@@ -135,7 +160,7 @@ class ReminderDelivery(SQLModel, table=True):
 
     __tablename__ = "reminder_delivery"
     __table_args__ = (
-        UniqueConstraint("reminder_id", "rep", "channel", name="uq_reminder_delivery_channel"),
+        UniqueConstraint("reminder_id", "rep", "channel", "wave", name="uq_reminder_delivery_channel"),
         ForeignKeyConstraint(["reminder_id", "rep"], ["reminder.id", "reminder.rep"]),
         Index("ix_reminder_delivery_status_due", "status", "due_at"),
     )
@@ -150,6 +175,7 @@ class ReminderDelivery(SQLModel, table=True):
     attempts: int = 0
     last_error: Optional[str] = Field(default=None, max_length=255)
     sent_at: Optional[int] = Field(default=None, sa_type=BigInteger)
+    wave: int = 0  # 0 when first owed; one more each time a snooze ends and the reminder goes out again
 
 
 class Counter(SQLModel, table=True):
@@ -160,3 +186,25 @@ class Counter(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     value: int = Field(default=0, sa_type=BigInteger)
+
+
+class RepAccount(SQLModel, table=True):
+    """A rep's password for the desk (`wapulse reps password`); who the reps are is wapulse.toml's."""
+
+    __tablename__ = "rep_account"
+
+    rep: str = Field(primary_key=True, max_length=64)
+    password_hash: str = Field(max_length=255)
+    password_set_at: int = Field(sa_type=BigInteger)  # a session from before it is no longer valid
+
+
+class SignInLink(SQLModel, table=True):
+    """A one-time sign-in link (`wapulse reps link`): good once, until it expires."""
+
+    __tablename__ = "sign_in_link"
+
+    nonce: str = Field(primary_key=True, max_length=64)
+    rep: str = Field(index=True, max_length=64)
+    created_at: int = Field(sa_type=BigInteger)
+    expires_at: int = Field(sa_type=BigInteger)
+    used_at: Optional[int] = Field(default=None, sa_type=BigInteger)

@@ -32,7 +32,8 @@ customers, aliases, reminders, deliveries, counters, events = (
 PLANNED_THROUGH = "reminders.planned_through"  # the last tier change id planned
 OWNER_TURN = "owners.turn"  # customers given a default owner so far (round robin)
 PLAN_BATCH = 2000
-PENDING, SENDING, SENT, FAILED = "pending", "sending", "sent", "failed"
+PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
+"""Delivery states; cancelled: its follow-up was closed before it went out."""
 
 
 @dataclass(frozen=True)
@@ -181,15 +182,23 @@ def _owe(connection: Connection, setup: ReminderSetup, crossing: Crossing, perso
         connection.execute(reminders.insert().values(id=key, rep=rep_id, customer_id=crossing.customer_id,
                                                      rule=crossing.rule.value, at=crossing.at, created_at=now,
                                                      content=content))
-        held_until = rep.hold_until(now, crossing.rule)
-        for label in rep.channel_labels():
-            row = connection.execute(
-                deliveries.insert().values(reminder_id=key, rep=rep_id, channel=label, status=PENDING,
-                                           due_at=held_until or now, held=held_until is not None, attempts=0)
-                .returning(deliveries.c.id)
-            )
-            created.append(row.scalar_one())
+        created += queue_deliveries(connection, rep, key, crossing.rule, now)
     return created
+
+
+def queue_deliveries(connection: Connection, rep: Rep, reminder: str, rule: Rule, now: int, wave: int = 0) -> list[int]:
+    """A delivery of the reminder on each of the rep's channels, due now or when the rep's quiet
+    hours or daily digest let it go; `wave` counts the times it goes out (a snooze that ends sends
+    it again). Returns the deliveries' ids."""
+    held_until = rep.hold_until(now, rule)
+    return [
+        connection.execute(
+            deliveries.insert().values(reminder_id=reminder, rep=rep.id, channel=label, status=PENDING, wave=wave,
+                                       due_at=held_until or now, held=held_until is not None, attempts=0)
+            .returning(deliveries.c.id)
+        ).scalar_one()
+        for label in rep.channel_labels()
+    ]
 
 
 def _customers(connection: Connection, ids: set[int], owners: OwnerPolicy) -> dict[int, tuple[CustomerFacts, str | None]]:

@@ -12,9 +12,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -36,7 +38,7 @@ APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = ("reminder_delivery", "reminder", "counter", "tier_change", "event", "outbound_message", "customer_alias",
+TABLES = ("sign_in_link", "rep_account", "reminder_action", "reminder_delivery", "reminder", "counter", "tier_change", "event", "outbound_message", "customer_alias",
           "customer", "raw_body")
 
 
@@ -172,3 +174,27 @@ def post_signed(url: str, body: bytes, secret: str = APP_SECRET, **headers) -> r
     """POST a body the way Meta does: JSON content type and X-Hub-Signature-256 over the bytes."""
     all_headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body), **headers}
     return requests.post(url, data=body, headers=all_headers, timeout=10)
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """A rep's endpoint: keeps every POST (headers and body) and answers 200."""
+
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers), body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def endpoint():
+    Recorder.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", Recorder.received
+    server.shutdown()

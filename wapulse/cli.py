@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
+from report.visible import visible
 from store import db, queries
 from wapulse import replay as replaying
 from wapulse.services import ensure_redis
@@ -109,15 +110,16 @@ def web():
     os.execv(granian, argv)
 
 
-def hold_the_port(host: str, port: str) -> IO:
+def hold_the_port(host: str, port: str) -> socket.socket | IO:
     """granian binds with SO_REUSEPORT, so a second server on a busy port would share it with the
-    first and take half its requests. A lock file per address, held by the server for as long as
-    it runs (its descriptor survives the exec), keeps out a second `wapulse web` started even at
-    the same moment; a bind without that option keeps out any other program listening there."""
-    lock = open(Path(tempfile.gettempdir()) / f"wapulse-web-{host.replace(':', '_')}-{port}.lock", "a")
+    first and take half its requests. A claim on the port, held by the server for as long as it
+    runs (its descriptor survives the exec), keeps out a second `wapulse web` started even at the
+    same moment and under any spelling of the host; a bind without SO_REUSEPORT keeps out any
+    other program listening there. On Linux the claim is a socket in the abstract namespace,
+    which vanishes with the server; elsewhere, a lock on a file in the temporary folder."""
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        claim = _claim_port(int(port))
+    except OSError:
         raise ConfigError(f"cannot listen on {host}:{port}: another wapulse web runs there (set PORT to another "
                           "port)") from None
     try:
@@ -126,7 +128,17 @@ def hold_the_port(host: str, port: str) -> IO:
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {os.strerror(error.errno)} (set PORT to another "
                           "port)") from None
-    os.set_inheritable(lock.fileno(), True)
+    os.set_inheritable(claim.fileno(), True)
+    return claim
+
+
+def _claim_port(port: int) -> socket.socket | IO:
+    if sys.platform == "linux":
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        claim.bind(f"\0wapulse-web-{port}")
+        return claim
+    lock = open(Path(tempfile.gettempdir()) / f"wapulse-web-{port}.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return lock
 
 
@@ -263,19 +275,8 @@ _TABLE_COLUMNS = ["key", "name", "country", "tier", "last_inbound_at", "inbound"
                   "rfm", "churn_risk", "intent"]
 
 
-_INVISIBLE = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
-    code: f"\\u{code:04x}" for code in (*range(0x200E, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-"""Control characters (newlines, ESC sequences) and bidirectional overrides, as escapes a person
-reads: a name must not split a table row, retitle the terminal or turn the line around."""
-
-
-def _shown(value) -> str:
-    """A value as text for the terminal."""
-    return "-" if value is None else str(value).translate(_INVISIBLE)
-
-
 def _table(columns: list[str], values: list[list], noun: str) -> None:
-    rows = [[_shown(value) for value in row] for row in values]
+    rows = [[visible(value) for value in row] for row in values]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     for row in rows:
@@ -308,7 +309,7 @@ def customer(key, output, now):
         if isinstance(value, dict):
             click.echo(f"{name}:")
             for inner, inner_value in value.items():
-                click.echo(f"  {_shown(inner)}: {_shown(inner_value)}")
+                click.echo(f"  {visible(inner)}: {visible(inner_value)}")
         elif name == "tier_history":
             click.echo(f"{name}:")
             for change in value:
@@ -319,7 +320,7 @@ def customer(key, output, now):
                 click.echo(f"  {reminder['at']}  {reminder['rule']} -> {reminder['rep']} on {reminder['channel']}: "
                            f"{reminder['status']}")
         else:
-            click.echo(f"{name}: {_shown(value)}")
+            click.echo(f"{name}: {visible(value)}")
 
 
 @main.group(invoke_without_command=True)

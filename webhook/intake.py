@@ -30,7 +30,8 @@ Answer = tuple[int, str]
 _UNAVAILABLE: Answer = (503, "temporarily unavailable")
 _SIGNATURE = SIGNATURE_HEADER.lower().encode()
 MAX_OTHER_BODY_BYTES = 1024 * 1024  # the API and the pages: 10,000 owners in one POST are about 600 KB
-BUFFER_BUDGET_BYTES = 256 * 1024 * 1024  # bodies a process holds at once, read or being read
+BUFFER_BUDGET_BYTES = 256 * 1024 * 1024  # bodies a process holds at once, from arrival to answer
+CLIENT_BUDGET_BYTES = 16 * 1024 * 1024  # of those, from one client address: Meta's come from many
 
 
 class BodyNotReceived(Exception):
@@ -38,7 +39,51 @@ class BodyNotReceived(Exception):
 
 
 class OverBudget(Exception):
-    """Taking this body would hold more than the process's budget of buffered bytes."""
+    """Taking this body would hold more than the process's budget of buffered bytes, or more than
+    its client's share of it."""
+
+
+class BufferBudget:
+    """The bytes of request bodies a process holds at once, in all and per client address: a body
+    counts from its first byte until its request is answered. One address (an attacker sending
+    large unsigned bodies) can take no more than its share, so Meta's deliveries, which come
+    from many addresses, still find room."""
+
+    def __init__(self, total: int = BUFFER_BUDGET_BYTES, per_client: int = CLIENT_BUDGET_BYTES):
+        self.total, self.per_client = total, per_client
+        self.held = 0
+        self._by_client: dict[str, int] = {}
+
+    def reserve(self, client: str) -> Reservation:
+        return Reservation(self, client)
+
+    def _take(self, client: str, size: int) -> None:
+        mine = self._by_client.get(client, 0)
+        if self.held + size > self.total or mine + size > self.per_client:
+            raise OverBudget
+        self.held += size
+        self._by_client[client] = mine + size
+
+    def _give_back(self, client: str, size: int) -> None:
+        self.held -= size
+        if (mine := self._by_client.pop(client, 0) - size) > 0:
+            self._by_client[client] = mine
+
+
+class Reservation:
+    """What one request holds of the budget."""
+
+    def __init__(self, budget: BufferBudget, client: str):
+        self._budget, self._client, self.size = budget, client, 0
+
+    def take(self, size: int) -> None:
+        """Raises OverBudget, taking nothing, when `size` more bytes would go past a limit."""
+        self._budget._take(self._client, size)
+        self.size += size
+
+    def release(self) -> None:
+        self._budget._give_back(self._client, self.size)
+        self.size = 0
 
 
 def create_intake(settings: Settings | None = None) -> Intake:
@@ -56,8 +101,7 @@ class Intake:
         self._secret = secret
         self._hand_off = hand_off
         self._body_deadline_s = body_deadline_s
-        self.buffer_budget = BUFFER_BUDGET_BYTES
-        self._buffered = 0  # bytes of bodies held now, by every request of this process
+        self.budget = BufferBudget()
 
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -81,19 +125,24 @@ class Intake:
         if refusal:
             await _answer(send, *refusal)
             return
-        held = [0]
+        reservation = self.budget.reserve((scope.get("client") or ("unknown",))[0])
+        try:
+            await self._read_and_answer(scope, headers, acknowledging, limit, receive, send, reservation)
+        finally:
+            reservation.release()
+
+    async def _read_and_answer(self, scope: dict, headers: dict, acknowledging: bool, limit: int, receive, send,
+                               reservation: Reservation) -> None:
         try:
             async with asyncio.timeout(self._body_deadline_s):
-                body = await self._read_body(receive, limit, held)
+                body = await _read_body(receive, limit, reservation)
         except TimeoutError:
             await _answer(send, 408, f"body not received within {self._body_deadline_s:g} s", close=True)
             return
         except OverBudget:
-            log.warning("refused a request: the bodies held by this process reached %d bytes", self.buffer_budget)
+            log.warning("refused a request: bodies held reached this process's budget or its client's share")
             await _answer(send, *_UNAVAILABLE, close=True)
             return
-        finally:
-            self._buffered -= held[0]
         if body is None:
             await _answer(send, *_too_large(limit), close=True)
             return
@@ -105,27 +154,6 @@ class Intake:
             await _answer(send, *await self._acknowledge(body, headers.get(_SIGNATURE)))
         else:
             await self._flask(scope, _replaying(body, receive), send)
-
-    async def _read_body(self, receive, limit: int, held: list[int]) -> bytes | None:
-        """The whole body, or None past `limit` bytes; each chunk counts against the process's
-        budget while this request holds it (`held`, given back by the caller). Raises
-        BodyNotReceived when the client leaves, OverBudget when the budget is spent."""
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise BodyNotReceived
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return None
-            if self._buffered + len(chunk) > self.buffer_budget:
-                raise OverBudget
-            self._buffered += len(chunk)
-            held[0] += len(chunk)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
 
     async def _acknowledge(self, body: bytes, signature: bytes | None) -> Answer:
         """The answer to Meta's POST, the body handed off to the inbox first when it is signed."""
@@ -158,6 +186,25 @@ def _refusal_before_reading(headers: dict[bytes, bytes], acknowledging: bool, li
     if headers.get(b"content-type", b"").partition(b";")[0].strip().lower() != b"application/json":
         return 415, "Content-Type must be application/json"
     return None
+
+
+async def _read_body(receive, limit: int, reservation: Reservation) -> bytes | None:
+    """The whole body, or None past `limit` bytes; each chunk is taken from the budget (the caller
+    gives it back once the request is answered). Raises BodyNotReceived when the client leaves,
+    OverBudget when the budget has no room."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BodyNotReceived
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        reservation.take(len(chunk))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _too_large(limit: int) -> Answer:

@@ -167,15 +167,18 @@ def _whatsapp(account: WhatsAppSettings | None, settings: Mapping[str, str], out
 
 
 def _post(url: str, body: bytes, headers: dict, graph: bool = False) -> None:
-    with requests.Session() as session:
-        session.mount("http://", WatchedAdapter())
-        session.mount("https://", WatchedAdapter())
-        try:
-            response = session.post(url, data=body, headers=headers, timeout=TIMEOUT_S, stream=True,
-                                    allow_redirects=False)  # a redirect is a misconfigured endpoint: refused
+    """POST through the transport alone: no session, so no redirect is followed or even read (a
+    3xx is refused like any other answer that is not a success)."""
+    transport = WatchedAdapter()
+    try:
+        response = transport.send(requests.Request("POST", url, data=body, headers=headers).prepare(),
+                                  stream=True, timeout=TIMEOUT_S)
+        with response:
             answer = response.raw.read(MAX_ANSWER_BYTES, decode_content=True)  # enough for any error body
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-            raise RetryLater(type(error).__name__) from None  # ValueError: an answer requests cannot read
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+        raise RetryLater(type(error).__name__) from None  # ValueError: an answer that cannot be read
+    finally:
+        transport.close()
     code = _graph_error_code(answer) if graph and response.status_code >= 300 else None
     what = f"HTTP {response.status_code}" + (f", Graph API error {code}" if code is not None else "")
     if response.status_code == 429 or response.status_code >= 500 or code in GRAPH_RETRY_CODES:

@@ -23,6 +23,7 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import Connection, and_, select, update
 
+from store import followups
 from store.db import engine_for
 from store.models import Reminder, ReminderDelivery
 from scoring.reminders import SERVICE_WINDOW_S
@@ -48,11 +49,15 @@ reminders, deliveries = Reminder.__table__, ReminderDelivery.__table__
 
 def plan_within(connection: Connection, touched: Iterable[int] = ()) -> bool:
     """Plan reminders inside the caller's write transaction, `touched` being the customers it
-    wrote; True when some are due to be sent."""
+    wrote: settle the follow-ups their behaviour answered, owe the new ones, wake the snoozed
+    ones whose time has come. True when some are due to be sent."""
     config = settings()
     if not config.reps:
         return False
-    return bool(plan_reminders(connection, config.reminder_setup, config.now_ts(), touched))
+    touched, now = sorted(touched), config.now_ts()
+    followups.settle(connection, touched, now)
+    owed = plan_reminders(connection, config.reminder_setup, now, touched)
+    return bool(owed + followups.wake(connection, config.reminder_setup, now))
 
 
 def request_delivery(redis: Redis) -> None:
@@ -173,24 +178,29 @@ def _attempt(engine, rows: list, now: int) -> channels.RetryLater | channels.Ref
     if first.channel not in labels:
         return channels.Refused(f"rep {first.rep} has no channel {first.channel} any more")
     channel = rep.channels[labels.index(first.channel)]
-    try:
-        outgoing = _outgoing(rep.name, [row.content for row in rows])
-    except TemplateError as error:  # a custom template that the start-up samples did not trip
-        return channels.Refused(f"the wording fails on this reminder: {error}")
     accounts = channels.Accounts(
         mail=channels.MailSettings(config.smtp_url, config.mail_from) if config.smtp_url else None,
         whatsapp=channels.WhatsAppSettings(config.whatsapp_token, config.graph_url, config.alert_sender)
         if config.whatsapp_token else None,
     )
     try:
+        outgoing = _outgoing(rep.name, [_as_sent(row) for row in rows])
         channels.send(channel, outgoing, accounts, config.delivery_deadline_s,
                       free_form=_rep_window_open(engine, channel, outgoing, accounts, now))
+    except TemplateError as error:  # a custom template that the start-up samples did not trip
+        return channels.Refused(f"the wording fails on this reminder: {error}")
     except (channels.RetryLater, channels.Refused) as error:
         return error
-    except Exception as error:  # a failure no channel foresaw must cost this delivery an attempt, not the job
+    except Exception as error:  # a failure nobody foresaw costs this delivery an attempt, not the job
         log.exception("reminder deliveries %s on %s failed unexpectedly", [row.id for row in rows], first.channel)
         return channels.RetryLater(type(error).__name__)
     return None
+
+
+def _as_sent(row) -> dict:
+    """A reminder's content as this delivery sends it: one that goes out again after a snooze is
+    a new message to its receiver, with an id (and Idempotency-Key) of its own."""
+    return row.content if not row.wave else {**row.content, "id": f"{row.content['id']}.{row.wave}"}
 
 
 def _outgoing(rep_name: str, contents: list[dict]) -> channels.Outgoing:

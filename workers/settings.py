@@ -43,6 +43,8 @@ class Settings:
     app_secret: str | None = None
     verify_token: str | None = None
     api_token: str | None = None
+    secret_key: str | None = None  # WAPULSE_SECRET_KEY: signs the desk's session cookies and sign-in links
+    public_url: str | None = None  # WAPULSE_PUBLIC_URL: where people reach the desk (for sign-in links)
     smtp_url: str | None = None  # SMTP_URL: smtp://user:password@host:587?starttls=1, or smtps://... for e-mail reminders
     mail_from: str = "wapulse@localhost"  # WAPULSE_MAIL_FROM: the sender of e-mail reminders
     whatsapp_token: str | None = None  # WHATSAPP_ACCESS_TOKEN: sends WhatsApp reminders to reps
@@ -68,6 +70,8 @@ class Settings:
             app_secret=env.get("WHATSAPP_APP_SECRET") or None,
             verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
             api_token=env.get("WAPULSE_API_TOKEN") or None,
+            secret_key=_secret(env, "WAPULSE_SECRET_KEY"),
+            public_url=_url(env, "WAPULSE_PUBLIC_URL"),
             smtp_url=env.get("SMTP_URL") or None,
             mail_from=env.get("WAPULSE_MAIL_FROM") or "wapulse@localhost",
             whatsapp_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
@@ -137,7 +141,21 @@ class Settings:
                     raise ConfigError(f"{self.config_path}: [[reps]] {number} ({rep.id}): its {channel.type} channel "
                                       f"needs {variable}")
             reps[rep.id] = rep
-        return reps
+        return self._with_managers(reps)
+
+    def _with_managers(self, reps: dict[str, Rep]) -> dict[str, Rep]:
+        """`[managers] ids = [...]`: reps who are managers, besides those with role = "manager"."""
+        from dataclasses import replace
+
+        managers = _table(self.rules.get("managers", {}), "[managers]")
+        if unknown := set(managers) - {"ids"}:
+            raise ConfigError(f"{self.config_path}: [managers] has unknown keys {sorted(unknown)}; known: ids")
+        ids = managers.get("ids", [])
+        if not isinstance(ids, list) or not all(isinstance(rep_id, str) for rep_id in ids):
+            raise ConfigError(f"{self.config_path}: [managers] ids must be a list of [[reps]] ids")
+        if strangers := [rep_id for rep_id in ids if rep_id not in reps]:
+            raise ConfigError(f"{self.config_path}: [managers] ids names {strangers}, which are not [[reps]] ids")
+        return {rep_id: replace(rep, role="manager") if rep_id in ids else rep for rep_id, rep in reps.items()}
 
     @cached_property
     def reminder_setup(self) -> ReminderSetup:
@@ -178,6 +196,11 @@ class Settings:
     def now_ts(self) -> int:
         """Now as Unix seconds, the unit of every event instant."""
         return int(self.clock().timestamp())
+
+    def desk_url(self) -> str:
+        """Where people reach the desk: WAPULSE_PUBLIC_URL, else the address `wapulse web` serves."""
+        host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+        return self.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
     def require_secret(self) -> str:
         if not self.app_secret:
@@ -220,6 +243,20 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int 
     if value < minimum or (maximum is not None and value > maximum):
         limits = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
         raise ConfigError(f"{name}={raw!r} must be a whole number {limits}")
+    return value
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name) or None
+    if value is not None and len(value) < 32:
+        raise ConfigError(f"{name} must be at least 32 characters (make run generates one into .env)")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").rstrip("/") or None
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name}={value!r} must start with https:// or http://")
     return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from cloudapi.body import decode, is_json
 
 
@@ -23,3 +25,12 @@ def test_decode_takes_what_msgspec_refuses_and_json_allows():
 def test_an_integer_too_long_for_any_decoder_is_no_value_not_a_failed_body():
     assert is_json(b'{"a":' + b"9" * 5000 + b',"b":1}')
     assert decode(b'{"a":' + b"9" * 5000 + b',"b":1,"c":-12}') == {"a": None, "b": 1, "c": -12}
+
+
+def test_integers_keep_their_value_when_pythons_digit_limit_is_switched_off():
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        assert decode(b'{"a":[12345678901234567890123,7,"\\ud800"]}') == {"a": [12345678901234567890123, 7, "\ud800"]}
+    finally:
+        sys.set_int_max_str_digits(limit)

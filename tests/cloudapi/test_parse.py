@@ -254,3 +254,14 @@ def test_an_id_less_message_keeps_a_key_of_its_own_beside_another_of_the_same_ki
                           for body in ("hi", "there")]}
     parsed = parse_body({"entry": [{"changes": [{"field": "messages", "value": value}]}]}, RECEIVED_AT)
     assert len({item.event.key for item in parsed.items}) == 2
+
+
+def test_repeated_preferences_whose_instants_fell_back_stay_apart_when_their_timestamps_differ():
+    """stop, resume, stop, each with a millisecond timestamp: three events. (With no timestamp at
+    all, two identical items cannot be told from a redelivery: they count once.)"""
+    preferences = [{"wa_id": "1650", "category": "marketing_messages", "value": value, "timestamp": stamp}
+                   for value, stamp in (("stop", "1795796405000"), ("resume", "1795796406000"),
+                                        ("stop", "1795796407000"))]
+    value = {"metadata": {"phone_number_id": "1"}, "user_preferences": preferences}
+    parsed = parse_body({"entry": [{"changes": [{"field": "user_preferences", "value": value}]}]}, RECEIVED_AT)
+    assert len({item.event.key for item in parsed.items}) == 3

@@ -80,3 +80,10 @@ def test_every_character_that_breaks_a_line_is_a_line_break_for_the_formula_guar
     rows = list(csv.reader(io.StringIO(as_csv(report_with_name(f"Bob{separator}=cmd")).decode(), newline="")))
     cell = rows[1][rows[0].index("name")]
     assert cell.splitlines() == ["Bob", "'=cmd"]
+
+
+def test_markdown_shows_control_characters_and_bidi_marks_as_escapes_and_keeps_rows_whole():
+    text = as_markdown(report_with_name("A\nna\x1b[2J\u202e\u061c\u2028x")).decode()
+    assert not any(character in text for character in "\x1b\u202e\u061c\u2028")
+    row = next(line for line in text.splitlines() if "na\\x1b[2J" in line)
+    assert row.startswith("| A\\x0ana\\x1b[2J\\u202e\\u061c\\u2028x |") and row.count("|") == 6

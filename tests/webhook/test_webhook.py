@@ -15,7 +15,7 @@ from redis import Redis
 
 from cloudapi.signature import sign
 from tests.conftest import APP_SECRET, REDIS_URL, ROOT, VERIFY_TOKEN, post_signed
-from webhook.intake import create_intake
+from webhook.intake import BufferBudget, create_intake
 from workers import inbox
 from workers.settings import Settings
 
@@ -195,11 +195,12 @@ def test_a_second_server_on_a_busy_port_refuses_to_start(web_server):
         f"Error: cannot listen on 127.0.0.1:{port}: another wapulse web runs there (set PORT to another port)"]
 
 
-def test_of_two_servers_started_at_once_on_one_port_one_serves_and_the_other_refuses():
+@pytest.mark.parametrize("hosts", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1")])
+def test_of_two_servers_started_at_once_on_one_port_one_serves_and_the_other_refuses(hosts):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    servers = [start_web(port) for _ in range(2)]
+    servers = [start_web(port, host) for host in hosts]
     try:
         deadline = time.monotonic() + 60
         while all(server.poll() is None for server in servers) and time.monotonic() < deadline:
@@ -222,10 +223,10 @@ def test_another_program_on_the_port_is_named_in_one_line():
             f"Error: cannot listen on 127.0.0.1:{port}: Address already in use (set PORT to another port)")
 
 
-def start_web(port: str) -> subprocess.Popen:
+def start_web(port: str, host: str = "127.0.0.1") -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "wapulse.cli", "web"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env={**os.environ, "WHATSAPP_APP_SECRET": APP_SECRET, "PORT": port,
-                                                         "REDIS_URL": REDIS_URL, "WEB_CONCURRENCY": "1"})
+                                                         "HOST": host, "REDIS_URL": REDIS_URL, "WEB_CONCURRENCY": "1"})
 
 
 # ---- an ASGI client for the intake, for what a real client cannot send ----------------------------
@@ -241,7 +242,7 @@ def call(app, method: str, path: str, headers: dict | None = None, chunks: list[
 
 
 async def request(app, method: str, path: str, headers: dict | None = None, chunks: list[bytes] = (),
-                  stall: bool = False):
+                  stall: bool = False, client: str = "127.0.0.1"):
     incoming = [{"type": "http.request", "body": chunk, "more_body": stall or n < len(chunks) - 1}
                 for n, chunk in enumerate(chunks or [b""])]
     sent = []
@@ -256,7 +257,7 @@ async def request(app, method: str, path: str, headers: dict | None = None, chun
 
     scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode(), "query_string": b"",
              "root_path": "", "scheme": "http", "http_version": "1.1", "server": ("127.0.0.1", 8000),
-             "client": ("127.0.0.1", 5000),
+             "client": (client, 5000),
              "headers": [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]}
     await app(scope, receive, send)
     start = next(message for message in sent if message["type"] == "http.response.start")
@@ -270,20 +271,47 @@ def test_a_body_for_anything_but_metas_post_is_limited_to_1_mib():
     assert call(intake, "POST", "/api/owners", {"Transfer-Encoding": "chunked"}, [b"x" * 700_000] * 2)[0] == 413
 
 
-def test_bodies_waiting_to_be_read_hold_no_more_than_the_buffer_budget(redis):
-    """A body that would take the process past its budget of buffered bytes is refused (503:
-    Meta retries); the budget comes back as requests end."""
+def test_bodies_held_never_go_past_the_budget_in_all_or_the_share_of_one_client(redis):
+    """A body that would take the process past its budget, or its client past their share, is
+    refused (503: Meta retries); bodies count until they are answered, and the budget comes back."""
     intake = create_intake(Settings(app_secret=APP_SECRET, redis_url=REDIS_URL, body_deadline_s=1))
-    intake.buffer_budget = 2 * len(BODY) + len(BODY) // 2
+    intake.budget = BufferBudget(total=4 * len(BODY), per_client=2 * len(BODY) + len(BODY) // 2)
 
     async def run():
         stalled = asyncio.create_task(request(intake, "POST", "/webhook", {**SIGNED, "Content-Length": "1000"},
-                                              [BODY * 2], stall=True))
+                                              [BODY * 2], stall=True, client="10.0.0.1"))
         await asyncio.sleep(0.1)
-        refused = await request(intake, "POST", "/webhook", SIGNED, [BODY])
-        await stalled
-        accepted = await request(intake, "POST", "/webhook", SIGNED, [BODY])
-        return [answer[0] for answer in (refused, await stalled, accepted)]
+        same_client = await request(intake, "POST", "/webhook", SIGNED, [BODY], client="10.0.0.1")
+        other_client = await request(intake, "POST", "/webhook", SIGNED, [BODY], client="10.0.0.2")
+        also_stalled = asyncio.create_task(request(intake, "POST", "/webhook", {**SIGNED, "Content-Length": "1000"},
+                                                   [BODY * 2], stall=True, client="10.0.0.3"))
+        await asyncio.sleep(0.1)
+        over_total = await request(intake, "POST", "/webhook", SIGNED, [BODY], client="10.0.0.4")
+        timed_out = [(await stalled)[0], (await also_stalled)[0]]
+        afterwards = await request(intake, "POST", "/webhook", SIGNED, [BODY], client="10.0.0.1")
+        return [same_client[0], other_client[0], over_total[0], *timed_out, afterwards[0]], intake.budget.held
 
-    assert asyncio.run(run()) == [503, 408, 200]
-    assert stored(redis) == [BODY]
+    assert asyncio.run(run()) == ([503, 200, 503, 408, 408, 200], 0)
+    assert stored(redis) == [BODY, BODY]
+
+
+def test_a_body_counts_against_the_budget_until_its_request_is_answered(redis):
+    intake = create_intake(Settings(app_secret=APP_SECRET, redis_url=REDIS_URL))
+    intake.budget = BufferBudget(total=len(BODY) + 10)
+    answered = asyncio.Event()
+    real_hand_off = intake._hand_off
+
+    async def slow_hand_off(body, valid_json=True):
+        await answered.wait()
+        return await real_hand_off(body, valid_json=valid_json)
+
+    intake._hand_off = slow_hand_off
+
+    async def run():
+        first = asyncio.create_task(request(intake, "POST", "/webhook", SIGNED, [BODY]))
+        await asyncio.sleep(0.1)
+        second = await request(intake, "POST", "/webhook", SIGNED, [BODY], client="10.0.0.9")
+        answered.set()
+        return (await first)[0], second[0], intake.budget.held
+
+    assert asyncio.run(run()) == (200, 503, 0)

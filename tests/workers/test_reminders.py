@@ -10,7 +10,6 @@ import json
 import socket
 import threading
 from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import responses
@@ -37,30 +36,6 @@ HOOK = "https://crm.example.test/hooks/wapulse"
 SLACK = "https://hooks.slack.example.test/services/T0/B0/x"
 SHEENA_AT = 1794328383  # fixtures/cloudapi/messages__text.json
 SHEENA_COLD = SHEENA_AT + 30 * DAY
-
-
-class Recorder(BaseHTTPRequestHandler):
-    """A rep's endpoint: keeps every POST (headers and body) and answers 200."""
-
-    received: list[tuple[dict, bytes]] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append((dict(self.headers), body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def endpoint():
-    Recorder.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", Recorder.received
-    server.shutdown()
 
 
 def configure(monkeypatch, tmp_path, channels_toml: str, extra: str = "", rep: str = "") -> None:
@@ -556,6 +531,17 @@ def test_a_template_that_fails_on_a_real_reminder_fails_that_delivery_not_the_jo
     deliver_due()
     (row,) = deliveries(engine)
     assert row.status == "failed" and row.last_error.startswith("the wording fails on this reminder:")
+
+
+def test_a_template_that_raises_what_no_template_should_costs_an_attempt_not_the_job(
+    redis, engine, drain, monkeypatch, tmp_path, endpoint
+):
+    url, received = endpoint
+    configure(monkeypatch, tmp_path, f'{{ type = "slack", url = "{url}" }}',
+              '\n[reminders.templates]\ntext = "{{ 1 // (customer.name | length - 13) }}"\n')  # "Sheena Nelson"
+    sheena_goes_cold(redis, drain, monkeypatch)
+    assert deliver_due() == {"sent": 0, "pending": 1, "failed": 0}
+    assert [(row.status, row.last_error) for row in deliveries(engine)] == [("pending", "ZeroDivisionError")]
 
 
 @responses.activate
