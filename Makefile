@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run test bench clean
+.PHONY: install secrets chromium run test bench clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
@@ -20,10 +20,18 @@ install: $(INSTALLED)
 	@$(BIN)/python -c "import secrets; print('WHATSAPP_APP_SECRET=' + secrets.token_hex(16)); print('WHATSAPP_VERIFY_TOKEN=' + secrets.token_hex(8))" > .env
 	@echo "wrote .env with a generated app secret and verify token (put Meta's in it for production)"
 
-run: install .env
+secrets: .env  # a .env from before the desk gains the keys it lacks
+	@grep -q '^WAPULSE_SECRET_KEY=' .env || { $(BIN)/python -c "import secrets; print('WAPULSE_SECRET_KEY=' + secrets.token_hex(32))" >> .env && echo "added WAPULSE_SECRET_KEY to .env (signs the desk's sessions)"; }
+
+run: install secrets
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/wapulse up
 
-test: install
+chromium:  # the browser the desk's tests drive (Playwright cannot download its own here)
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { apt-get update -qq && apt-get install -y -qq chromium; }; } || \
+	  echo "chromium is not installed and cannot be installed here: the desk's browser tests will be skipped"
+
+test: install chromium
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -79,6 +79,7 @@ class CustomerState:
     days: dict[str, int] = field(default_factory=dict)  # UTC day -> interactions that day
     first_inbound_at: int | None = None
     last_inbound_at: int | None = None
+    last_type: str | None = None  # the type of their last message (text, image, order...)
     last_signals: list[str] = field(default_factory=list)
     last_signals_at: int | None = None
     signal_log: list[list] = field(default_factory=list)  # [[at, [signals]], ...], latest SIGNAL_LOG_LENGTH
@@ -178,6 +179,7 @@ class CustomerState:
 
     def _on_message(self, event: Event, outbound: dict[str, OutboundMessage]) -> None:
         self.inbound += 1
+        self.last_type = event.type
         _bump(self.inbound_by_type, event.type)
         for signal in event.signals:
             _bump(self.signals, signal)

@@ -1,4 +1,4 @@
-"""Reminder rules (PRODUCT.md §5): which tier crossings a rep hears about, and what they are told
+"""Reminder rules: which tier crossings a rep hears about, and what they are told
 to do next.
 
 A reminder is owed once per crossing: its id is derived from the customer, the rule and the

@@ -1,4 +1,4 @@
-"""Reps and who owns a customer (`[[reps]]` and `[owners]` of wapulse.toml, PRODUCT.md §5).
+"""Reps and who owns a customer (`[[reps]]` and `[owners]` of wapulse.toml).
 
 A rep has a time zone, optional quiet hours and an optional daily digest (reminders wait, then go
 as one digest) and one or more channels. A customer without an imported owner gets the default of the business number

@@ -16,6 +16,12 @@ from typing import Iterable, Mapping
 
 QUESTION = "question"
 RAPPORT = "rapport"
+STRUCTURAL_SIGNALS = frozenset({
+    "image", "video", "voice", "audio", "document", "sticker", "location", "contacts", "reaction",
+    "reaction_removed", "interactive_reply", "template_button", "order", "product_inquiry", "ad_referral",
+    "forwarded", "rapport",
+})
+"""Signals a message carries by its kind rather than its words (the Cloud API parser sets them)."""
 
 _QUESTION_MARKS = re.compile("[?\u00bf\u061f\uff1f\u037e\u2047\u2048\u2049\ufe56]")  # ? ¿ ؟ ？ ; ⁇ ⁈ ⁉ ﹖
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)

@@ -1,4 +1,4 @@
-"""Tiers (PRODUCT.md §5): where a customer stands, and when time alone moves them.
+"""Tiers: where a customer stands, and when time alone moves them.
 
 With the facts of a customer fixed, their tier can only slide one way as time passes (hot → warm
 → cold → dead), and only at the instants `last interaction + N days`. So the next change is known

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import Connection, and_, case, func, select, update
+from sqlalchemy import Connection, case, func, select, update
 
 from scoring.followups import URGENCY, Action, State, settled_by
 from scoring.reminders import Rule
@@ -36,6 +36,15 @@ def followups(connection: Connection, rep: str | None, state: State, limit: int 
         query = query.where(reminders.c.rep == rep)
     order = (reminders.c.snoozed_until,) if state == State.SNOOZED else (_URGENCY_RANK, reminders.c.at)
     return connection.execute(query.order_by(*order, reminders.c.id).limit(limit)).all()
+
+
+def of_customer(connection: Connection, customer_id: int) -> list:
+    """The customer's follow-ups not closed yet, every rep's, most urgent first."""
+    return connection.execute(
+        select(*_FOLLOWUP_COLUMNS).join(customers, customers.c.id == reminders.c.customer_id)
+        .where(reminders.c.customer_id == customer_id, reminders.c.state != State.CLOSED.value)
+        .order_by(_URGENCY_RANK, reminders.c.at, reminders.c.rep)
+    ).all()
 
 
 def count_open(connection: Connection, rep: str | None) -> int:
@@ -135,15 +144,6 @@ def wake(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
                 deliveries.c.reminder_id == row.id, deliveries.c.rep == row.rep)).scalar()
             queued += queue_deliveries(connection, rep, row.id, Rule(row.rule), now, (wave or 0) + 1)
     return queued
-
-
-def history(connection: Connection, customer_id: int) -> list:
-    """Every follow-up about the customer and every action on each, newest first."""
-    return connection.execute(
-        select(actions, reminders.c.rule, reminders.c.at.label("crossed_at"))
-        .join(reminders, and_(reminders.c.id == actions.c.reminder_id, reminders.c.rep == actions.c.rep))
-        .where(reminders.c.customer_id == customer_id).order_by(actions.c.at.desc(), actions.c.id.desc())
-    ).all()
 
 
 def _cancel_pending(connection: Connection, reminder: str, rep: str) -> None:

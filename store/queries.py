@@ -1,4 +1,4 @@
-"""Read side: customers as the CLI and the API show them (PRODUCT.md §6); archive retention."""
+"""Read side: customers as the CLI and the API show them; archive retention."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class Base:
 
 
 def customer_view(row, state: CustomerState, base: Base) -> dict:
-    """One customer as JSON-ready data, in the shape PRODUCT.md §6 promises."""
+    """One customer as JSON-ready data, in the shape the README documents."""
     return {
         "key": row.key,
         "wa_id": row.wa_id,

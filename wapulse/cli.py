@@ -1,4 +1,4 @@
-"""`wapulse`: the one console entry point (PRODUCT.md §6)."""
+"""`wapulse`: the one console entry point."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ from scoring.tiers import Tier
 from workers import inbox, runtime
 from workers.rebuild import rebuild as rebuild_all
 from workers.reminders import REMINDER_QUEUE, request_delivery
-from store.reminders import FAILED, PENDING, SENDING, SENT, assign_owners, delivery_rows, retry_delivery
+from store.accounts import create_link, password_set_at, set_password
+from store.reminders import CANCELLED, FAILED, PENDING, SENDING, SENT, assign_owners, delivery_rows, retry_delivery
 from workers.sweep import sweep_tiers
 from workers.settings import ConfigError, Settings, parse_instant
 
@@ -324,7 +325,7 @@ def customer(key, output, now):
 
 
 @main.group(invoke_without_command=True)
-@click.option("--status", type=click.Choice([PENDING, SENDING, SENT, FAILED]), help="Only deliveries in this state.")
+@click.option("--status", type=click.Choice([PENDING, SENDING, SENT, FAILED, CANCELLED]), help="Only deliveries in this state.")
 @click.option("--format", "output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 @_clear_errors
@@ -340,6 +341,64 @@ def reminders(context, status, output):
         return
     columns = ["delivery", "at", "rule", "customer", "rep", "channel", "status", "due_at", "held", "attempts", "last_error"]
     _table(columns, [[view[column] for column in columns] for view in views], "reminder deliveries")
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+@_clear_errors
+def reps(context):
+    """Reps and managers (wapulse.toml's [[reps]]): who they are, and signing them in to the desk."""
+    if context.invoked_subcommand is not None:
+        return
+    settings = _settings().check()
+    with db.engine_for(settings.database_url).connect() as connection:
+        rows = [[rep.id, rep.name, rep.role, ", ".join(rep.channel_labels()) or "-",
+                 "yes" if password_set_at(connection, rep.id) else "no"] for rep in settings.reps.values()]
+    _table(["rep", "name", "role", "channels", "password"], rows, "reps")
+
+
+@reps.command("link")
+@click.argument("rep")
+@_clear_errors
+def reps_link(rep):
+    """Print a one-time sign-in link for REP (good once, for a day)."""
+    settings = _desk_settings(rep)
+    db.upgrade(settings.database_url)
+    with db.write_transaction(db.engine_for(settings.database_url)) as connection:
+        nonce = create_link(connection, rep, settings.now_ts())
+    from webhook import create_app
+    from webhook.desk.auth import link_for
+
+    app = create_app(settings, Redis.from_url(settings.redis_url))
+    with app.test_request_context():
+        click.echo(link_for(rep, nonce))
+
+
+@reps.command("password")
+@click.argument("rep")
+@click.password_option(prompt="New password", confirmation_prompt="Again")
+@_clear_errors
+def reps_password(rep, password):
+    """Set REP's desk password (10 characters or more); sessions signed in before end."""
+    settings = _desk_settings(rep)
+    db.upgrade(settings.database_url)
+    with db.write_transaction(db.engine_for(settings.database_url)) as connection:
+        try:
+            set_password(connection, rep, password, settings.now_ts())
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"password set for {rep}")
+
+
+def _desk_settings(rep: str) -> Settings:
+    settings = _settings().check()
+    if not settings.secret_key:
+        raise ConfigError("WAPULSE_SECRET_KEY is not set: the desk signs its sessions and links with it "
+                          "(make run writes one into .env)")
+    if rep not in settings.reps:
+        known = ", ".join(settings.reps) or "none: add [[reps]] to wapulse.toml"
+        raise ConfigError(f"{rep!r} is not a rep ([[reps]] ids in wapulse.toml: {known})")
+    return settings
 
 
 @main.group()

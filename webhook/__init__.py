@@ -1,4 +1,5 @@
-"""The Flask app: Meta's subscription handshake, health and the API (webhook.api).
+"""The Flask app: Meta's subscription handshake, health, the API (webhook.api) and the desk
+(webhook.desk).
 
 Meta's POST /webhook never reaches it: `webhook.intake`, the ASGI application in front of it,
 reads every body within a deadline and acknowledges those POSTs itself (size, type, the HMAC
@@ -15,7 +16,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from webhook import api
+from webhook import api, desk
 from workers import inbox
 from workers.settings import Settings
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
         return {"status": "ok", "inbox": waiting}
 
     api.register(app, settings)
+    desk.init_app(app, settings)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

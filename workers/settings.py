@@ -29,6 +29,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_CONFIG_FILE = "wapulse.toml"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v24.0"
 MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_CHAT_URL = "https://wa.me/{wa_id}"
+CHAT_URL_FIELDS = ("wa_id", "user_id", "key", "phone_number_id")
 MAX_DELIVERY_DEADLINE_S = 300  # well under the 10 minutes after which a send is taken for a dead worker's
 
 
@@ -158,6 +160,23 @@ class Settings:
         return {rep_id: replace(rep, role="manager") if rep_id in ids else rep for rep_id, rep in reps.items()}
 
     @cached_property
+    def chat_url(self) -> str:
+        """`[desk] chat_url`: where a rep opens a customer's chat, with `{wa_id}`, `{user_id}`,
+        `{key}` or `{phone_number_id}` filled in (wa.me, for the WhatsApp Business app, by default)."""
+        desk = _table(self.rules.get("desk", {}), "[desk]")
+        if unknown := set(desk) - {"chat_url"}:
+            raise ConfigError(f"{self.config_path}: [desk] has unknown keys {sorted(unknown)}; known: chat_url")
+        url = desk.get("chat_url", DEFAULT_CHAT_URL)
+        try:
+            url.format_map({name: "x" for name in CHAT_URL_FIELDS}) if isinstance(url, str) else None
+        except (KeyError, ValueError, IndexError):
+            url = None
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise ConfigError(f"{self.config_path}: [desk] chat_url must be an http(s) URL using only "
+                              f"{', '.join('{' + name + '}' for name in CHAT_URL_FIELDS)}")
+        return url
+
+    @cached_property
     def reminder_setup(self) -> ReminderSetup:
         """`[reminders]` and `[owners]`, checked against the reps."""
         from scoring.reminders import ReminderRules
@@ -186,7 +205,7 @@ class Settings:
 
     def check(self) -> Settings:
         """Load everything loaded lazily, so a bad wapulse.toml stops start-up, not a job."""
-        self.signal_matcher, self.tier_rules, self.figure_rules, self.reminder_setup, self.reminder_wording
+        self.signal_matcher, self.tier_rules, self.figure_rules, self.reminder_setup, self.reminder_wording, self.chat_url
         return self
 
     def clock(self) -> datetime:

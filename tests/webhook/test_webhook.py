@@ -1,4 +1,4 @@
-"""The webhook's HTTP contract (PRODUCT.md §3), against the real server and the real Redis."""
+"""The webhook's HTTP contract, against the real server and the real Redis."""
 
 from __future__ import annotations
 
@@ -208,6 +208,7 @@ def test_of_two_servers_started_at_once_on_one_port_one_serves_and_the_other_ref
         refused = [server for server in servers if server.poll() is not None]
         assert len(refused) == 1 and refused[0].returncode == 1
         assert b"another wapulse web runs there" in refused[0].stderr.read()
+        wait_until_serving(port)  # granian stopped while its worker starts can hang: let it start first
     finally:
         for server in servers:
             server.terminate()
@@ -221,6 +222,16 @@ def test_another_program_on_the_port_is_named_in_one_line():
         assert refused.wait(timeout=60) == 1
         assert refused.stderr.read().decode().strip() == (
             f"Error: cannot listen on 127.0.0.1:{port}: Address already in use (set PORT to another port)")
+
+
+def wait_until_serving(port: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
 
 
 def start_web(port: str, host: str = "127.0.0.1") -> subprocess.Popen:

@@ -1,0 +1,186 @@
+"""What the desk's customer pages read: the board (a rep's customers by tier, filtered, searched,
+sorted and paged in SQL) and one customer's timeline (their messages, ours with how far they got,
+tier changes, follow-ups and what was done about them), newest first, a page at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, exists, func, or_, select
+
+from scoring.events import EventKind
+from scoring.tiers import Tier
+from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, Reminder, ReminderAction, TierChangeRow
+
+customers, aliases, events = Customer.__table__, CustomerAlias.__table__, EventRow.__table__
+outbound, tier_changes = OutboundMessageRow.__table__, TierChangeRow.__table__
+reminders, actions = Reminder.__table__, ReminderAction.__table__
+BOARD_PAGE = 50
+TIMELINE_PAGE = 50
+SORTS = {
+    "last_contact": (customers.c.last_inbound_at.desc().nulls_last(), customers.c.id),
+    "name": (func.lower(func.coalesce(customers.c.name, customers.c.key)), customers.c.id),
+    "first_seen": (customers.c.first_seen_at.desc().nulls_last(), customers.c.id),
+}
+
+
+@dataclass(frozen=True)
+class BoardQuery:
+    owner: str | None = None  # None: everyone's (a manager)
+    tier: str | None = None
+    number: str | None = None  # business phone number id
+    country: str | None = None
+    campaign: str | None = None  # a campaign tag of ours they received
+    signal: str | None = None
+    search: str | None = None  # name, number, BSUID or username
+    sort: str = "last_contact"
+    page: int = 1
+
+
+def board(connection: Connection, query: BoardQuery) -> tuple[list, int, dict[str, int]]:
+    """A page of customers, how many match, and how many match in each tier (the tier filter
+    aside, so the counts show where the rest are)."""
+    conditions = _conditions(query)
+    counts = dict(connection.execute(
+        select(customers.c.tier, func.count()).where(*conditions).group_by(customers.c.tier)).all())
+    if query.tier:
+        conditions.append(customers.c.tier == query.tier)
+    total = sum(counts.values()) if not query.tier else counts.get(query.tier, 0)
+    rows = connection.execute(
+        select(customers.c.id, customers.c.key, customers.c.name, customers.c.wa_id, customers.c.user_id,
+               customers.c.username, customers.c.country, customers.c.timezone, customers.c.tier,
+               customers.c.tier_since, customers.c.owner, customers.c.last_inbound_at, customers.c.last_outbound_at,
+               customers.c.interactions, customers.c.phone_number_id, customers.c.opted_out, customers.c.unreachable)
+        .where(*conditions).order_by(*SORTS.get(query.sort, SORTS["last_contact"]))
+        .limit(BOARD_PAGE).offset((max(query.page, 1) - 1) * BOARD_PAGE)
+    ).all()
+    return rows, total, {tier.value: counts.get(tier.value, 0) for tier in Tier}
+
+
+def _conditions(query: BoardQuery) -> list:
+    conditions = []
+    if query.owner is not None:
+        conditions.append(customers.c.owner == query.owner)
+    if query.number:
+        conditions.append(customers.c.phone_number_id == query.number)
+    if query.country:
+        conditions.append(customers.c.country == query.country.upper())
+    if query.campaign:
+        conditions.append(exists().where(outbound.c.customer_id == customers.c.id, outbound.c.campaign == query.campaign))
+    if query.signal:
+        conditions.append(customers.c.state["signals"][query.signal].as_string().is_not(None))
+    if query.search:
+        text = query.search.strip()
+        digits = text.lstrip("+")
+        conditions.append(or_(
+            func.lower(customers.c.name).contains(text.lower(), autoescape=True),
+            customers.c.key == text,
+            customers.c.id.in_(select(aliases.c.customer_id).where(aliases.c.value.in_({text, digits}))),
+            customers.c.wa_id.startswith(digits, autoescape=True) if digits.isdigit() else customers.c.key == text,
+            func.lower(customers.c.username).contains(text.lower(), autoescape=True),
+        ))
+    return conditions
+
+
+def choices(connection: Connection, owner: str | None) -> dict[str, list[str]]:
+    """The values the board's filters offer for these customers: business numbers, countries,
+    campaign tags."""
+    scope = [customers.c.owner == owner] if owner is not None else []
+    numbers = connection.execute(select(customers.c.phone_number_id).where(
+        customers.c.phone_number_id.is_not(None), *scope).distinct().order_by(customers.c.phone_number_id)).scalars()
+    countries = connection.execute(select(customers.c.country).where(
+        customers.c.country.is_not(None), *scope).distinct().order_by(customers.c.country)).scalars()
+    campaigns = connection.execute(select(outbound.c.campaign).join(customers, customers.c.id == outbound.c.customer_id)
+                                   .where(outbound.c.campaign.is_not(None), *scope).distinct()
+                                   .order_by(outbound.c.campaign)).scalars()
+    return {"numbers": list(numbers), "countries": list(countries), "campaigns": list(campaigns)}
+
+
+def customer_row(connection: Connection, key: str):
+    """A customer by key or any alias they had (wa_id with or without +, BSUID, username)."""
+    row = connection.execute(select(customers).where(customers.c.key == key)).first()
+    if row is not None:
+        return row
+    owner = connection.execute(select(aliases.c.customer_id).where(
+        aliases.c.value.in_({key, key.lstrip("+")})).limit(1)).scalar()
+    return connection.execute(select(customers).where(customers.c.id == owner)).first() if owner is not None else None
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One line of a customer's timeline."""
+
+    at: int
+    what: str  # message, ours, tier, followup, preference, identity
+    title: str
+    detail: str = ""
+    until: int | None = None  # a snooze's end
+
+
+def timeline(connection: Connection, customer_id: int, before: int | None = None) -> list[Moment]:
+    """The newest TIMELINE_PAGE moments before `before` (all of them that share the last one's
+    instant too, so that the next page, before that instant, misses none)."""
+    def newest(query, column):
+        if before is not None:
+            query = query.where(column < before)
+        return connection.execute(query.order_by(column.desc()).limit(TIMELINE_PAGE + 1)).all()
+
+    moments = [_event_moment(row) for row in newest(
+        select(events.c.kind, events.c.type, events.c.at, events.c.data)
+        .where(events.c.customer_id == customer_id, events.c.kind.in_(
+            [EventKind.MESSAGE.value, EventKind.PREFERENCE.value, EventKind.IDENTITY.value])), events.c.at)]
+    moments += [_outbound_moment(row) for row in newest(
+        select(outbound).where(outbound.c.customer_id == customer_id), outbound.c.at)]
+    moments += [Moment(row.at, "tier", f"{(row.from_tier or 'new').capitalize()} → {row.to_tier}",
+                       _CAUSES.get(row.cause, row.cause)) for row in newest(
+        select(tier_changes).where(tier_changes.c.customer_id == customer_id), tier_changes.c.at)]
+    moments += [_action_moment(row) for row in newest(
+        select(actions, reminders.c.rule).join(reminders, and_(reminders.c.id == actions.c.reminder_id,
+                                                               reminders.c.rep == actions.c.rep))
+        .where(reminders.c.customer_id == customer_id), actions.c.at)]
+    moments += [Moment(row.created_at, "followup", f"Follow-up for {row.rep}: {row.rule.replace('_', ' ')}")
+                for row in newest(
+        select(reminders).where(reminders.c.customer_id == customer_id), reminders.c.created_at)]
+    moments.sort(key=lambda moment: moment.at, reverse=True)
+    if len(moments) <= TIMELINE_PAGE:
+        return moments
+    last = moments[TIMELINE_PAGE - 1].at
+    return [moment for moment in moments if moment.at >= last]
+
+
+_CAUSES = {"event": "by their activity", "time": "as time passed", "unreachable": "a delivery failed for good",
+           "merge": "when two records of one person were merged", "rebuild": "found by a rebuild"}
+_STATUS = {0: "not yet sent", 1: "sent", 2: "delivered", 3: "read", 4: "played"}
+
+
+def _event_moment(row) -> Moment:
+    data = row.data or {}
+    if row.kind == EventKind.MESSAGE.value:
+        signals = ", ".join(signal.replace("_", " ") for signal in data.get("sig", []))
+        return Moment(row.at, "message", f"They sent {_type(row.type)}", signals)
+    if row.kind == EventKind.PREFERENCE.value:
+        return Moment(row.at, "preference", "Marketing messages: " + ("stopped" if row.type == "stop" else row.type))
+    return Moment(row.at, "identity", "Their number or WhatsApp id changed")
+
+
+def _outbound_moment(row) -> Moment:
+    status = f"failed (error {row.error_code})" if row.failed else _STATUS.get(row.rank, "sent")
+    return Moment(row.at, "ours", "We sent a message", status + (f" · campaign {row.campaign}" if row.campaign else ""))
+
+
+def _action_moment(row) -> Moment:
+    who = row.actor or "wapulse"
+    detail = row.detail or {}
+    words = {"done": "marked it done", "snooze": "snoozed it", "woke": "brought it back after its snooze",
+             "reassign": f"reassigned it to {detail['to']}" if "to" in detail else f"took it over from {detail.get('from')}",
+             "template": f"sent the template {detail.get('template', '')}", "replied": "closed it: we replied",
+             "came_back": "closed it: they wrote again"}
+    return Moment(row.at, "followup", f"{row.rule.replace('_', ' ').capitalize()}: {who} "
+                  f"{words.get(row.action, row.action)}", until=detail.get("until"))
+
+
+def _type(message_type: str) -> str:
+    return {"text": "a text", "image": "a photo", "audio": "an audio", "video": "a video", "document": "a document",
+            "sticker": "a sticker", "location": "a location", "contacts": "contacts", "reaction": "a reaction",
+            "interactive": "a reply to a list or button", "button": "a button reply", "order": "an order",
+            "edit": "an edit", "revoke": "a deleted message"}.get(message_type, f"a {message_type} message")

@@ -1,0 +1,152 @@
+"""The desk over real HTTP against SQLite and PostgreSQL: signing in, who sees what, CSRF, the
+follow-up actions and what they change in the store, the board and the customer page."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from store.models import Customer, Reminder, ReminderAction
+from tests.webhook.conftest import NOW, PASSWORDS
+from wapulse.cli import main
+
+
+def signin_link(rep: str) -> str:
+    result = CliRunner().invoke(main, ["reps", "link", rep], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output.strip()
+
+
+def followups_of(engine, rep: str) -> list[tuple]:
+    table = Reminder.__table__
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(
+            select(table.c.id, table.c.rule, table.c.state, table.c.customer_id).where(table.c.rep == rep)
+            .order_by(table.c.at))]
+
+
+def test_a_page_asks_to_sign_in_and_comes_back_after(desk):
+    browser = desk.session()
+    answer = browser.get(f"{desk.url}/customers?tier=warm")
+    assert answer.url.startswith(f"{desk.url}/signin?next=")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', answer.text).group(1)
+    signed_in = browser.post(f"{desk.url}/signin", data={"rep": "ana", "password": PASSWORDS["ana"],
+                                                          "csrf_token": token, "next": "/customers?tier=warm"})
+    assert signed_in.url == f"{desk.url}/customers?tier=warm" and "My customers" in signed_in.text
+
+
+def test_a_wrong_password_or_an_unknown_rep_is_refused_alike(desk):
+    browser = desk.session()
+    for rep, password in (("ana", "not-her-password"), ("zoe", PASSWORDS["ana"])):
+        answer = browser.post(f"{desk.url}/signin", data={"rep": rep, "password": password,
+                                                           "csrf_token": desk.csrf(browser, "/signin")})
+        assert answer.status_code == 401 and "do not match" in answer.text
+    assert browser.get(f"{desk.url}/followups").url.startswith(f"{desk.url}/signin")
+
+
+def test_a_sign_in_link_works_once_and_a_forged_one_not_at_all(desk):
+    link = signin_link("ben")
+    browser = desk.session()
+    confirm = browser.get(link)
+    assert "Sign in as Ben Okafor" in confirm.text  # a preview bot fetching the link does not use it up
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    post = {"token": token, "csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', confirm.text).group(1)}
+    assert browser.post(f"{desk.url}/signin/link", data=post).url.endswith("/followups")
+    again = desk.session()
+    post["csrf_token"] = desk.csrf(again, "/signin")
+    reused = again.post(f"{desk.url}/signin/link", data=post)
+    assert reused.status_code == 400 and "used already" in reused.text
+    forged = again.get(f"{desk.url}/signin/link", params={"token": token[:-2] + "xx"})
+    assert forged.status_code == 400
+
+
+def test_a_form_without_its_csrf_token_changes_nothing(desk, engine):
+    ana = desk.session("ana")
+    (followup,) = [row for row in followups_of(engine, "ana") if row[1] == "unanswered"]
+    refused = ana.post(f"{desk.url}/followups/{followup[0]}/ana/done", data={})
+    assert refused.status_code == 400 and "CSRF" in refused.text
+    assert followups_of(engine, "ana")[0][2] == "open"
+
+
+def test_a_rep_cannot_open_or_work_another_reps_customer(desk, engine):
+    ben = desk.session("ben")
+    (sheena, *_) = [row for row in followups_of(engine, "ana")]
+    with engine.connect() as connection:
+        key = connection.execute(select(Customer.key).where(Customer.id == sheena[3])).scalar_one()
+    page = ben.get(f"{desk.url}/customers/{key}")
+    assert page.status_code == 403 and "Sheena" not in page.text and key not in page.text
+    token = desk.csrf(ben, "/followups")
+    for action, data in (("done", {}), ("snooze", {"until": "hour"}), ("reassign", {"to": "ben"})):
+        answer = ben.post(f"{desk.url}/followups/{sheena[0]}/ana/{action}", data={"csrf_token": token, **data})
+        assert answer.status_code == 403, action
+    assert [row[2] for row in followups_of(engine, "ana")] == ["open"]
+    assert "Sheena" not in ben.get(f"{desk.url}/followups").text
+    assert "Sheena Nelson" not in ben.get(f"{desk.url}/customers", params={"q": "Sheena"}).text
+
+
+def test_done_snooze_and_reassign_round_trip_through_the_store(desk, engine):
+    ana = desk.session("ana")
+    token = desk.csrf(ana, "/followups")
+    (followup,) = [row for row in followups_of(engine, "ana") if row[1] == "unanswered"]
+    snoozed = ana.post(f"{desk.url}/followups/{followup[0]}/ana/snooze", data={"csrf_token": token, "until": "tomorrow"})
+    assert snoozed.url.endswith("/followups") and "Snoozed (1)" in snoozed.text
+    with engine.connect() as connection:
+        until = connection.execute(select(Reminder.snoozed_until).where(Reminder.id == followup[0])).scalar_one()
+    assert until > NOW and until % 3600 == 0  # 9:00 in Madrid tomorrow
+    ana.post(f"{desk.url}/followups/{followup[0]}/ana/reassign", data={"csrf_token": token, "to": "ben"})
+    assert [row[2] for row in followups_of(engine, "ana") if row[0] == followup[0]] == ["closed"]
+    assert [row[2] for row in followups_of(engine, "ben") if row[0] == followup[0]] == ["open"]
+    with engine.connect() as connection:
+        assert connection.execute(select(Customer.owner).where(Customer.id == followup[3])).scalar_one() == "ben"
+        done_by = connection.execute(select(ReminderAction.actor, ReminderAction.action)
+                                     .order_by(ReminderAction.id)).all()
+    assert [tuple(row) for row in done_by] == [("ana", "snooze"), ("ana", "reassign"), ("ana", "reassign")]
+    ben = desk.session("ben")
+    ben.post(f"{desk.url}/followups/{followup[0]}/ben/done", data={"csrf_token": desk.csrf(ben, "/followups")})
+    assert [row[2] for row in followups_of(engine, "ben") if row[0] == followup[0]] == ["closed"]
+
+
+def test_a_manager_sees_everyone_and_any_reps_view(desk):
+    maria = desk.session("maria")
+    everyone = maria.get(f"{desk.url}/followups").text
+    assert "Everyone's follow-ups" in everyone and "Sheena Nelson" in everyone and "Bob" in everyone
+    bens = maria.get(f"{desk.url}/followups", params={"rep": "ben"}).text
+    assert "Ben Okafor's follow-ups" in bens and "Sheena Nelson" not in bens
+    assert maria.get(f"{desk.url}/customers", params={"rep": "nobody"}).status_code == 404
+
+
+def test_what_customers_wrote_in_their_names_is_shown_as_text(desk):
+    page = desk.session("ben").get(f"{desk.url}/followups").text
+    assert "<script>alert(1)</script>" not in page and "Bob &lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize("query, shown, hidden", [
+    ({"q": "sheena"}, "Sheena Nelson", "Bob"),
+    ({"q": "+34600000002"}, "Bob", "Sheena"),
+    ({"tier": "warm"}, "Sheena Nelson", "zzz"),
+    ({"country": "ES"}, "Bob", "Sheena"),
+    ({"signal": "price_inquiry"}, "Bob", "Sheena"),
+])
+def test_the_board_filters_and_searches(desk, query, shown, hidden):
+    page = desk.session("maria").get(f"{desk.url}/customers", params=query).text
+    assert shown in page and hidden not in page
+
+
+def test_the_customer_page_shows_who_they_are_their_figures_and_their_timeline(desk):
+    page = desk.session("maria").get(f"{desk.url}/customers/34600000002").text
+    for text in ("Bob &lt;script&gt;", "+34600000002", "Churn risk", "They sent a text", "price inquiry",
+                 "Question unanswered", "Follow-up for ben"):
+        assert text in page, text
+
+
+def test_the_desk_is_off_without_a_secret_key(desk, monkeypatch):
+    from webhook import create_app
+    from workers.settings import Settings
+
+    monkeypatch.delenv("WAPULSE_SECRET_KEY")
+    answer = create_app(Settings.from_env()).test_client().get("/signin")
+    assert answer.status_code == 503 and b"WAPULSE_SECRET_KEY" in answer.data

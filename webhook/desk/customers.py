@@ -1,0 +1,97 @@
+"""My customers (the board) and the customer page. A rep sees only the customers they own: another
+rep's customer is 403 and says nothing about them; a manager sees everyone."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, abort, render_template, request, url_for
+
+from scoring.customer import CustomerState
+from scoring.signals import STRUCTURAL_SIGNALS
+from scoring.tiers import Tier
+from store import desk as store
+from store import followups
+from webhook.desk import desk_guard, engine, may_see_customer, settings, signed_in, viewed_rep
+
+blueprint = Blueprint("customers", __name__)
+blueprint.before_request(desk_guard)
+BASE_SECONDS = 600  # the base a customer is ranked against (RFM quintiles, the value model) is this fresh
+FIGURE_NOTES = {
+    "rfm": "Recency, frequency and money, each 1 to 5 against all customers (5 is best).",
+    "lifecycle": "Where they are: acquisition (no order yet), onboarding, expansion, retention, or churn risk.",
+    "churn_risk": "1 to 10: how likely they are to drift away, from their activity falling against their own "
+                  "usual rate, time since their last order, negative words and failed deliveries.",
+    "intent": "0 to 100: buying signals of the last 30 days (price, samples, specs, orders), fading by half a week.",
+    "frequency_band": "How often they interact: high (3 or more a week), medium (1 to 3) or low.",
+    "value": "What they ordered so far, the chance they are still active, and the value to expect in 90 days.",
+}
+
+
+@blueprint.get("/customers")
+@signed_in
+def board():
+    query = store.BoardQuery(
+        owner=viewed_rep(), tier=_choice(request.args.get("tier"), {tier.value for tier in Tier}),
+        number=request.args.get("number") or None, country=request.args.get("country") or None,
+        campaign=request.args.get("campaign") or None, signal=request.args.get("signal") or None,
+        search=(request.args.get("q") or "").strip()[:100] or None,
+        sort=_choice(request.args.get("sort"), set(store.SORTS)) or "last_contact",
+        page=_page(request.args.get("page")),
+    )
+    with engine().connect() as connection:
+        rows, total, counts = store.board(connection, query)
+        offered = store.choices(connection, query.owner)
+    pages = max(1, -(-total // store.BOARD_PAGE))
+    return render_template("desk/customers.html", rows=rows, total=total, counts=counts, query=query, pages=pages,
+                           offered=offered, signals=sorted(settings().signal_matcher.signal_names | STRUCTURAL_SIGNALS), sorts=store.SORTS,
+                           tiers=[tier.value for tier in Tier], board_url=board_url)
+
+
+@blueprint.get("/customers/<path:key>")
+@signed_in
+def customer(key: str):
+    with engine().connect() as connection:
+        row = store.customer_row(connection, key)
+        if row is None:
+            abort(404)
+        if not may_see_customer(row.owner):
+            abort(403)
+        before = _page(request.args.get("before"), default=None)
+        moments = store.timeline(connection, row.id, before)
+        current = followups.of_customer(connection, row.id)
+    state = CustomerState.from_json(row.state)
+    figures = _base().figures(state, row.unreachable)
+    return render_template("desk/customer.html", customer=row, state=state, figures=figures, notes=FIGURE_NOTES,
+                           moments=moments, current=current,
+                           older=moments[-1].at if len(moments) >= store.TIMELINE_PAGE else None)
+
+
+def board_url(**changes) -> str:
+    """This board's URL with some of its filters changed (an empty value drops one)."""
+    wanted = {**request.args.to_dict(), **{name: str(value) for name, value in changes.items()}}
+    return url_for("customers.board", **{name: value for name, value in wanted.items() if value})
+
+
+_cached_base: tuple[float, object] = (0.0, None)
+
+
+def _base():
+    """The base figures rank a customer against, computed at most every BASE_SECONDS per process."""
+    from store.queries import Base
+
+    global _cached_base
+    expires, base = _cached_base
+    if base is None or time.monotonic() > expires:
+        with engine().connect() as connection:
+            base = Base.load(connection, settings().now_ts(), settings().figure_rules)
+        _cached_base = (time.monotonic() + BASE_SECONDS, base)
+    return base
+
+
+def _choice(value: str | None, allowed: set[str]) -> str | None:
+    return value if value in allowed else None
+
+
+def _page(value: str | None, default: int | None = 1) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 12 else default

@@ -1,0 +1,120 @@
+"""My follow-ups: a rep's open reminders, most urgent first, and what they do about each (done,
+snooze, reassign, open the chat). The list refreshes itself every few seconds (htmx polling a
+fragment that answers 204 while nothing changed), so a new reminder shows up without a reload."""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from scoring.followups import SNOOZE_LABELS, Action, Snooze, State, may_reassign, may_work, snooze_until
+from store import followups as store
+from store.db import write_transaction
+from webhook.desk import desk_guard, engine, person, settings, signed_in, viewed_rep
+from webhook.desk.auth import safe_next
+
+blueprint = Blueprint("followups", __name__)
+blueprint.before_request(desk_guard)
+POLL_SECONDS = 5
+
+
+@blueprint.get("/followups")
+@signed_in
+def page():
+    return render_template("desk/followups.html", **_lists(viewed_rep()), poll_seconds=POLL_SECONDS)
+
+
+@blueprint.get("/followups/list")
+@signed_in
+def fragment():
+    """The list alone, for the page's polling: 204 (htmx keeps what it shows) while it is unchanged."""
+    lists = _lists(viewed_rep())
+    if request.args.get("version") == lists["version"]:
+        return Response(status=204)
+    return render_template("desk/_followup_list.html", **lists, poll_seconds=POLL_SECONDS)
+
+
+def _lists(rep: str | None) -> dict:
+    with engine().connect() as connection:
+        open_ones = store.followups(connection, rep, State.OPEN)
+        snoozed = store.followups(connection, rep, State.SNOOZED)
+        total = store.count_open(connection, rep)
+    version = hashlib.sha256(repr([(row.id, row.rep, row.state) for row in open_ones + snoozed]).encode()).hexdigest()[:16]
+    return {"open_ones": open_ones, "snoozed": snoozed, "total": total, "version": version,
+            "snoozes": SNOOZE_LABELS, "chat_link": chat_link, "may_reassign": may_reassign}
+
+
+def chat_link(row) -> str | None:
+    """Where "Open chat" goes: `[desk] chat_url` filled with the customer's fields (wa.me by
+    default); none when the template needs a field the customer lacks (a BSUID-only customer
+    has no number)."""
+    fields = {"wa_id": row.wa_id, "user_id": row.user_id, "key": row.key, "phone_number_id": row.phone_number_id}
+    try:
+        return settings().chat_url.format_map({name: value for name, value in fields.items() if value})
+    except KeyError:
+        return None
+
+
+# ---- actions --------------------------------------------------------------------------------------
+
+
+@blueprint.post("/followups/<reminder>/<rep>/done")
+@signed_in
+def done(reminder: str, rep: str):
+    _workable(reminder, rep)
+    with write_transaction(engine()) as connection:
+        store.close(connection, reminder, rep, Action.DONE, person().id, settings().now_ts())
+    return _back()
+
+
+@blueprint.post("/followups/<reminder>/<rep>/snooze")
+@signed_in
+def snooze(reminder: str, rep: str):
+    _workable(reminder, rep)
+    try:
+        choice = Snooze(request.form.get("until", ""))
+    except ValueError:
+        abort(400, "choose how long to snooze")
+    now = settings().now_ts()
+    until = snooze_until(choice, now, settings().reps[rep].timezone if rep in settings().reps else "UTC")
+    with write_transaction(engine()) as connection:
+        store.snooze(connection, reminder, rep, person().id, until, now)
+    return _back()
+
+
+@blueprint.post("/followups/<reminder>/<rep>/reassign")
+@signed_in
+def reassign(reminder: str, rep: str):
+    with engine().connect() as connection:
+        row = store.followup(connection, reminder, rep)
+    if row is None:
+        abort(404)
+    if not may_reassign(person(), row.owner):
+        abort(403)
+    to_rep = request.form.get("to", "")
+    if to_rep not in settings().reps or to_rep == row.owner:
+        abort(400, "choose another rep")
+    with write_transaction(engine()) as connection:
+        queued = store.reassign(connection, settings().reminder_setup, row.customer_id, to_rep, person().id,
+                                settings().now_ts())
+    if queued:
+        from workers.reminders import request_delivery
+        from workers.runtime import redis_connection
+
+        request_delivery(redis_connection())
+    return _back()
+
+
+def _workable(reminder: str, rep: str) -> None:
+    """The follow-up exists and the person signed in may work it (else 404 or 403)."""
+    with engine().connect() as connection:
+        row = store.followup(connection, reminder, rep)
+    if row is None:
+        abort(404)
+    if not may_work(person(), rep):
+        abort(403)
+
+
+def _back():
+    return redirect(safe_next(request.form.get("back")) or url_for("followups.page"))
