@@ -22,6 +22,7 @@ install: $(INSTALLED)
 
 secrets: .env  # a .env from before the desk gains the keys it lacks
 	@grep -q '^WAPULSE_SECRET_KEY=' .env || { $(BIN)/python -c "import secrets; print('WAPULSE_SECRET_KEY=' + secrets.token_hex(32))" >> .env && echo "added WAPULSE_SECRET_KEY to .env (signs the desk's sessions)"; }
+	@grep -q '^WAPULSE_API_TOKEN=' .env || { $(BIN)/python -c "import secrets; print('WAPULSE_API_TOKEN=' + secrets.token_urlsafe(24))" >> .env && echo "added WAPULSE_API_TOKEN to .env (the API's bearer token)"; }
 
 run: install secrets
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/wapulse up

@@ -5,8 +5,12 @@ out: the store applies them, the pages show them.
 
 from __future__ import annotations
 
+import re
+import string
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
+from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from scoring.reminders import Rule
@@ -80,3 +84,47 @@ def may_work(person: Rep, reminder_rep: str) -> bool:
 def may_reassign(person: Rep, owner: str | None) -> bool:
     """Reassign: the customer's owner, or a manager."""
     return person.is_manager or (owner is not None and person.id == owner)
+
+
+TEMPLATE_FIELDS = ("name", "first_name", "wa_id", "country", "rep")
+"""What a template's parameters may be filled with, from the customer and their rep."""
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """`[[templates]]`: an approved WhatsApp template a rep may send a customer from the desk."""
+
+    name: str  # as approved in WhatsApp Manager
+    language: str  # its language code there: en, es, pt_BR...
+    campaign: str | None  # biz_opaque_callback_data: the report credits a comeback to it
+    parameters: tuple[str, ...]  # body parameters, in order, such as "{first_name}"
+    label: str  # what the desk calls it
+
+    def fill(self, fields: Mapping[str, str | None]) -> list[str]:
+        """The body parameters for one customer; a field they lack reads as "there"."""
+        known = {name: (fields.get(name) or "").strip() or "there" for name in TEMPLATE_FIELDS}
+        return [parameter.format_map(known) for parameter in self.parameters]
+
+    @classmethod
+    def from_config(cls, table: Mapping, where: str) -> MessageTemplate:
+        """Raises ValueError naming the bad key."""
+        if unknown := set(table) - {"name", "language", "campaign", "parameters", "label"}:
+            raise ValueError(f"{where} has unknown keys {sorted(unknown)}; known: campaign, label, language, name, "
+                             "parameters")
+        name, language = table.get("name"), table.get("language", "en")
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]{1,512}", name):
+            raise ValueError(f"{where} name must be the template's name as approved (lowercase, digits, _)")
+        if not isinstance(language, str) or not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language):
+            raise ValueError(f"{where} ({name}) language must be a code such as en, es or pt_BR")
+        campaign = table.get("campaign")
+        if campaign is not None and (not isinstance(campaign, str) or not 0 < len(campaign) <= 512):
+            raise ValueError(f"{where} ({name}) campaign must be a tag of 1 to 512 characters")
+        parameters = table.get("parameters", [])
+        if not isinstance(parameters, list) or not all(isinstance(p, str) for p in parameters):
+            raise ValueError(f"{where} ({name}) parameters must be a list of texts such as \"{{first_name}}\"")
+        for parameter in parameters:
+            if unknown_fields := {field for _, field, _, _ in string.Formatter().parse(parameter) if field} - set(
+                    TEMPLATE_FIELDS):
+                raise ValueError(f"{where} ({name}) parameters name {sorted(unknown_fields)}; known: "
+                                 f"{', '.join(TEMPLATE_FIELDS)}")
+        return cls(name, language, campaign, tuple(parameters), str(table.get("label") or name.replace("_", " ")))

@@ -69,7 +69,7 @@ def close(connection: Connection, reminder: str, rep: str, action: Action, actor
     ).rowcount == 1
     if closed:
         _cancel_pending(connection, reminder, rep)
-        _record(connection, reminder, rep, actor, action, now, detail or {})
+        record(connection, reminder, rep, actor, action, now, detail or {})
     return closed
 
 
@@ -82,7 +82,7 @@ def snooze(connection: Connection, reminder: str, rep: str, actor: str, until: i
     ).rowcount == 1
     if snoozed:
         _cancel_pending(connection, reminder, rep)
-        _record(connection, reminder, rep, actor, Action.SNOOZE, now, {"until": until})
+        record(connection, reminder, rep, actor, Action.SNOOZE, now, {"until": until})
     return snoozed
 
 
@@ -107,7 +107,7 @@ def reassign(connection: Connection, setup: ReminderSetup, customer_id: int, to_
         connection.execute(reminders.insert().values(
             id=row.id, rep=to_rep, customer_id=customer_id, rule=row.rule, at=row.at, created_at=now,
             content={**row.content, "rep": to_rep}, state=State.OPEN.value))
-        _record(connection, row.id, to_rep, actor, Action.REASSIGN, now, {"from": owner})
+        record(connection, row.id, to_rep, actor, Action.REASSIGN, now, {"from": owner})
         queued += queue_deliveries(connection, setup.reps[to_rep], row.id, Rule(row.rule), now)
     return queued
 
@@ -137,7 +137,7 @@ def wake(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
                                                           reminders.c.snoozed_until <= now)).all():
         connection.execute(update(reminders).where(reminders.c.id == row.id, reminders.c.rep == row.rep)
                            .values(state=State.OPEN.value, snoozed_until=None))
-        _record(connection, row.id, row.rep, None, Action.WOKE, now, {})
+        record(connection, row.id, row.rep, None, Action.WOKE, now, {})
         rep = setup.reps.get(row.rep)
         if rep is not None:
             wave = connection.execute(select(func.max(deliveries.c.wave)).where(
@@ -151,7 +151,8 @@ def _cancel_pending(connection: Connection, reminder: str, rep: str) -> None:
                                                 deliveries.c.status == PENDING).values(status=CANCELLED))
 
 
-def _record(connection: Connection, reminder: str, rep: str, actor: str | None, action: Action, now: int,
-            detail: dict) -> None:
+def record(connection: Connection, reminder: str, rep: str, actor: str | None, action: Action, now: int,
+           detail: dict) -> None:
+    """Keep what was done about a follow-up (a template sent, say) with who did it and when."""
     connection.execute(actions.insert().values(reminder_id=reminder, rep=rep, actor=actor, action=action.value,
                                                at=now, detail=detail))

@@ -9,11 +9,13 @@ import os
 import shutil
 import socket
 import sys
+import secrets
 import tempfile
 from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import msgspec
@@ -98,8 +100,12 @@ def db_upgrade():
 @main.command()
 @_clear_errors
 def web():
-    """Serve the webhook, health and the API on HOST:PORT (default 127.0.0.1:8000) with granian."""
-    settings = _settings().check()
+    """Serve the webhook, health, the API and the desk on HOST:PORT (default 127.0.0.1:8000)."""
+    _serve(_settings().check())
+
+
+def _serve(settings: Settings) -> None:
+    """Become granian serving webhook.intake, as the environment configures it."""
     settings.require_secret()  # fail here with one line, not in the server's workers
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
     held = hold_the_port(host, port)  # noqa: F841 - open until the exec, which keeps it
@@ -193,6 +199,67 @@ def up():
     os.execv(honcho, [honcho, "start", "-f", "Procfile", "--port", port])  # web, first, gets PORT
 
 
+@main.command()
+@click.option("--customers", type=click.IntRange(50, 20_000), default=2000, show_default=True)
+@click.option("--seed", type=int, default=2026, show_default=True, help="The same seed makes the same business.")
+@click.option("--port", default="8001", show_default=True, help="Where the demo desk is served (beside `make run`'s 8000).")
+@click.option("--no-serve", is_flag=True, help="Build the demo database and print the sign-in links, then stop.")
+@_clear_errors
+def demo(customers, seed, port, no_serve):
+    """Build a demo business in var/demo.db (never the live database) and serve the desk on it.
+
+    Three reps and a manager, two business numbers, customers in ten countries over six months,
+    written as webhook bodies and replayed through the real inbox and worker (in Redis database 14
+    of REDIS_URL's server, or WAPULSE_DEMO_REDIS_URL), then one sign-in link per person."""
+    from wapulse.demo import CONFIG, PEOPLE, business
+
+    home = Path("var")
+    database, config = home / "demo.db", home / "demo" / "wapulse.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(CONFIG)
+    for stale in home.glob("demo.db*"):
+        stale.unlink()
+    redis_url = os.environ.get("WAPULSE_DEMO_REDIS_URL") or _with_database(_settings().redis_url, 14)
+    click.echo(ensure_redis(redis_url))
+    os.environ.update(DATABASE_URL=f"sqlite:///{database.resolve()}", WAPULSE_CONFIG=str(config.resolve()),
+                      REDIS_URL=redis_url, PORT=port, WAPULSE_PUBLIC_URL="",
+                      # the whole history in one batch: a customer whose history were split across
+                      # batches would look, for a moment, as silent as their first part left them
+                      WAPULSE_BATCH_SIZE=str(10**6))
+    os.environ.pop("WAPULSE_NOW", None)
+    os.environ.setdefault("WAPULSE_SECRET_KEY", secrets.token_hex(32))  # make run writes one into .env
+    runtime.settings.cache_clear()
+    settings = _settings().check()
+    db.upgrade(settings.database_url)
+    redis = Redis.from_url(redis_url)
+    redis.flushdb()
+    made = business(customers, settings.now_ts(), seed)
+    click.echo(f"replaying {len(made.bodies):,} webhook bodies about {customers:,} customers through the inbox and "
+               "the worker...")
+    replaying.hand_off_all(redis, _progress([replaying.Recording("demo", body) for body in made.bodies], "demo"))
+    replaying.process_until_drained(redis, timeout_s=1800, deliver=False)
+    sweep_tiers()
+    click.echo(f"demo database: {database} (tiers, follow-ups and figures as of now)")
+    from webhook import create_app
+    from webhook.desk.auth import link_for
+
+    with db.write_transaction(db.engine_for(settings.database_url)) as connection:
+        nonces = {person: create_link(connection, person, settings.now_ts()) for person in PEOPLE}
+    with create_app(settings, redis).test_request_context():
+        for person, nonce in nonces.items():
+            rep = settings.reps[person]
+            click.echo(f"  {rep.name} ({rep.role}): {link_for(person, nonce)}")
+    if not no_serve:
+        click.echo(f"serving the demo desk on {settings.desk_url()} (Ctrl-C stops it)")
+        _serve(settings)
+
+
+def _with_database(url: str, number: int) -> str:
+    """`url` with another Redis database number."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
 # ---- replay -----------------------------------------------------------------------------------
 
 
@@ -241,7 +308,7 @@ def _stats(redis: Redis) -> dict[str, int]:
 def _progress(items: list, label: str):
     if len(items) < 200:
         return items
-    return tqdm(items, desc=label, unit="body", file=sys.stderr)
+    return tqdm(items, desc=label, unit="body", file=sys.stderr, disable=not sys.stderr.isatty())
 
 
 # ---- customers --------------------------------------------------------------------------------

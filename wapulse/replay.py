@@ -68,8 +68,9 @@ def hand_off_all(redis: Redis, recordings: Iterable[Recording]) -> list[str]:
     return not_json
 
 
-def process_until_drained(redis: Redis, timeout_s: float = 600) -> None:
-    """Run the queue's jobs in this process until the inbox is empty (other workers may help).
+def process_until_drained(redis: Redis, timeout_s: float = 600, deliver: bool = True) -> None:
+    """Run the queue's jobs in this process until the inbox is empty (other workers may help),
+    reminder deliveries too unless `deliver` is False (they then wait for a reminders worker).
 
     A drain job that fails stops the wait with its error instead of retrying until the timeout.
     """
@@ -82,7 +83,7 @@ def process_until_drained(redis: Redis, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         inbox.request_drain_if_backlog(redis)
-        worker = SimpleWorker([inbox.INGEST_QUEUE, REMINDER_QUEUE], connection=redis,
+        worker = SimpleWorker([inbox.INGEST_QUEUE, *([REMINDER_QUEUE] if deliver else [])], connection=redis,
                               exception_handlers=[remember_failure])
         worker.work(burst=True, logging_level="WARNING")
         if inbox.backlog(redis) == 0:

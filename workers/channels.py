@@ -21,6 +21,7 @@ import requests
 import urllib3
 
 from cloudapi import OWN_REMINDER_TAG
+from scoring.followups import MessageTemplate
 from scoring.reps import Channel
 from workers.deadline import Deadline, WatchedAdapter, WatchedSMTP, WatchedSMTPSSL
 
@@ -166,9 +167,39 @@ def _whatsapp(account: WhatsAppSettings | None, settings: Mapping[str, str], out
     _post(f"{account.graph_url.rstrip('/')}/{sender}/messages", json.dumps(message).encode(), headers, graph=True)
 
 
-def _post(url: str, body: bytes, headers: dict, graph: bool = False) -> None:
+def send_template(account: WhatsAppSettings | None, sender: str, to: str, template: MessageTemplate,
+                  parameters: list[str], deadline_s: float) -> str:
+    """Send an approved template to a customer from the business number `sender`: POST
+    /{phone_number_id}/messages with the template's campaign as `biz_opaque_callback_data`, so its
+    statuses come back through the webhook credited to the campaign. Returns Meta's message id;
+    raises Refused or RetryLater (nothing was sent) as reminder sends do."""
+    if account is None:
+        raise Refused("no WHATSAPP_ACCESS_TOKEN is set: wapulse cannot send WhatsApp messages")
+    component = [{"type": "body", "parameters": [{"type": "text", "text": " ".join(value.split())[:TEMPLATE_PARAMETER_LIMIT]}
+                                                 for value in parameters]}] if parameters else []
+    message = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "template",
+               "template": {"name": template.name, "language": {"code": template.language}, "components": component}}
+    if template.campaign:
+        message["biz_opaque_callback_data"] = template.campaign
+    headers = {"Authorization": f"Bearer {account.token}", "Content-Type": "application/json"}
+    with Deadline(deadline_s) as deadline:
+        try:
+            answer = _post(f"{account.graph_url.rstrip('/')}/{sender}/messages", json.dumps(message).encode(), headers,
+                           graph=True)
+        except RetryLater:
+            if deadline.expired:
+                raise RetryLater(f"no answer from the Graph API within {deadline_s:g} s") from None
+            raise
+    try:
+        return json.loads(answer)["messages"][0]["id"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
+
+
+def _post(url: str, body: bytes, headers: dict, graph: bool = False) -> bytes:
     """POST through the transport alone: no session, so no redirect is followed or even read (a
-    3xx is refused like any other answer that is not a success)."""
+    3xx is refused like any other answer that is not a success). Returns the answer's first
+    MAX_ANSWER_BYTES."""
     transport = WatchedAdapter()
     try:
         response = transport.send(requests.Request("POST", url, data=body, headers=headers).prepare(),
@@ -185,6 +216,7 @@ def _post(url: str, body: bytes, headers: dict, graph: bool = False) -> None:
         raise RetryLater(what)
     if response.status_code >= 300:
         raise Refused(what)
+    return answer
 
 
 def _graph_error_code(answer: bytes) -> int | None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:  # imported where used: the web process never loads the scoring rules (scipy)
     from scoring.figures import FigureRules
+    from scoring.followups import MessageTemplate
     from scoring.reps import Rep
     from scoring.signals import SignalMatcher
     from scoring.tiers import TierRules
@@ -160,6 +161,23 @@ class Settings:
         return {rep_id: replace(rep, role="manager") if rep_id in ids else rep for rep_id, rep in reps.items()}
 
     @cached_property
+    def templates(self) -> dict[str, MessageTemplate]:
+        """`[[templates]]`: the approved templates reps may send customers from the desk, by name."""
+        from scoring.followups import MessageTemplate
+
+        tables = self.rules.get("templates", [])
+        if not isinstance(tables, list):
+            raise ConfigError(f"{self.config_path}: templates must be written as [[templates]] tables")
+        templates: dict[str, MessageTemplate] = {}
+        for number, table in enumerate(tables, 1):
+            try:
+                template = MessageTemplate.from_config(_table(table, f"[[templates]] {number}"), f"[[templates]] {number}")
+            except ValueError as error:
+                raise ConfigError(f"{self.config_path}: {error}") from None
+            templates[template.name] = template
+        return templates
+
+    @cached_property
     def chat_url(self) -> str:
         """`[desk] chat_url`: where a rep opens a customer's chat, with `{wa_id}`, `{user_id}`,
         `{key}` or `{phone_number_id}` filled in (wa.me, for the WhatsApp Business app, by default)."""
@@ -205,7 +223,7 @@ class Settings:
 
     def check(self) -> Settings:
         """Load everything loaded lazily, so a bad wapulse.toml stops start-up, not a job."""
-        self.signal_matcher, self.tier_rules, self.figure_rules, self.reminder_setup, self.reminder_wording, self.chat_url
+        self.signal_matcher, self.tier_rules, self.figure_rules, self.reminder_setup, self.reminder_wording, self.chat_url, self.templates
         return self
 
     def clock(self) -> datetime:

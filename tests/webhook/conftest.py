@@ -41,7 +41,15 @@ role = "manager"
 
 [owners]
 default = ["ana", "ben"]
+
+[[templates]]
+name = "spring_offer"
+language = "es"
+campaign = "spring_reactivation"
+parameters = ["{first_name}", "{rep}"]
+label = "Spring offer"
 """
+GRAPH = "https://graph.example.test/v24.0"
 SHEENA_AT = 1794328383  # fixtures/cloudapi/messages__text.json: "Does it come in another color?"
 NOW = SHEENA_AT + 2 * 3600  # her question has waited past the 60-minute SLA
 
@@ -81,6 +89,8 @@ def desk(env, monkeypatch, tmp_path, redis, drain, engine) -> Desk:
     config.write_text(PEOPLE)
     monkeypatch.setenv("WAPULSE_CONFIG", str(config))
     monkeypatch.setenv("WAPULSE_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("WHATSAPP_ACCESS_TOKEN", "graph-token")
+    monkeypatch.setenv("WHATSAPP_GRAPH_URL", GRAPH)
     set_now(monkeypatch, NOW)
     with write_transaction(engine) as connection:
         for who, password in PASSWORDS.items():

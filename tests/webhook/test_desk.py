@@ -3,15 +3,17 @@ follow-up actions and what they change in the store, the board and the customer 
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import responses
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from store.models import Customer, Reminder, ReminderAction
-from tests.webhook.conftest import NOW, PASSWORDS
+from tests.webhook.conftest import GRAPH, NOW, PASSWORDS
 from wapulse.cli import main
 
 
@@ -150,3 +152,62 @@ def test_the_desk_is_off_without_a_secret_key(desk, monkeypatch):
     monkeypatch.delenv("WAPULSE_SECRET_KEY")
     answer = create_app(Settings.from_env()).test_client().get("/signin")
     assert answer.status_code == 503 and b"WAPULSE_SECRET_KEY" in answer.data
+
+
+@responses.activate
+def test_send_template_goes_through_the_cloud_api_with_its_campaign_and_is_kept(desk, engine):
+    responses.add_passthru(desk.url)
+    graph = responses.post(f"{GRAPH}/106540352242922/messages",
+                           json={"messaging_product": "whatsapp", "messages": [{"id": "wamid.sent-template"}]})
+    ana = desk.session("ana")
+    (followup,) = [row for row in followups_of(engine, "ana") if row[1] == "unanswered"]
+    page = ana.post(f"{desk.url}/followups/{followup[0]}/ana/template",
+                    data={"csrf_token": desk.csrf(ana, "/followups"), "template": "spring_offer"})
+    assert "Sent “Spring offer” to Sheena Nelson." in page.text
+    (call,) = graph.calls
+    assert call.request.headers["Authorization"] == "Bearer graph-token"
+    assert json.loads(call.request.body) == {
+        "messaging_product": "whatsapp", "recipient_type": "individual", "to": "16505551234", "type": "template",
+        "template": {"name": "spring_offer", "language": {"code": "es"}, "components": [
+            {"type": "body", "parameters": [{"type": "text", "text": "Sheena"}, {"type": "text", "text": "Ana Ruiz"}]}]},
+        "biz_opaque_callback_data": "spring_reactivation"}
+    with engine.connect() as connection:
+        (action,) = connection.execute(select(ReminderAction.actor, ReminderAction.action, ReminderAction.detail)
+                                       .where(ReminderAction.action == "template")).all()
+    assert tuple(action) == ("ana", "template", {"template": "spring_offer", "campaign": "spring_reactivation",
+                                                 "message": "wamid.sent-template"})
+
+
+@responses.activate
+def test_send_template_is_refused_for_an_opted_out_customer_and_when_meta_refuses(desk, engine, redis, drain, monkeypatch):
+    responses.add_passthru(desk.url)
+    graph = responses.post(f"{GRAPH}/106540352242922/messages", status=400,
+                           json={"error": {"code": 132001, "message": "Template name does not exist"}})
+    ben = desk.session("ben")
+    (bob,) = followups_of(engine, "ben")
+    token = desk.csrf(ben, "/followups")
+    refused = ben.post(f"{desk.url}/followups/{bob[0]}/ben/template", data={"csrf_token": token, "template": "spring_offer"})
+    assert "Not sent: Meta did not take it (HTTP 400, Graph API error 132001)." in refused.text and len(graph.calls) == 1
+    with engine.begin() as connection:
+        connection.execute(Customer.__table__.update().where(Customer.id == bob[3]).values(opted_out=True))
+    opted_out = ben.post(f"{desk.url}/followups/{bob[0]}/ben/template", data={"csrf_token": token, "template": "spring_offer"})
+    assert "Not sent: they opted out of marketing messages." in opted_out.text and len(graph.calls) == 1
+    with engine.connect() as connection:
+        assert connection.execute(select(ReminderAction.id).where(ReminderAction.action == "template")).all() == []
+
+
+def test_send_template_without_a_token_says_so_and_sends_nothing(desk, engine, monkeypatch):
+    from webhook import create_app
+    from workers.settings import Settings
+
+    monkeypatch.delenv("WHATSAPP_ACCESS_TOKEN")
+    client = create_app(Settings.from_env()).test_client()
+
+    def token_of(path: str) -> str:
+        return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+    client.post("/signin", data={"rep": "ana", "password": PASSWORDS["ana"], "csrf_token": token_of("/signin")})
+    (followup,) = [row for row in followups_of(engine, "ana") if row[1] == "unanswered"]
+    page = client.post(f"/followups/{followup[0]}/ana/template", follow_redirects=True,
+                       data={"csrf_token": token_of("/followups"), "template": "spring_offer"}).get_data(as_text=True)
+    assert "Not sent: no WHATSAPP_ACCESS_TOKEN is set, so wapulse cannot send WhatsApp messages." in page

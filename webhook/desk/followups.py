@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 from scoring.followups import SNOOZE_LABELS, Action, Snooze, State, may_reassign, may_work, snooze_until
 from store import followups as store
 from store.db import write_transaction
+from workers import channels
 from webhook.desk import desk_guard, engine, person, settings, signed_in, viewed_rep
 from webhook.desk.auth import safe_next
 
@@ -42,7 +43,8 @@ def _lists(rep: str | None) -> dict:
         total = store.count_open(connection, rep)
     version = hashlib.sha256(repr([(row.id, row.rep, row.state) for row in open_ones + snoozed]).encode()).hexdigest()[:16]
     return {"open_ones": open_ones, "snoozed": snoozed, "total": total, "version": version,
-            "snoozes": SNOOZE_LABELS, "chat_link": chat_link, "may_reassign": may_reassign}
+            "snoozes": SNOOZE_LABELS, "chat_link": chat_link, "may_reassign": may_reassign,
+            "templates": settings().templates}
 
 
 def chat_link(row) -> str | None:
@@ -106,14 +108,58 @@ def reassign(reminder: str, rep: str):
     return _back()
 
 
-def _workable(reminder: str, rep: str) -> None:
-    """The follow-up exists and the person signed in may work it (else 404 or 403)."""
+@blueprint.post("/followups/<reminder>/<rep>/template")
+@signed_in
+def send_template(reminder: str, rep: str):
+    """Send the customer one of the approved templates of wapulse.toml through the Cloud API."""
+    row = _workable(reminder, rep)
+    template = settings().templates.get(request.form.get("template", ""))
+    if template is None:
+        abort(400, "choose one of the templates")
+    refusal = template_refusal(row)
+    if refusal is not None:
+        flash(f"Not sent: {refusal}", "error")
+        return _back()
+    fields = {"name": row.name, "first_name": (row.name or "").split(" ")[0], "wa_id": row.wa_id,
+              "country": row.country, "rep": settings().reps[rep].name if rep in settings().reps else rep}
+    account = channels.WhatsAppSettings(settings().whatsapp_token, settings().graph_url)
+    try:
+        message_id = channels.send_template(account, row.phone_number_id, row.wa_id, template, template.fill(fields),
+                                            settings().delivery_deadline_s)
+    except (channels.Refused, channels.RetryLater) as error:
+        flash(f"Not sent: Meta did not take it ({error}).", "error")
+        return _back()
+    with write_transaction(engine()) as connection:
+        store.record(connection, reminder, rep, person().id, Action.TEMPLATE, settings().now_ts(),
+                     {"template": template.name, "campaign": template.campaign, "message": message_id})
+    flash(f"Sent “{template.label}” to {row.name or row.key}.", "done")
+    return _back()
+
+
+def template_refusal(row) -> str | None:
+    """Why a template cannot go to this customer, or None."""
+    if not settings().whatsapp_token:
+        return "no WHATSAPP_ACCESS_TOKEN is set, so wapulse cannot send WhatsApp messages."
+    if row.opted_out:
+        return "they opted out of marketing messages."
+    if row.unreachable:
+        return "our messages no longer reach them (Meta answered 131026)."
+    if not row.wa_id:
+        return "they have no phone number on record (BSUID only)."
+    if not row.phone_number_id:
+        return "they never wrote to one of our numbers, so there is none to send from."
+    return None
+
+
+def _workable(reminder: str, rep: str):
+    """The follow-up, if it exists and the person signed in may work it (else 404 or 403)."""
     with engine().connect() as connection:
         row = store.followup(connection, reminder, rep)
     if row is None:
         abort(404)
     if not may_work(person(), rep):
         abort(403)
+    return row
 
 
 def _back():
