@@ -22,35 +22,16 @@ WABA_ID = "200000000000001"
 NUMBERS = {"110000000000001": "15550001001", "110000000000002": "15550001002"}  # phone number id -> display
 SALES, ASIA = NUMBERS
 CAMPAIGN = "spring_reactivation"
-CONFIG = f'''# The demo business of `wapulse demo` (written by it; edits are overwritten).
-[[reps]]
-id = "ana"
-name = "Ana Ruiz"
-timezone = "Europe/Madrid"
-channels = [{{ type = "webhook", url = "http://127.0.0.1:9/demo/ana", secret = "demo" }}]
-
-[[reps]]
-id = "ben"
-name = "Ben Okafor"
-timezone = "Africa/Lagos"
-channels = [{{ type = "webhook", url = "http://127.0.0.1:9/demo/ben", secret = "demo" }}]
-
-[[reps]]
-id = "chen"
-name = "Chen Wei"
-timezone = "Asia/Singapore"
-channels = [{{ type = "webhook", url = "http://127.0.0.1:9/demo/chen", secret = "demo" }}]
-
-[[reps]]
-id = "maria"
-name = "María López"
-timezone = "Europe/Madrid"
-role = "manager"
-
-[owners]
-by_number = {{ "{SALES}" = ["ana", "ben"], "{ASIA}" = "chen" }}
-'''
-PEOPLE = ("ana", "ben", "chen", "maria")
+PEOPLE = {"ana": ("Ana Ruiz", "Europe/Madrid"), "ben": ("Ben Okafor", "Africa/Lagos"),
+          "chen": ("Chen Wei", "Asia/Singapore"), "maria": ("María López", "Europe/Madrid")}
+MANAGER = "maria"
+CONFIG = "# The demo business of `wapulse demo` (written by it; edits are overwritten).\n" + "".join(
+    f'[[reps]]\nid = "{rep}"\nname = "{name}"\ntimezone = "{zone}"\n'
+    + ('role = "manager"\n' if rep == MANAGER else
+       f'channels = [{{ type = "webhook", url = "http://127.0.0.1:9/demo/{rep}", secret = "demo" }}]\n')
+    + "\n"
+    for rep, (name, zone) in PEOPLE.items()
+) + f'[owners]\nby_number = {{ "{SALES}" = ["ana", "ben"], "{ASIA}" = "chen" }}\n'
 
 COUNTRIES = [  # (prefix, digits after it, share, number, names)
     ("34", "6########", 14, SALES, ["Lucía Fernández", "Javier Moreno", "Carmen Ruiz", "Pablo Gil", "Elena Sanz"]),

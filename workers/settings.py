@@ -126,22 +126,15 @@ class Settings:
         """`[[reps]]`: each rep with their time zone, quiet hours and channels, by id."""
         from scoring.reps import Rep
 
-        tables = self.rules.get("reps", [])
-        if not isinstance(tables, list):
-            raise ConfigError(f"{self.config_path}: reps must be written as [[reps]] tables")
         reps: dict[str, Rep] = {}
-        for number, table in enumerate(tables, 1):
-            try:
-                rep = Rep.from_config(_table(table, f"[[reps]] {number}"), f"[[reps]] {number}")
-            except ValueError as error:
-                raise ConfigError(f"{self.config_path}: {error}") from None
+        for where, rep in self._array_of_tables("reps", Rep.from_config):
             if rep.id in reps:
-                raise ConfigError(f"{self.config_path}: [[reps]] {number}: id {rep.id!r} is used twice")
+                raise ConfigError(f"{self.config_path}: {where}: id {rep.id!r} is used twice")
             accounts = {"email": ("SMTP_URL", self.smtp_url), "whatsapp": ("WHATSAPP_ACCESS_TOKEN", self.whatsapp_token)}
             for channel in rep.channels:
                 variable, value = accounts.get(channel.type, ("", True))
                 if not value:
-                    raise ConfigError(f"{self.config_path}: [[reps]] {number} ({rep.id}): its {channel.type} channel "
+                    raise ConfigError(f"{self.config_path}: {where} ({rep.id}): its {channel.type} channel "
                                       f"needs {variable}")
             reps[rep.id] = rep
         return self._with_managers(reps)
@@ -165,17 +158,7 @@ class Settings:
         """`[[templates]]`: the approved templates reps may send customers from the desk, by name."""
         from scoring.followups import MessageTemplate
 
-        tables = self.rules.get("templates", [])
-        if not isinstance(tables, list):
-            raise ConfigError(f"{self.config_path}: templates must be written as [[templates]] tables")
-        templates: dict[str, MessageTemplate] = {}
-        for number, table in enumerate(tables, 1):
-            try:
-                template = MessageTemplate.from_config(_table(table, f"[[templates]] {number}"), f"[[templates]] {number}")
-            except ValueError as error:
-                raise ConfigError(f"{self.config_path}: {error}") from None
-            templates[template.name] = template
-        return templates
+        return {template.name: template for _, template in self._array_of_tables("templates", MessageTemplate.from_config)}
 
     @cached_property
     def chat_url(self) -> str:
@@ -214,6 +197,20 @@ class Settings:
         from workers.wording import Wording
 
         return self._rules_table("reminders", Wording.from_config)
+
+    def _array_of_tables(self, name: str, build) -> list[tuple[str, object]]:
+        """`[[name]]` tables, each built by `build(table, where)`, with where it stands."""
+        tables = self.rules.get(name, [])
+        if not isinstance(tables, list):
+            raise ConfigError(f"{self.config_path}: {name} must be written as [[{name}]] tables")
+        built = []
+        for number, table in enumerate(tables, 1):
+            where = f"[[{name}]] {number}"
+            try:
+                built.append((where, build(_table(table, where), where)))
+            except ValueError as error:
+                raise ConfigError(f"{self.config_path}: {error}") from None
+        return built
 
     def _rules_table(self, name: str, build):
         try:
