@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python -m bench.slow_reminders
 	$(BIN)/python -m bench.end_to_end
 	$(BIN)/python -m bench.report
+	$(BIN)/python -m bench.desk
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

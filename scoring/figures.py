@@ -186,6 +186,16 @@ class RfmBase:
         )
 
 
+def rfm_base_to_record(base: RfmBase) -> dict:
+    return {"recency_days": base.recency_days, "frequency": base.frequency,
+            "monetary": {currency: [str(amount) for amount in values] for currency, values in base.monetary.items()}}
+
+
+def rfm_base_from_record(record: dict) -> RfmBase:
+    return RfmBase(record["recency_days"], record["frequency"],
+                   {currency: [Decimal(amount) for amount in values] for currency, values in record["monetary"].items()})
+
+
 def _recency_days(state: CustomerState, now: int) -> float:
     return (now - state.last_inbound_at) / DAY
 
@@ -266,3 +276,16 @@ def value(state: CustomerState, now: int, model: BgNbd | None) -> dict:
     }
     return {"historic": historic, "expected_90d": expected, "p_alive": round(p_alive, 4)}
 
+
+
+def sort_keys(state: CustomerState, now: int, unreachable: bool, model: BgNbd | None) -> dict:
+    """What the desk sorts customers by, kept on their row: churn risk, intent, and the orders to
+    expect in the next 90 days (value without currencies: expected active days times their orders
+    per active day so far)."""
+    summary = activity_summary(state, now)
+    expected = None
+    if model is not None and summary is not None and state.active_days:
+        active = float(model.expected(EXPECTED_VALUE_DAYS, *summary))
+        expected = round(active * state.orders / state.active_days, 3)
+    return {"churn_risk": churn_risk(state, now, unreachable), "intent": intent(state, now),
+            "expected_orders": expected, "figures_at": now}

@@ -477,6 +477,7 @@ def _columns(row, state: CustomerState, alias_rows: list) -> dict:
         "question_since": state.question_since,
         "unreachable": state.unreachable,
         "state": state.to_json(),
+        "figures_at": None,  # what the desk sorts by is to be worked out again (workers.figures)
     }
 
 

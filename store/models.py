@@ -72,6 +72,11 @@ class Customer(SQLModel, table=True):
     awaiting_reply_since: Optional[int] = Field(default=None, sa_type=BigInteger)  # their first message we left unanswered
     question_since: Optional[int] = Field(default=None, sa_type=BigInteger)  # ... of those, the first that asks
     next_reminder_at: Optional[int] = Field(default=None, index=True, sa_type=BigInteger)  # unanswered, window_closing
+    # what the desk sorts by, kept by workers.figures (None in figures_at: to be worked out again)
+    churn_risk: Optional[int] = Field(default=None, index=True)
+    intent: Optional[int] = Field(default=None, index=True)
+    expected_orders: Optional[float] = Field(default=None, index=True)  # in the next 90 days
+    figures_at: Optional[int] = Field(default=None, index=True, sa_type=BigInteger)
 
 
 class CustomerAlias(SQLModel, table=True):
@@ -208,3 +213,15 @@ class SignInLink(SQLModel, table=True):
     created_at: int = Field(sa_type=BigInteger)
     expires_at: int = Field(sa_type=BigInteger)
     used_at: Optional[int] = Field(default=None, sa_type=BigInteger)
+
+
+class FigureBase(SQLModel, table=True):
+    """What customers are ranked against, worked out over the whole base by workers.figures and
+    kept here so that pages read it instead of working it out: `rfm` (the sorted values of the
+    base) and `model` (the fitted value model)."""
+
+    __tablename__ = "figure_base"
+
+    name: str = Field(primary_key=True, max_length=16)
+    computed_at: int = Field(sa_type=BigInteger)
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -4,50 +4,19 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from dataclasses import dataclass
-from typing import Sequence
 
 from sqlalchemy import Connection, Engine, delete, select
 
 from scoring import figures
 from scoring.customer import CustomerState
 from scoring.events import iso
-from scoring.value import BgNbd
 from store.db import write_transaction
+from store.figure_base import Base, current_base, load_base
 from store.history import tier_changes
 from store.reminders import delivery_rows
 from store.models import Customer, CustomerAlias, RawBody
 
 customers, aliases = Customer.__table__, CustomerAlias.__table__
-
-
-@dataclass(frozen=True)
-class Base:
-    """What figures rank a customer against, as of `now`: RFM quintiles and the value model."""
-
-    now: int
-    rules: figures.FigureRules
-    rfm: figures.RfmBase
-    model: BgNbd | None
-
-    @classmethod
-    def of(cls, states: Sequence[CustomerState], now: int, rules: figures.FigureRules) -> Base:
-        return cls(now, rules, figures.RfmBase.of(states, now, rules), figures.fit_value_model(states, now))
-
-    @classmethod
-    def load(cls, connection: Connection, now: int, rules: figures.FigureRules) -> Base:
-        states = [CustomerState.from_json(state) for (state,) in connection.execute(select(customers.c.state))]
-        return cls.of(states, now, rules)
-
-    def figures(self, state: CustomerState, unreachable: bool) -> dict:
-        return {
-            "rfm": figures.rfm(state, self.now, self.rfm, self.rules),
-            "lifecycle": figures.lifecycle(state, self.now),
-            "churn_risk": figures.churn_risk(state, self.now, unreachable),
-            "intent": figures.intent(state, self.now),
-            "frequency_band": figures.frequency_band(state, self.now, self.rules),
-            "value": figures.value(state, self.now, self.model),
-        }
 
 
 def customer_view(row, state: CustomerState, base: Base) -> dict:
@@ -111,8 +80,9 @@ def list_customers(engine: Engine, now: int, rules: figures.FigureRules, tier: s
     query = select(customers).order_by(customers.c.last_inbound_at.desc().nulls_last(), customers.c.key)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
+        kept = load_base(connection, rules)
     states = [CustomerState.from_json(row.state) for row in rows]
-    base = Base.of(states, now, rules)
+    base = kept.at(now) if kept is not None else Base.of(states, now, rules)
     return [customer_view(row, state, base) for row, state in zip(rows, states) if tier is None or row.tier == tier]
 
 
@@ -130,7 +100,7 @@ def find_customer(engine: Engine, key_or_alias: str, now: int, rules: figures.Fi
                 row = connection.execute(select(customers).where(customers.c.id == owner)).first()
         if row is None:
             return None
-        view = customer_view(row, CustomerState.from_json(row.state), Base.load(connection, now, rules))
+        view = customer_view(row, CustomerState.from_json(row.state), current_base(connection, now, rules))
         view["tier_history"] = tier_history(connection, row.id)
         view["reminders"] = [reminder_view(delivery) for delivery in delivery_rows(connection, customer_id=row.id)]
     return view

@@ -39,6 +39,7 @@ from workers.rebuild import rebuild as rebuild_all
 from workers.reminders import REMINDER_QUEUE, request_delivery
 from store.accounts import create_link, password_set_at, set_password
 from store.reminders import CANCELLED, FAILED, PENDING, SENDING, SENT, assign_owners, delivery_rows, retry_delivery
+from workers.figures import refresh_figures
 from workers.sweep import sweep_tiers
 from workers.settings import ConfigError, Settings, parse_instant
 
@@ -239,6 +240,7 @@ def demo(customers, seed, port, no_serve):
     replaying.hand_off_all(redis, _progress([replaying.Recording("demo", body) for body in made.bodies], "demo"))
     replaying.process_until_drained(redis, timeout_s=1800, deliver=False)
     sweep_tiers()
+    refresh_figures()
     click.echo(f"demo database: {database} (tiers, follow-ups and figures as of now)")
     from webhook import create_app
     from webhook.desk.auth import link_for

@@ -17,6 +17,7 @@ from store.db import write_transaction
 from tests.conftest import FIXTURES
 from tests.workers.test_tiers import process, set_now
 from webhook import create_app
+from workers.figures import refresh_figures
 from workers.settings import Settings
 
 SECRET_KEY = "desk-secret-key-for-tests-0123456789abcdef"
@@ -97,6 +98,7 @@ def desk(env, monkeypatch, tmp_path, redis, drain, engine) -> Desk:
             set_password(connection, who, password, NOW - 86_400)
     process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])  # Sheena: ana's (first in turn)
     process(redis, drain, [body_from("34600000002", "Bob <script>alert(1)</script>", "wamid.bob1", NOW - 3 * 3600)])
+    refresh_figures()  # the cron job that ranks customers and keeps the board's sort keys
     server = make_server("127.0.0.1", 0, create_app(Settings.from_env()), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"

@@ -211,3 +211,12 @@ def test_send_template_without_a_token_says_so_and_sends_nothing(desk, engine, m
     page = client.post(f"/followups/{followup[0]}/ana/template", follow_redirects=True,
                        data={"csrf_token": token_of("/followups"), "template": "spring_offer"}).get_data(as_text=True)
     assert "Not sent: no WHATSAPP_ACCESS_TOKEN is set, so wapulse cannot send WhatsApp messages." in page
+
+
+def test_the_board_sorts_by_the_kept_figures(desk):
+    maria = desk.session("maria")
+    page = maria.get(f"{desk.url}/customers", params={"sort": "intent"}).text
+    assert page.index("Bob &lt;script&gt;") < page.index("Sheena Nelson")  # a price inquiry weighs more than a question
+    assert "intent 40" in page and "churn risk" in page
+    page = maria.get(f"{desk.url}/customers", params={"sort": "name"}).text
+    assert page.index("Bob &lt;script&gt;") < page.index("Sheena Nelson")

@@ -3,8 +3,6 @@ rep's customer is 403 and says nothing about them; a manager sees everyone."""
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, abort, render_template, request, url_for
 
 from scoring.customer import CustomerState
@@ -16,7 +14,6 @@ from webhook.desk import desk_guard, engine, may_see_customer, settings, signed_
 
 blueprint = Blueprint("customers", __name__)
 blueprint.before_request(desk_guard)
-BASE_SECONDS = 600  # the base a customer is ranked against (RFM quintiles, the value model) is this fresh
 FIGURE_NOTES = {
     "rfm": "Recency, frequency and money, each 1 to 5 against all customers (5 is best).",
     "lifecycle": "Where they are: acquisition (no order yet), onboarding, expansion, retention, or churn risk.",
@@ -61,7 +58,8 @@ def customer(key: str):
         moments = store.timeline(connection, row.id, before)
         current = followups.of_customer(connection, row.id)
     state = CustomerState.from_json(row.state)
-    figures = _base().figures(state, row.unreachable)
+    base = _base()
+    figures = base.figures(state, row.unreachable) if base is not None else None
     return render_template("desk/customer.html", customer=row, state=state, figures=figures, notes=FIGURE_NOTES,
                            moments=moments, current=current,
                            older=moments[-1].at if len(moments) >= store.TIMELINE_PAGE else None)
@@ -73,20 +71,21 @@ def board_url(**changes) -> str:
     return url_for("customers.board", **{name: value for name, value in wanted.items() if value})
 
 
-_cached_base: tuple[float, object] = (0.0, None)
+_kept_base: dict[int, object] = {}  # computed_at -> Base: a process reads the kept base once
 
 
 def _base():
-    """The base figures rank a customer against, computed at most every BASE_SECONDS per process."""
-    from store.queries import Base
+    """The base a customer is ranked against, as workers.figures keeps it (None before it first
+    runs: the page then shows no RFM and no value)."""
+    from store.figure_base import base_computed_at, load_base
 
-    global _cached_base
-    expires, base = _cached_base
-    if base is None or time.monotonic() > expires:
-        with engine().connect() as connection:
-            base = Base.load(connection, settings().now_ts(), settings().figure_rules)
-        _cached_base = (time.monotonic() + BASE_SECONDS, base)
-    return base
+    with engine().connect() as connection:
+        computed_at = base_computed_at(connection)
+        if computed_at is not None and computed_at not in _kept_base:
+            _kept_base.clear()
+            _kept_base[computed_at] = load_base(connection, settings().figure_rules)
+    base = _kept_base.get(computed_at)
+    return base.at(settings().now_ts()) if base is not None else None
 
 
 def _choice(value: str | None, allowed: set[str]) -> str | None:
