@@ -27,10 +27,11 @@ secrets: .env  # a .env from before the desk gains the keys it lacks
 run: install secrets
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/wapulse up
 
-chromium:  # the browser the desk's tests drive (Playwright cannot download its own here)
-	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	  { apt-get update -qq && apt-get install -y -qq chromium; }; } || \
-	  echo "chromium is not installed and cannot be installed here: the desk's browser tests will be skipped"
+chromium:  # the browser the desk's tests drive (Playwright cannot download its own here), with fonts for every script
+	@{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -q "Noto Sans CJK"; } || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	    { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-core fonts-noto-cjk; }; } || \
+	  echo "chromium (or fonts for every script) cannot be installed here: the desk's browser tests may be skipped"
 
 test: install chromium
 	$(BIN)/python -m pytest -q

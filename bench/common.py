@@ -47,6 +47,15 @@ def postgres_available() -> bool:
         return False
 
 
+def backends_to_measure(choice: str) -> list[str]:
+    """The stores a `--backend` choice names, less PostgreSQL when it does not answer."""
+    backends = ["postgres", "sqlite"] if choice == "both" else [choice]
+    if "postgres" in backends and not postgres_available():
+        print("PostgreSQL not reachable: measuring SQLite only")
+        backends.remove("postgres")
+    return backends
+
+
 @contextmanager
 def scratch_database(backend: str, folder: Path) -> Iterator[str]:
     """A migrated, empty database: a SQLite file, or a throwaway PostgreSQL schema."""

@@ -24,7 +24,7 @@ import requests
 from sqlalchemy import text
 
 from bench.common import (
-    REDIS_URL, free_port, machine, percentile, postgres_available, print_table, procfile, redis, scratch_database,
+    REDIS_URL, backends_to_measure, free_port, machine, percentile, print_table, procfile, redis, scratch_database,
     serving,
 )
 from bench.report import COLUMNS, NOW, OWNERS, fill, generate
@@ -192,10 +192,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests of each page")
     parser.add_argument("--backend", choices=["postgres", "sqlite", "both"], default="both")
     options = parser.parse_args()
-    backends = ["postgres", "sqlite"] if options.backend == "both" else [options.backend]
-    if "postgres" in backends and not postgres_available():
-        print("PostgreSQL not reachable: measuring SQLite only")
-        backends.remove("postgres")
+    backends = backends_to_measure(options.backend)
     print(f"machine: {machine()}")
     redis()
     rows = []

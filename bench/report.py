@@ -25,7 +25,7 @@ from pathlib import Path
 import msgspec
 from sqlalchemy import text
 
-from bench.common import machine, postgres_available, print_table, scratch_database, wapulse
+from bench.common import backends_to_measure, machine, print_table, scratch_database, wapulse
 from scoring.events import iso
 from store import db
 
@@ -185,10 +185,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["postgres", "sqlite", "both"], default="both")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each; the fastest counts")
     options = parser.parse_args()
-    backends = ["postgres", "sqlite"] if options.backend == "both" else [options.backend]
-    if "postgres" in backends and not postgres_available():
-        print("PostgreSQL not reachable: measuring SQLite only")
-        backends.remove("postgres")
+    backends = backends_to_measure(options.backend)
     print(f"machine: {machine()}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:

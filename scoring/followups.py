@@ -42,13 +42,21 @@ heating up or back is an opportunity now; cooling and cold ones can wait a day; 
 one can only be cleaned up."""
 
 
+RULE_TITLES = {
+    Rule.UNANSWERED: "Question unanswered", Rule.WINDOW_CLOSING: "Window closing", Rule.WENT_COLD: "Went cold",
+    Rule.COOLING: "Cooling down", Rule.HEATING: "Heating up", Rule.REACTIVATED: "Back again",
+    Rule.UNREACHABLE: "Unreachable",
+}
+"""What each rule is called where people read it."""
+
+
 class Snooze(StrEnum):
     HOUR = "hour"
     TOMORROW = "tomorrow"
     NEXT_WEEK = "next_week"
 
 
-SNOOZE_LABELS = {Snooze.HOUR: "1 hour", Snooze.TOMORROW: "Tomorrow 9:00", Snooze.NEXT_WEEK: "Next week"}
+SNOOZE_LABELS = {Snooze.HOUR: "1 hour", Snooze.TOMORROW: "Tomorrow 9:00", Snooze.NEXT_WEEK: "Monday 9:00"}
 MORNING = time(9, 0)
 
 

@@ -37,6 +37,12 @@ OWNER = "owner"
 UNDELIVERABLE, OPTED_OUT = "undeliverable", "opted_out"
 """Why a customer is `unreachable`: a delivery failed with 131026, or they stopped marketing messages."""
 
+UNREACHABLE_ACTIONS = {
+    UNDELIVERABLE: "Our messages no longer reach this number: find another way to reach them, or archive them.",
+    OPTED_OUT: "They asked for no marketing: answer what they write, and send them no campaign.",
+}
+"""The next step for an unreachable customer depends on why, not on their tier."""
+
 SUGGESTED_ACTIONS = {
     Tier.HOT: "Answer now and move to close: confirm quantity, price and delivery date.",
     Tier.WARM: "Share a relevant case or ask what is holding them back.",
@@ -202,7 +208,8 @@ def compose(
         "signals": list(customer.last_signals),
         "customer_local_time": _local(now, customer.timezone),
         "template_required": silent_s is None or silent_s >= SERVICE_WINDOW_S,
-        "suggested_action": rules.action_for(to_tier),
+        "suggested_action": UNREACHABLE_ACTIONS.get(reason) if rule == Rule.UNREACHABLE and reason in UNREACHABLE_ACTIONS
+        else rules.action_for(to_tier),
         "reason": reason,
     }
     if rule == Rule.REACTIVATED:  # credited to the last message we sent before they came back

@@ -5,10 +5,13 @@ tier changes, follow-ups and what was done about them), newest first, a page at 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from scoring.events import EventKind
+from scoring.followups import RULE_TITLES, Action
+from scoring.reminders import Rule
 from scoring.tiers import Tier
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, Reminder, ReminderAction, TierChangeRow
 
@@ -124,9 +127,10 @@ class Moment:
     until: int | None = None  # a snooze's end
 
 
-def timeline(connection: Connection, customer_id: int, before: int | None = None) -> list[Moment]:
+def timeline(connection: Connection, customer_id: int, before: int | None, names: Mapping[str, str]) -> list[Moment]:
     """The newest TIMELINE_PAGE moments before `before` (all of them that share the last one's
-    instant too, so that the next page, before that instant, misses none)."""
+    instant too, so that the next page, before that instant, misses none); `names` are the reps'
+    names by id."""
     def newest(query, column):
         if before is not None:
             query = query.where(column < before)
@@ -141,13 +145,14 @@ def timeline(connection: Connection, customer_id: int, before: int | None = None
     moments += [Moment(row.at, "tier", f"{(row.from_tier or 'new').capitalize()} → {row.to_tier}",
                        _CAUSES.get(row.cause, row.cause)) for row in newest(
         select(tier_changes).where(tier_changes.c.customer_id == customer_id), tier_changes.c.at)]
-    moments += [_action_moment(row) for row in newest(
+    moments += [moment for row in newest(
         select(actions, reminders.c.rule).join(reminders, and_(reminders.c.id == actions.c.reminder_id,
                                                                reminders.c.rep == actions.c.rep))
-        .where(reminders.c.customer_id == customer_id), actions.c.at)]
-    moments += [Moment(row.created_at, "followup", f"Follow-up for {row.rep}: {row.rule.replace('_', ' ')}")
-                for row in newest(
-        select(reminders).where(reminders.c.customer_id == customer_id), reminders.c.created_at)]
+        .where(reminders.c.customer_id == customer_id), actions.c.at)
+        if (moment := _action_moment(row, names)) is not None]
+    moments += [Moment(row.created_at, "followup", f"{_title(row.rule)}: a follow-up for {names.get(row.rep, row.rep)}")
+                for row in newest(select(reminders).where(reminders.c.customer_id == customer_id),
+                                  reminders.c.created_at)]
     moments.sort(key=lambda moment: moment.at, reverse=True)
     if len(moments) <= TIMELINE_PAGE:
         return moments
@@ -175,15 +180,28 @@ def _outbound_moment(row) -> Moment:
     return Moment(row.at, "ours", "We sent a message", status + (f" · campaign {row.campaign}" if row.campaign else ""))
 
 
-def _action_moment(row) -> Moment:
-    who = row.actor or "wapulse"
+def _action_moment(row, names: Mapping[str, str]) -> Moment | None:
+    """What was done about a follow-up, in words; None for the receiving side of a reassignment
+    (the giving side already says it)."""
     detail = row.detail or {}
-    words = {"done": "marked it done", "snooze": "snoozed it", "woke": "brought it back after its snooze",
-             "reassign": f"reassigned it to {detail['to']}" if "to" in detail else f"took it over from {detail.get('from')}",
-             "template": f"sent the template {detail.get('template', '')}", "replied": "closed it: we replied",
-             "came_back": "closed it: they wrote again"}
-    return Moment(row.at, "followup", f"{row.rule.replace('_', ' ').capitalize()}: {who} "
-                  f"{words.get(row.action, row.action)}", until=detail.get("until"))
+    who = names.get(row.actor, row.actor) if row.actor else "wapulse"
+    words = {
+        Action.DONE: f"{who} marked it done",
+        Action.SNOOZE: f"{who} snoozed it",
+        Action.WOKE: "back after its snooze, sent again",
+        Action.REASSIGN: f"{who} gave the customer to {names.get(detail.get('to'), detail.get('to'))}",
+        Action.TEMPLATE: f"{who} sent the template {detail.get('template', '')}",
+        Action.REPLIED: "closed: we replied",
+        Action.CAME_BACK: "closed: they wrote again",
+    }
+    if row.action == Action.REASSIGN and "to" not in detail:
+        return None
+    return Moment(row.at, "followup", f"{_title(row.rule)}: {words.get(Action(row.action), row.action)}",
+                  until=detail.get("until"))
+
+
+def _title(rule: str) -> str:
+    return RULE_TITLES.get(Rule(rule), rule) if rule in {r.value for r in Rule} else rule
 
 
 def _type(message_type: str) -> str:

@@ -19,7 +19,8 @@ customers = Customer.__table__
 FOLLOWUP_PAGE = 200  # open follow-ups a page lists at most: enough for any rep's day
 _URGENCY_RANK = case({rule.value: rank for rank, rule in enumerate(URGENCY)}, value=reminders.c.rule, else_=len(URGENCY))
 _FOLLOWUP_COLUMNS = (
-    reminders.c.id, reminders.c.rep, reminders.c.rule, reminders.c.at, reminders.c.state, reminders.c.snoozed_until,
+    reminders.c.id, reminders.c.rep, reminders.c.rule, reminders.c.at, reminders.c.created_at, reminders.c.state,
+    reminders.c.snoozed_until,
     reminders.c.content, reminders.c.customer_id, customers.c.key, customers.c.name, customers.c.wa_id,
     customers.c.user_id, customers.c.username, customers.c.tier, customers.c.owner, customers.c.country,
     customers.c.timezone, customers.c.last_inbound_at, customers.c.awaiting_reply_since, customers.c.question_since,

@@ -55,6 +55,7 @@ def plan_reminders(connection: Connection, setup: ReminderSetup, now: int, touch
     now due, fire; `touched` customers (just written) get the instant of their next rule of time.
     Returns the ids of the deliveries created. Callers hold `store.db.write_transaction`."""
     touched = sorted(touched)
+    _give_default_owners(connection, touched, setup.owners)
     _schedule_time_rules(connection, touched, setup.rules)
     return (_plan_tier_changes(connection, setup, now) + _plan_time_rules(connection, setup, now)
             + _plan_opt_outs(connection, setup, now, touched))
@@ -199,6 +200,24 @@ def queue_deliveries(connection: Connection, rep: Rep, reminder: str, rule: Rule
         ).scalar_one()
         for label in rep.channel_labels()
     ]
+
+
+def _give_default_owners(connection: Connection, customer_ids: list[int], owners: OwnerPolicy) -> None:
+    """Customers just written who have no owner get the default of the number they write to (a
+    rep, or the next of a list in turn), so that every customer is some rep's from the start."""
+    turn = _counter(connection, OWNER_TURN)
+    given = {}
+    for chunk in in_chunks(customer_ids):
+        for row in connection.execute(select(customers.c.id, customers.c.phone_number_id)
+                                      .where(customers.c.id.in_(chunk), customers.c.owner.is_(None))
+                                      .order_by(customers.c.id)):
+            if owner := owners.pick(row.phone_number_id, turn):
+                given[row.id], turn = owner, turn + 1
+    if given:
+        connection.execute(update(customers).where(customers.c.id == bindparam("customer_id"))
+                           .values(owner=bindparam("owner")),
+                           [{"customer_id": customer_id, "owner": owner} for customer_id, owner in given.items()])
+        _set_counter(connection, OWNER_TURN, turn)
 
 
 def _customers(connection: Connection, ids: set[int], owners: OwnerPolicy) -> dict[int, tuple[CustomerFacts, str | None]]:

@@ -24,13 +24,14 @@ import psycopg
 import pytest
 import requests
 from redis import Redis
+from rq import SimpleWorker
 from sqlalchemy import text
 
 from cloudapi.signature import SIGNATURE_HEADER, sign
 from store import db
-from wapulse.replay import process_until_drained
 from wapulse.services import ensure_redis
-from workers import runtime
+from workers import inbox, runtime
+from workers.reminders import REMINDER_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -198,3 +199,29 @@ def endpoint():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/hook", Recorder.received
     server.shutdown()
+
+
+def process_until_drained(redis: Redis, timeout_s: float = 600) -> None:
+    """Run the queues' jobs in this process (the real RQ worker, burst) until the inbox is empty.
+
+    A drain job that fails stops the wait with its error instead of retrying until the timeout.
+    """
+    failures: list[str] = []
+
+    def remember_failure(job, exc_type, exc_value, traceback) -> bool:
+        failures.append(f"{exc_type.__name__}: {str(exc_value).splitlines()[0] if str(exc_value) else ''}")
+        return True  # and let RQ record it as usual
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        inbox.request_drain_if_backlog(redis)
+        worker = SimpleWorker([inbox.INGEST_QUEUE, REMINDER_QUEUE], connection=redis,
+                              exception_handlers=[remember_failure])
+        worker.work(burst=True, logging_level="WARNING")
+        if inbox.backlog(redis) == 0:
+            return
+        if failures:
+            raise RuntimeError(f"a drain job failed, {inbox.backlog(redis)} bodies wait in the inbox: {failures[-1]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the inbox still holds {inbox.backlog(redis)} bodies after {timeout_s:.0f}s")
+        time.sleep(0.2)

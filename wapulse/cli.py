@@ -15,7 +15,6 @@ from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import msgspec
@@ -210,8 +209,8 @@ def demo(customers, seed, port, no_serve):
     """Build a demo business in var/demo.db (never the live database) and serve the desk on it.
 
     Three reps and a manager, two business numbers, customers in ten countries over six months,
-    written as webhook bodies and replayed through the real inbox and worker (in Redis database 14
-    of REDIS_URL's server, or WAPULSE_DEMO_REDIS_URL), then one sign-in link per person."""
+    written as webhook bodies and committed through the worker's own code, then one sign-in link
+    per person."""
     from wapulse.demo import CONFIG, PEOPLE, business
 
     home = Path("var")
@@ -220,25 +219,19 @@ def demo(customers, seed, port, no_serve):
     config.write_text(CONFIG)
     for stale in home.glob("demo.db*"):
         stale.unlink()
-    redis_url = os.environ.get("WAPULSE_DEMO_REDIS_URL") or _with_database(_settings().redis_url, 14)
-    click.echo(ensure_redis(redis_url))
+    click.echo(ensure_redis(_settings().redis_url))  # the desk limits sign-in attempts there
     os.environ.update(DATABASE_URL=f"sqlite:///{database.resolve()}", WAPULSE_CONFIG=str(config.resolve()),
-                      REDIS_URL=redis_url, PORT=port, WAPULSE_PUBLIC_URL="",
-                      # the whole history in one batch: a customer whose history were split across
-                      # batches would look, for a moment, as silent as their first part left them
-                      WAPULSE_BATCH_SIZE=str(10**6))
+                      PORT=port, WAPULSE_PUBLIC_URL="")
     os.environ.pop("WAPULSE_NOW", None)
     os.environ.setdefault("WAPULSE_SECRET_KEY", secrets.token_hex(32))  # make run writes one into .env
     runtime.settings.cache_clear()
     settings = _settings().check()
     db.upgrade(settings.database_url)
-    redis = Redis.from_url(redis_url)
-    redis.flushdb()
     made = business(customers, settings.now_ts(), seed)
-    click.echo(f"replaying {len(made.bodies):,} webhook bodies about {customers:,} customers through the inbox and "
-               "the worker...")
-    replaying.hand_off_all(redis, _progress([replaying.Recording("demo", body) for body in made.bodies], "demo"))
-    replaying.process_until_drained(redis, timeout_s=1800, deliver=False)
+    click.echo(f"replaying {len(made.bodies):,} webhook bodies about {customers:,} customers through the worker...")
+    # the whole history in one batch: a customer whose history were split across batches would
+    # look, for a moment, as silent as their first part left them, and owe reminders for it
+    replaying.commit_all(_progress([replaying.Recording("demo", body) for body in made.bodies], "demo"), 10**6)
     sweep_tiers()
     refresh_figures()
     click.echo(f"demo database: {database} (tiers, follow-ups and figures as of now)")
@@ -247,19 +240,13 @@ def demo(customers, seed, port, no_serve):
 
     with db.write_transaction(db.engine_for(settings.database_url)) as connection:
         nonces = {person: create_link(connection, person, settings.now_ts()) for person in PEOPLE}
-    with create_app(settings, redis).test_request_context():
+    with create_app(settings).test_request_context():
         for person, nonce in nonces.items():
             rep = settings.reps[person]
             click.echo(f"  {rep.name} ({rep.role}): {link_for(person, nonce)}")
     if not no_serve:
         click.echo(f"serving the demo desk on {settings.desk_url()} (Ctrl-C stops it)")
         _serve(settings)
-
-
-def _with_database(url: str, number: int) -> str:
-    """`url` with another Redis database number."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{number}"))
 
 
 # ---- replay -----------------------------------------------------------------------------------
@@ -272,7 +259,8 @@ def _with_database(url: str, number: int) -> str:
 @click.option("--now", "now", help="ISO-8601 instant the in-process run takes as now.")
 @_clear_errors
 def replay(paths, url, secret, now):
-    """Replay recorded bodies (.json, .jsonl, or folders of them in name order)."""
+    """Replay recorded bodies (.json, .jsonl, or folders of them in name order): in this process
+    through the worker's code into DATABASE_URL, or signed to a running server with --url."""
     recordings = list(replaying.read_recordings(paths))
     if url:
         if now:
@@ -286,13 +274,8 @@ def replay(paths, url, secret, now):
     _use_now(now)
     settings = _settings().check()
     db.upgrade(settings.database_url)
-    redis = Redis.from_url(settings.redis_url)
-    before = _stats(redis)
-    not_json = replaying.hand_off_all(redis, _progress(recordings, "handing off"))
-    replaying.process_until_drained(redis)
-    after = _stats(redis)
-    counts = {name: after.get(name, 0) - before.get(name, 0)
-              for name in ("bodies", "events", "duplicates", "unknown", "dead_letters")}
+    totals, not_json = replaying.commit_all(_progress(recordings, "replaying"), settings.batch_size)
+    counts = vars(totals)
     click.echo("  ".join(f"{name.replace('_', ' ')}: {value}" for name, value in counts.items()))
     if not_json:
         raise click.ClickException(f"{len(not_json)} of {len(recordings)} bodies are not JSON and were kept as dead "
@@ -301,10 +284,6 @@ def replay(paths, url, secret, now):
     if counts["dead_letters"]:
         raise click.ClickException(f"{counts['dead_letters']} bodies failed in the worker and were kept as dead "
                                    "letters (wapulse dead-letters)")
-
-
-def _stats(redis: Redis) -> dict[str, int]:
-    return {key.decode(): int(value) for key, value in redis.hgetall(inbox.STATS).items()}
 
 
 def _progress(items: list, label: str):
@@ -423,7 +402,10 @@ def reps(context):
     with db.engine_for(settings.database_url).connect() as connection:
         rows = [[rep.id, rep.name, rep.role, ", ".join(rep.channel_labels()) or "-",
                  "yes" if password_set_at(connection, rep.id) else "no"] for rep in settings.reps.values()]
-    _table(["rep", "name", "role", "channels", "password"], rows, "reps")
+    managers = sum(rep.is_manager for rep in settings.reps.values())
+    _table(["rep", "name", "role", "channels", "password"], rows,
+           f"reps ({len(rows) - managers} {'rep' if len(rows) - managers == 1 else 'reps'}, {managers} "
+           f"{'manager' if managers == 1 else 'managers'})")
 
 
 @reps.command("link")

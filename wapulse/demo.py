@@ -70,9 +70,13 @@ def business(customers: int, now: int, seed: int = 2026) -> Business:
     items: list[tuple[int, str, str, dict, str]] = []  # (at, number, field, item, the customer's name)
     countries = [country for country in COUNTRIES for _ in range(country[2])]
     personas = [name for name, share in PERSONAS for _ in range(share)]
+    numbers_given: set[str] = set()
     for n in range(customers):
         prefix, pattern, _, number, names = rng.choice(countries)
-        wa_id = prefix + "".join(str(rng.randint(0, 9)) if char == "#" else char for char in pattern)
+        wa_id = ""
+        while not wa_id or wa_id in numbers_given:  # two people never share a number: they would be one customer
+            wa_id = prefix + "".join(str(rng.randint(0, 9)) if char == "#" else char for char in pattern)
+        numbers_given.add(wa_id)
         person = _Person(rng, n, wa_id, rng.choice(names), number, now)
         _BEHAVIOURS[rng.choice(personas)](person)
         items += person.items

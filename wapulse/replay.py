@@ -1,20 +1,20 @@
-"""Recorded webhook bodies, replayed through the real path: in-process or over signed HTTP."""
+"""Recorded webhook bodies, replayed through the real path: in this process through the worker's
+own code, or over signed HTTP to a running server."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import requests
-from redis import Redis
-from rq import SimpleWorker
 
 from cloudapi.body import is_json
 from cloudapi.signature import SIGNATURE_HEADER, sign
-from workers import inbox
-from workers.reminders import REMINDER_QUEUE
+from workers.inbox import INVALID, VALID
+from workers.ingest import DrainTotals, commit_isolating_poison
 from workers.settings import ConfigError
 
 RECORDING_SUFFIXES = (".json", ".jsonl")
@@ -55,44 +55,25 @@ def read_recordings(paths: Iterable[str]) -> Iterator[Recording]:
             raise ConfigError(f"{path}: expected a .json body, a .jsonl recording or a folder")
 
 
-def hand_off_all(redis: Redis, recordings: Iterable[Recording]) -> list[str]:
-    """Hand bodies to the inbox exactly as the webhook does (one that is not JSON is kept as a
-    dead letter); returns where those that are not JSON came from."""
-    not_json = []
-    hand_off = inbox.HandOff(redis)
-    for recording in recordings:
-        valid_json = is_json(recording.body)
-        hand_off(recording.body, valid_json=valid_json)
-        if not valid_json:
+def commit_all(recordings: Iterable[Recording], batch_size: int) -> tuple[DrainTotals, list[str]]:
+    """Commit bodies in this process, `batch_size` at a time, through the worker's own code
+    (parse, keyword signals, the write transaction, reminder planning, dead letters), as if
+    handed off: but not through Redis, so the workers of a stack that runs meanwhile, on another
+    database maybe, never take them. Returns the totals, and where the bodies that are not JSON
+    (kept as dead letters) came from."""
+    totals, not_json, batch = DrainTotals(), [], []
+    received_ms, first = time.time_ns() // 1_000_000, secrets.randbits(40) * 10**6  # ids no inbox gives out
+    for number, recording in enumerate(recordings):
+        valid = is_json(recording.body)
+        if not valid:
             not_json.append(recording.source)
-    return not_json
-
-
-def process_until_drained(redis: Redis, timeout_s: float = 600, deliver: bool = True) -> None:
-    """Run the queue's jobs in this process until the inbox is empty (other workers may help),
-    reminder deliveries too unless `deliver` is False (they then wait for a reminders worker).
-
-    A drain job that fails stops the wait with its error instead of retrying until the timeout.
-    """
-    failures: list[str] = []
-
-    def remember_failure(job, exc_type, exc_value, traceback) -> bool:
-        failures.append(f"{exc_type.__name__}: {str(exc_value).splitlines()[0] if str(exc_value) else ''}")
-        return True  # and let RQ record it as usual
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        inbox.request_drain_if_backlog(redis)
-        worker = SimpleWorker([inbox.INGEST_QUEUE, *([REMINDER_QUEUE] if deliver else [])], connection=redis,
-                              exception_handlers=[remember_failure])
-        worker.work(burst=True, logging_level="WARNING")
-        if inbox.backlog(redis) == 0:
-            return
-        if failures:
-            raise ConfigError(f"a drain job failed, {inbox.backlog(redis)} bodies wait in the inbox: {failures[-1]}")
-        if time.monotonic() > deadline:
-            raise ConfigError(f"the inbox still holds {inbox.backlog(redis)} bodies after {timeout_s:.0f}s")
-        time.sleep(0.2)
+        batch.append((f"{received_ms}-{first + number}", {b"b": recording.body, b"v": VALID if valid else INVALID}))
+        if len(batch) >= batch_size:
+            totals.add(commit_isolating_poison(batch))
+            batch = []
+    if batch:
+        totals.add(commit_isolating_poison(batch))
+    return totals, not_json
 
 
 def post_all(url: str, secret: str, recordings: Iterable[Recording], timeout_s: float = 30) -> int:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,11 +18,13 @@ from sqlalchemy import select
 from store.models import RawBody
 
 from tests.cloudapi.expected_fixtures import EXPECTED
-from tests.conftest import APP_SECRET, FIXTURES
+from tests.conftest import APP_SECRET, FIXTURES, ROOT
 from wapulse.cli import main
 from workers import runtime
+from workers.reminders import deliver_due
 
 SCENARIO = FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl"
+TIER_MOVES = FIXTURES / "scenarios" / "messages__timeline__tier_moves.jsonl"
 CUSTOMER_FIELDS = {
     "key", "wa_id", "user_id", "username", "name", "country", "timezone", "first_seen_at", "last_inbound_at",
     "last_outbound_at", "counters", "signals", "orders", "errors", "opted_out", "unreachable",
@@ -200,14 +207,15 @@ def test_owners_import_then_reminders_list_show_and_retry(env, monkeypatch, tmp_
 
     run("sweep", "--now", "2026-12-10T18:00:00Z")
     monkeypatch.setenv("WAPULSE_NOW", "2026-12-10T18:00:00Z")
-    run("replay", str(FIXTURES / "cloudapi" / "messages__status-read.json"))  # the worker also runs the delivery job
+    runtime.settings.cache_clear()
+    deliver_due()  # the reminders worker's job
     (failed,) = json.loads(run("reminders", "--status", "failed", "--format", "json"))
     assert (failed["rule"], failed["rep"], failed["channel"], failed["last_error"]) == ("went_cold", "ben", "webhook",
                                                                                       "HTTP 404")
     assert "1 reminder deliveries" in run("reminders")
     assert "no failed reminder delivery has id 999" in run("reminders", "retry", "999", expect=1)
     assert "is due again" in run("reminders", "retry", str(failed["delivery"]))
-    run("replay", str(FIXTURES / "cloudapi" / "messages__status-read.json"))
+    deliver_due()
     card = json.loads(run("customer", "16505551234", "--format", "json"))
     assert card["owner"] == "ben"
     assert [(r["rule"], r["status"]) for r in card["reminders"]] == [("went_cold", "sent")]
@@ -253,3 +261,27 @@ def test_control_characters_in_names_reach_the_terminal_as_visible_escapes(env, 
         assert "Ana\\x0a\\x1b]0;owned\\x07\\u202e\\x9b31m" in output
     table = run("customers").strip().splitlines()
     assert len(table) == 1 + 1 + 1  # header, one customer, the count
+
+
+@pytest.mark.slow
+def test_an_in_process_replay_goes_to_its_own_database_while_a_stack_runs_on_another(env, tmp_path, redis):
+    """The README's time travel beside `make run`: the running workers never take the bodies."""
+    live, tour = tmp_path / "live.db", tmp_path / "tour.db"
+    environment = {**os.environ, "DATABASE_URL": f"sqlite:///{live}", "PYTHONPATH": str(ROOT)}
+    run_cli = [sys.executable, "-m", "wapulse.cli"]
+    subprocess.run([*run_cli, "db", "upgrade"], env=environment, check=True, capture_output=True)
+    worker = subprocess.Popen([*run_cli, "worker"], env=environment, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        replayed = subprocess.run([*run_cli, "replay", str(TIER_MOVES), "--now", "2027-02-05T00:00:00Z"],
+                                  env={**environment, "DATABASE_URL": f"sqlite:///{tour}"}, cwd=ROOT,
+                                  capture_output=True, text=True, timeout=120)
+        assert replayed.returncode == 0, replayed.stderr
+        time.sleep(2)  # a worker that took anything would have written it by now
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    with sqlite3.connect(tour) as connection:
+        assert connection.execute("SELECT count(*) FROM customer").fetchone()[0] == 2
+    with sqlite3.connect(live) as connection:
+        assert connection.execute("SELECT count(*) FROM customer").fetchone()[0] == 0

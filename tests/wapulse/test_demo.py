@@ -20,7 +20,7 @@ def test_the_same_seed_makes_the_same_business():
 def test_demo_builds_a_business_from_behaviour_in_its_own_database_and_prints_sign_in_links(tmp_path, redis):
     live = tmp_path / "live.db"
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{live}",
-                   "REDIS_URL": REDIS_URL, "WAPULSE_DEMO_REDIS_URL": REDIS_URL, "WHATSAPP_APP_SECRET": "s",
+                   "REDIS_URL": REDIS_URL, "WHATSAPP_APP_SECRET": "s",
                    "WAPULSE_SECRET_KEY": "k" * 40}
     environment.pop("WAPULSE_CONFIG", None)
     demo = subprocess.run([sys.executable, "-m", "wapulse.cli", "demo", "--customers", "300", "--no-serve"],

@@ -141,7 +141,7 @@ def test_the_board_filters_and_searches(desk, query, shown, hidden):
 def test_the_customer_page_shows_who_they_are_their_figures_and_their_timeline(desk):
     page = desk.session("maria").get(f"{desk.url}/customers/34600000002").text
     for text in ("Bob &lt;script&gt;", "+34600000002", "Churn risk", "They sent a text", "price inquiry",
-                 "Question unanswered", "Follow-up for ben"):
+                 "Question unanswered", "Question unanswered: a follow-up for Ben Okafor"):
         assert text in page, text
 
 
@@ -220,3 +220,15 @@ def test_the_board_sorts_by_the_kept_figures(desk):
     assert "intent 40" in page and "churn risk" in page
     page = maria.get(f"{desk.url}/customers", params={"sort": "name"}).text
     assert page.index("Bob &lt;script&gt;") < page.index("Sheena Nelson")
+
+
+def test_the_timeline_names_who_did_what_to_a_follow_up(desk, engine):
+    ana = desk.session("ana")
+    token = desk.csrf(ana, "/followups")
+    (followup,) = [row for row in followups_of(engine, "ana") if row[1] == "unanswered"]
+    done = ana.post(f"{desk.url}/followups/{followup[0]}/ana/reassign", data={"csrf_token": token, "to": "ben"})
+    assert "Sheena Nelson is now Ben Okafor&#39;s, with the follow-ups that were open about them." in done.text
+    page = desk.session("maria").get(f"{desk.url}/customers/16505551234").text
+    assert "Question unanswered: Ana Ruiz gave the customer to Ben Okafor" in page
+    assert "took it over" not in page and "María López" not in ana.get(f"{desk.url}/followups").text  # no manager to give to
+    assert desk.session("ben").get(f"{desk.url}/customers/nobody-at-all").status_code == 404

@@ -652,3 +652,19 @@ def test_every_cron_job_may_run_as_long_as_its_own_budget():
     rq_cron._job_data_registry.clear()
     assert jobs["deliver-reminders"]["job_timeout"] == DELIVERY_JOB_TIMEOUT_S
     assert DELIVERY_BUDGET_S + MAX_DELIVERY_DEADLINE_S < DELIVERY_JOB_TIMEOUT_S
+
+
+def test_every_customer_written_gets_the_default_owner_of_their_number_at_once(redis, engine, drain, monkeypatch,
+                                                                               tmp_path, endpoint):
+    url, _ = endpoint
+    configure(monkeypatch, tmp_path, webhook(url), extra='\n[[reps]]\nid = "ben"\nchannels = [{ type = "slack", '
+                                                         'url = "http://127.0.0.1:9/" }]\n'
+                                                         '\n[owners.by_number]\n"106540352242922" = ["ana", "ben"]\n')
+    set_now(monkeypatch, SHEENA_AT + 60 * DAY)  # so long after that nothing they did is news: no reminder at all
+    process(redis, drain, [path.read_bytes() for path in sorted((FIXTURES / "cloudapi").glob("messages__*.json"))])
+    with engine.connect() as connection:
+        owners = connection.execute(select(Customer.phone_number_id, Customer.owner).order_by(Customer.id)).all()
+        assert connection.execute(select(ReminderDelivery.id)).all() == []
+    mine = [owner for number, owner in owners if number == "106540352242922"]
+    assert len(mine) > 4 and set(mine) == {"ana", "ben"} and abs(mine.count("ana") - mine.count("ben")) <= 1
+    assert {owner for number, owner in owners if number != "106540352242922"} <= {"ana"}  # [owners] default

@@ -19,6 +19,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from scoring.followups import RULE_TITLES
 from scoring.reps import Rep
 from workers.settings import Settings
 
@@ -26,11 +27,6 @@ csrf = CSRFProtect()
 
 limiter = Limiter(key_func=get_remote_address)
 SESSION_DAYS = 7
-RULE_TITLES = {
-    "unanswered": "Question unanswered", "window_closing": "Window closing", "went_cold": "Went cold",
-    "cooling": "Cooling down", "heating": "Heating up", "reactivated": "Back again", "unreachable": "Unreachable",
-}
-"""What each reminder rule is called on a page."""
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -55,7 +51,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.add_template_global(since, "since")
     app.add_template_global(until, "until")
     app.add_template_global(local_time, "local_time")
-    app.add_template_global(RULE_TITLES, "titles")
+    app.add_template_global({rule.value: title for rule, title in RULE_TITLES.items()}, "titles")
+    app.add_template_global(name_of, "name_of")
     app.context_processor(_page_context)
 
     @app.errorhandler(CSRFError)
@@ -69,10 +66,24 @@ def init_app(app: Flask, settings: Settings) -> None:
         return render_template("desk/message.html", title="Too many attempts",
                                text=f"Too many sign-in attempts: {error.description}. Wait, then try again."), 429
 
-    @app.errorhandler(403)
-    def forbidden(error):
-        return render_template("desk/message.html", title="Not yours",
-                               text="This belongs to another rep's follow-ups."), 403
+
+def not_yours(error):
+    return render_template("desk/message.html", title="Not yours",
+                           text="This customer is not yours: another rep's, or nobody's yet. A manager can reassign "
+                                "them."), 403
+
+
+def not_found(error):
+    return render_template("desk/message.html", title="Not found",
+                           text="There is no such page, or no customer by that name."), 404
+
+
+def guarded(blueprint):
+    """A desk blueprint: its requests pass desk_guard, and its refusals are pages."""
+    blueprint.before_request(desk_guard)
+    blueprint.register_error_handler(403, not_yours)
+    blueprint.register_error_handler(404, not_found)
+    return blueprint
 
 
 DESK_BLUEPRINTS = ("auth", "followups", "customers")
@@ -85,8 +96,8 @@ def _page_context() -> dict:
         return {}
     me = person()
     viewed = request.args.get("rep") if me is not None and me.is_manager else None
-    return {"me": me, "reps": settings().reps, "viewed": viewed if viewed in settings().reps else None,
-            "now_ts": settings().now_ts()}
+    return {"me": me, "reps": settings().reps, "workers": reps_to_work(),
+            "viewed": viewed if viewed in settings().reps else None, "now_ts": settings().now_ts()}
 
 
 def settings() -> Settings:
@@ -149,6 +160,19 @@ def viewed_rep() -> str | None:
     if chosen is not None and chosen not in settings().reps:
         abort(404)
     return chosen
+
+
+def name_of(rep: str | None) -> str:
+    """A rep's name as wapulse.toml gives it (their id if they are no longer there)."""
+    if rep is None:
+        return "nobody"
+    known = settings().reps.get(rep)
+    return known.name if known is not None else rep
+
+
+def reps_to_work() -> list[Rep]:
+    """The reps who own customers and take follow-ups: the View menu's and Reassign's choices."""
+    return [rep for rep in settings().reps.values() if not rep.is_manager]
 
 
 def may_see_customer(owner: str | None) -> bool:

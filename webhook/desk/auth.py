@@ -16,11 +16,10 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from store.db import write_transaction
-from webhook.desk import desk_guard, engine, limiter, person, settings
+from webhook.desk import engine, guarded, limiter, person, settings
 
-blueprint = Blueprint("auth", __name__, template_folder="templates", static_folder="static",
-                      static_url_path="/desk-static")
-blueprint.before_request(desk_guard)
+blueprint = guarded(Blueprint("auth", __name__, template_folder="templates", static_folder="static",
+                              static_url_path="/desk-static"))
 ATTEMPTS_PER_ADDRESS = "20 per 15 minutes"
 ATTEMPTS_PER_REP = "10 per 15 minutes"
 _LINK_SALT = "wapulse sign-in link"

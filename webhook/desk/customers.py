@@ -10,10 +10,9 @@ from scoring.signals import STRUCTURAL_SIGNALS
 from scoring.tiers import Tier
 from store import desk as store
 from store import followups
-from webhook.desk import desk_guard, engine, may_see_customer, settings, signed_in, viewed_rep
+from webhook.desk import engine, guarded, may_see_customer, settings, signed_in, viewed_rep
 
-blueprint = Blueprint("customers", __name__)
-blueprint.before_request(desk_guard)
+blueprint = guarded(Blueprint("customers", __name__))
 FIGURE_NOTES = {
     "rfm": "Recency, frequency and money, each 1 to 5 against all customers (5 is best).",
     "lifecycle": "Where they are: acquisition (no order yet), onboarding, expansion, retention, or churn risk.",
@@ -55,13 +54,13 @@ def customer(key: str):
         if not may_see_customer(row.owner):
             abort(403)
         before = _page(request.args.get("before"), default=None)
-        moments = store.timeline(connection, row.id, before)
+        moments = store.timeline(connection, row.id, before, {rep.id: rep.name for rep in settings().reps.values()})
         current = followups.of_customer(connection, row.id)
     state = CustomerState.from_json(row.state)
     base = _base()
     figures = base.figures(state, row.unreachable) if base is not None else None
     return render_template("desk/customer.html", customer=row, state=state, figures=figures, notes=FIGURE_NOTES,
-                           moments=moments, current=current,
+                           moments=moments, current=current, newer=before is not None,
                            older=moments[-1].at if len(moments) >= store.TIMELINE_PAGE else None)
 
 

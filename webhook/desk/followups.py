@@ -8,15 +8,19 @@ import hashlib
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
-from scoring.followups import SNOOZE_LABELS, Action, Snooze, State, may_reassign, may_work, snooze_until
+from scoring.followups import (
+    RULE_TITLES, SNOOZE_LABELS, Action, Snooze, State, may_reassign, may_work, snooze_until,
+)
+from scoring.reminders import Rule
 from store import followups as store
 from store.db import write_transaction
 from workers import channels
-from webhook.desk import desk_guard, engine, person, settings, signed_in, viewed_rep
+from webhook.desk import (
+    engine, guarded, local_time, name_of, person, reps_to_work, settings, signed_in, viewed_rep,
+)
 from webhook.desk.auth import safe_next
 
-blueprint = Blueprint("followups", __name__)
-blueprint.before_request(desk_guard)
+blueprint = guarded(Blueprint("followups", __name__))
 POLL_SECONDS = 5
 
 
@@ -64,16 +68,17 @@ def chat_link(row) -> str | None:
 @blueprint.post("/followups/<reminder>/<rep>/done")
 @signed_in
 def done(reminder: str, rep: str):
-    _workable(reminder, rep)
+    row = _workable(reminder, rep)
     with write_transaction(engine()) as connection:
         store.close(connection, reminder, rep, Action.DONE, person().id, settings().now_ts())
+    flash(f"Done: {_about(row)}.", "done")
     return _back()
 
 
 @blueprint.post("/followups/<reminder>/<rep>/snooze")
 @signed_in
 def snooze(reminder: str, rep: str):
-    _workable(reminder, rep)
+    row = _workable(reminder, rep)
     try:
         choice = Snooze(request.form.get("until", ""))
     except ValueError:
@@ -82,6 +87,8 @@ def snooze(reminder: str, rep: str):
     until = snooze_until(choice, now, settings().reps[rep].timezone if rep in settings().reps else "UTC")
     with write_transaction(engine()) as connection:
         store.snooze(connection, reminder, rep, person().id, until, now)
+    zone = settings().reps[rep].timezone if rep in settings().reps else None
+    flash(f"Snoozed until {local_time(until, zone)}: {_about(row)}.", "done")
     return _back()
 
 
@@ -95,7 +102,7 @@ def reassign(reminder: str, rep: str):
     if not may_reassign(person(), row.owner):
         abort(403)
     to_rep = request.form.get("to", "")
-    if to_rep not in settings().reps or to_rep == row.owner:
+    if to_rep not in {rep.id for rep in reps_to_work()} or to_rep == row.owner:
         abort(400, "choose another rep")
     with write_transaction(engine()) as connection:
         queued = store.reassign(connection, settings().reminder_setup, row.customer_id, to_rep, person().id,
@@ -105,6 +112,7 @@ def reassign(reminder: str, rep: str):
         from workers.runtime import redis_connection
 
         request_delivery(redis_connection())
+    flash(f"{row.name or row.key} is now {name_of(to_rep)}'s, with the follow-ups that were open about them.", "done")
     return _back()
 
 
@@ -149,6 +157,10 @@ def template_refusal(row) -> str | None:
     if not row.phone_number_id:
         return "they never wrote to one of our numbers, so there is none to send from."
     return None
+
+
+def _about(row) -> str:
+    return f"{RULE_TITLES[Rule(row.rule)].lower()}, {row.name or row.key}"
 
 
 def _workable(reminder: str, rep: str):
