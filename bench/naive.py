@@ -21,6 +21,6 @@ def process_body(number: int) -> None:
         delivery_id=f"naive-{number}", received_at_ms=received_at_ms, sha256=hashlib.sha256(body).hexdigest(),
         body=body, valid_json=True, items=parse_items(body, received_at_ms // 1000, f"naive body {number}"),
     )
-    result = commit_deliveries([delivery])
+    result = commit_deliveries([delivery], None)
     redis.hincrby(inbox.STATS, "events", result.events)
     redis.set("bench:naive:last", time.time())

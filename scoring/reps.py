@@ -190,10 +190,11 @@ class OwnerPolicy:
     def candidates(self, phone_number_id: str | None) -> tuple[str, ...]:
         return (self.by_number or {}).get(phone_number_id or "", self.default)
 
-    def pick(self, phone_number_id: str | None, turn: int) -> str | None:
-        """The rep for a new customer of this number; `turn` counts the customers given out so far."""
+    def pick(self, phone_number_id: str | None, customer_id: int) -> str | None:
+        """The rep for a new customer of this number: of a list, each in turn by the customer's id
+        (ids count up from 1), which needs no counter that every writer would have to update."""
         reps = self.candidates(phone_number_id)
-        return reps[turn % len(reps)] if reps else None
+        return reps[(customer_id - 1) % len(reps)] if reps else None
 
     @classmethod
     def from_config(cls, table: Mapping, rep_ids: frozenset[str]) -> OwnerPolicy:

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, case, delete, insert, select, update
 
 from cloudapi.parse import Item
 from scoring.customer import CustomerState, current_identifiers, event_order
@@ -59,17 +59,20 @@ class BatchResult:
     dead_letters: int = 0  # bodies archived unprocessed: not JSON, or failing to process
 
 
-def write_batch(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None) -> BatchResult:
+def write_batch(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None,
+                position: int | None = None) -> BatchResult:
     """Archive, dedupe, resolve identities and update customers and their tiers (as of `now`) for
-    a batch of deliveries."""
+    a batch of deliveries; `position`: how far in the inbox the batch reaches, kept on the
+    customers it writes (workers.inbox.position)."""
     body_ids = _archive(connection, deliveries)
     archived = [(body_ids[d.delivery_id], item) for d in deliveries if d.delivery_id in body_ids for item in d.items]
     dead = sum(1 for d in deliveries if d.delivery_id in body_ids and (not d.valid_json or d.error))
-    return write_items(connection, archived, rules, now, BatchResult(bodies=len(body_ids), dead_letters=dead))
+    return write_items(connection, archived, rules, now, BatchResult(bodies=len(body_ids), dead_letters=dead), position)
 
 
 def write_items(
-    connection: Connection, archived: list[tuple[int, Item]], rules: TierRules, now: int | None, result: BatchResult
+    connection: Connection, archived: list[tuple[int, Item]], rules: TierRules, now: int | None, result: BatchResult,
+    position: int | None = None,
 ) -> BatchResult:
     """The events of bodies already archived (raw body id, item): the part `rebuild` replays."""
     fresh = _fresh_items(connection, [(body_id, _fitting(item)) for body_id, item in archived], result)
@@ -103,7 +106,7 @@ def write_items(
         connection.execute(insert(events), chunk)
     result.events = len(rows)
     result.customers = set(new_events) | identities.refold
-    result.tier_changes = _update_customers(connection, result.customers, new_events, identities, rules, now)
+    result.tier_changes = _update_customers(connection, result.customers, new_events, identities, rules, now, position)
     return result
 
 
@@ -275,10 +278,11 @@ class _IdentityResolver:
             ]
             self.connection.execute(insert(aliases), rows)
         for kind, value in sorted(self.changed_aliases - self.new_aliases):
-            self.connection.execute(
+            at = self.alias_first_at[(kind, value)]
+            self.connection.execute(  # the earlier of the two: another batch may have moved it meanwhile
                 update(aliases)
                 .where(aliases.c.kind == kind, aliases.c.value == value)
-                .values(first_at=self.alias_first_at[(kind, value)])
+                .values(first_at=case((aliases.c.first_at > at, at), else_=aliases.c.first_at))
             )
 
 
@@ -310,14 +314,20 @@ def _update_customers(
     identities: _IdentityResolver,
     rules: TierRules,
     now: int | None,
+    position: int | None,
 ) -> int:
     """Fold new events into each touched customer (forward when they all come after what was
     applied, again from a checkpoint or from scratch otherwise), with their tiers; returns the
-    number of tier changes."""
+    number of tier changes.
+
+    The customers' rows are locked first, in id order, and read as the last writer left them:
+    everything this fold reads about them comes after the lock, so two batches that share a
+    customer fold one after the other, each on the other's result."""
     rows = {
         row.id: row
         for chunk in in_chunks(sorted(touched))
-        for row in connection.execute(select(*_customer_columns).where(customers.c.id.in_(chunk)))
+        for row in connection.execute(select(*_customer_columns).where(customers.c.id.in_(chunk))
+                                      .order_by(customers.c.id).with_for_update(key_share=True))
     }
     alias_rows: dict[int, list] = defaultdict(list)
     for chunk in in_chunks(sorted(rows)):
@@ -359,7 +369,7 @@ def _update_customers(
                 checkpoints.append({"customer_id": customer_id,
                                     "checkpoint": refold.checkpoint.to_json() if refold.checkpoint else None})
         columns = _columns(row, state, alias_rows[customer_id]) | tier_columns(track, TierFacts.of(state), rules)
-        updates.append({"customer_id": customer_id, **columns})
+        updates.append({"customer_id": customer_id, **columns, "written_through": position})
     for changed in (updates, checkpoints):
         if changed:
             connection.execute(

@@ -1,14 +1,19 @@
-"""Engines, migrations and the one write transaction every batch goes through.
+"""Engines, migrations and the write transaction every batch goes through.
 
-Batch writes are serialised: PostgreSQL takes a transaction-scoped advisory lock, SQLite starts
-the transaction with BEGIN IMMEDIATE (its single writer) and waits out a busy database instead of
-failing. Parsing, the expensive part, runs outside the lock in every worker at once.
+On PostgreSQL, batches write side by side: each locks the rows of the customers it folds (in id
+order, so two batches never wait on each other in a circle), and the unique keys of bodies,
+events and aliases catch two batches that would both create the same thing; the loser of such a
+race is rolled back and run again (`retry_on_conflict`), and finds the winner's rows. Work that
+must see no batch at all (a rebuild) takes an advisory lock that every batch holds shared.
+SQLite has one writer: a batch starts with BEGIN IMMEDIATE behind an flock, and waits out a busy
+database instead of failing. Parsing, the expensive part, runs outside in every worker at once.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import random
 import time
 from contextlib import contextmanager
 from functools import cache
@@ -20,14 +25,17 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Executable, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-WRITE_LOCK_KEY = 0x7761_7075  # "wapu": the advisory lock that serialises batch writes
+WRITE_LOCK_KEY = 0x7761_7075  # "wapu": held shared by every batch, alone by a rebuild
 SQLITE_BUSY_TIMEOUT_MS = 60_000
-LOCKED_RETRIES = 5
+CONFLICT_RETRIES = 8
+CONFLICT_STATES = {"23505": "unique violation", "23503": "foreign key violation", "40P01": "deadlock",
+                   "40001": "serialization failure"}
+"""PostgreSQL errors that mean another transaction got there first: run the work again."""
 IN_CHUNK = 500  # bound parameters per IN (...) list, well under every backend's limit
 
 
@@ -105,12 +113,14 @@ def engine_for(url: str) -> Engine:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that holds the store's single write lock until it commits."""
+def write_transaction(engine: Engine, exclusive: bool = False) -> Iterator[Connection]:
+    """A write transaction: on SQLite the single writer's; on PostgreSQL one of many, unless
+    `exclusive`, which waits for every other write transaction to end and keeps new ones out."""
     with _sqlite_writer_turn(engine), engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection:
         with connection.begin():
             if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+                lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+                connection.execute(text(f"SELECT {lock}(:key)"), {"key": WRITE_LOCK_KEY})
             yield connection
 
 
@@ -131,16 +141,24 @@ def _sqlite_writer_turn(engine: Engine) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def retry_when_locked(work, *args, **kwargs):
-    """Run `work`, retrying when SQLite still reports a locked database after its busy timeout."""
-    for attempt in range(1, LOCKED_RETRIES + 1):
+def retry_on_conflict(work, *args, **kwargs):
+    """Run `work` (one whole transaction), again when it lost a race to another writer: SQLite
+    still locked after its busy timeout, or a PostgreSQL conflict (CONFLICT_STATES)."""
+    for attempt in range(1, CONFLICT_RETRIES + 1):
         try:
             return work(*args, **kwargs)
-        except OperationalError as error:
-            if "locked" not in str(error).lower() or attempt == LOCKED_RETRIES:
+        except DBAPIError as error:
+            conflict = _conflict(error)
+            if conflict is None or attempt == CONFLICT_RETRIES:
                 raise
-            log.warning("database locked, retrying batch (attempt %d)", attempt)
-            time.sleep(0.2 * attempt)
+            log.info("write conflict (%s), running the transaction again (attempt %d)", conflict, attempt)
+            time.sleep(random.uniform(0, 0.01 * attempt))  # two losers do not meet again at once
+
+
+def _conflict(error: DBAPIError) -> str | None:
+    if isinstance(error, OperationalError) and "locked" in str(error.orig).lower():
+        return "database locked"
+    return CONFLICT_STATES.get(getattr(error.orig, "sqlstate", None) or "")
 
 
 def alembic_config(url: str) -> Config:

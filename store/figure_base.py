@@ -34,8 +34,11 @@ class Base:
     @classmethod
     def load(cls, connection: Connection, now: int, rules: figures.FigureRules) -> Base:
         """The base worked out from every customer's state: seconds at 100,000 customers. Pages
-        read the one workers.figures keeps (store.figure_base) instead."""
-        states = [CustomerState.from_json(state) for (state,) in connection.execute(select(customers.c.state))]
+        read the one workers.figures keeps (store.figure_base) instead. Read in key order: the
+        value model's fit stops within a tolerance, so the same customers must come in the same
+        order, however their rows were numbered."""
+        states = [CustomerState.from_json(state)
+                  for (state,) in connection.execute(select(customers.c.state).order_by(customers.c.key))]
         return cls.of(states, now, rules)
 
     def at(self, now: int) -> Base:

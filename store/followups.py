@@ -132,10 +132,12 @@ def settle(connection: Connection, customer_ids: Iterable[int], now: int) -> int
 
 def wake(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
     """Snoozed follow-ups whose snooze has ended: open again, and sent again on their rep's
-    channels as a new wave. Returns the deliveries queued."""
+    channels as a new wave. Returns the deliveries queued. Of two transactions waking at once
+    (PostgreSQL), each takes the follow-ups the other has not locked."""
     queued = []
     for row in connection.execute(select(reminders).where(reminders.c.state == State.SNOOZED.value,
-                                                          reminders.c.snoozed_until <= now)).all():
+                                                          reminders.c.snoozed_until <= now)
+                                  .with_for_update(skip_locked=True)).all():
         connection.execute(update(reminders).where(reminders.c.id == row.id, reminders.c.rep == row.rep)
                            .values(state=State.OPEN.value, snoozed_until=None))
         record(connection, row.id, row.rep, None, Action.WOKE, now, {})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKeyConstraint, Index, Integer, LargeBinary, UniqueConstraint
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Column, ForeignKeyConstraint, Index, Integer, LargeBinary, UniqueConstraint, false, text,
+)
 from sqlmodel import Field, SQLModel
 
 BIG_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite only autoincrements INTEGER keys
@@ -77,6 +79,9 @@ class Customer(SQLModel, table=True):
     intent: Optional[int] = Field(default=None, index=True)
     expected_orders: Optional[float] = Field(default=None, index=True)  # in the next 90 days
     figures_at: Optional[int] = Field(default=None, index=True, sa_type=BigInteger)
+    # the inbox position of the last batch that wrote them (workers.inbox.position; None: not
+    # from the inbox): their reminders wait until every body up to it is committed
+    written_through: Optional[int] = Field(default=None, sa_type=BigInteger)
 
 
 class CustomerAlias(SQLModel, table=True):
@@ -110,7 +115,9 @@ class TierChangeRow(SQLModel, table=True):
     reminders; `at` is when the threshold was crossed, whoever noticed it."""
 
     __tablename__ = "tier_change"
-    __table_args__ = (Index("ix_tier_change_customer_at", "customer_id", "at"),)
+    __table_args__ = (Index("ix_tier_change_customer_at", "customer_id", "at"),
+                      Index("ix_tier_change_unplanned", "customer_id", postgresql_where=text("NOT planned"),
+                            sqlite_where=text("NOT planned")))
 
     id: Optional[int] = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
     customer_id: int = Field(foreign_key="customer.id")
@@ -118,6 +125,7 @@ class TierChangeRow(SQLModel, table=True):
     to_tier: str = Field(max_length=16)
     at: int = Field(index=True, sa_type=BigInteger)
     cause: str = Field(max_length=16)
+    planned: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
 
 
 class Reminder(SQLModel, table=True):
@@ -181,16 +189,6 @@ class ReminderDelivery(SQLModel, table=True):
     last_error: Optional[str] = Field(default=None, max_length=255)
     sent_at: Optional[int] = Field(default=None, sa_type=BigInteger)
     wave: int = 0  # 0 when first owed; one more each time a snooze ends and the reminder goes out again
-
-
-class Counter(SQLModel, table=True):
-    """Named counters the store keeps across processes: the tier history already planned into
-    reminders, the turn of round-robin owners."""
-
-    __tablename__ = "counter"
-
-    name: str = Field(primary_key=True, max_length=64)
-    value: int = Field(default=0, sa_type=BigInteger)
 
 
 class RepAccount(SQLModel, table=True):

@@ -1,10 +1,12 @@
 """Reminders from the tier history: planned once per crossing, delivered once per channel.
 
-Planning reads the tier changes recorded since the last plan (a cursor over their ids: every
-change is written under the store's write lock, so ids commit in order) and owes a reminder for
-each rule a change fires, to each recipient. A change that a late event takes back before it is
-planned owes nothing; one derived again after it was planned owes the same reminder, which
-exists already.
+A tier change is planned once its customer is settled: every body handed off before the last
+batch that wrote them has committed (workers.inbox.unsettled_from), so that with several
+workers committing out of order a change that a batch still running takes back owes nothing, as
+with one worker. Each rule a change fires owes a reminder to each recipient, with an id made
+from the crossing, so a change derived again later owes one that exists already. Rules of time
+are owed the same way, by whichever transaction finds them due first; on PostgreSQL the others
+skip the rows it holds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Mapping
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, true, update
 
 from scoring.reminders import (
     OPTED_OUT, OWNER, UNDELIVERABLE, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change, time_rule_instants,
@@ -23,15 +25,11 @@ from scoring.reps import OwnerPolicy, Rep
 from scoring.tiers import Cause, Tier
 from store.db import in_chunks
 from store.history import tier_changes
-from store.models import Counter, Customer, CustomerAlias, EventRow, Reminder, ReminderDelivery
+from store.models import Customer, CustomerAlias, EventRow, Reminder, ReminderDelivery
 
-customers, aliases, reminders, deliveries, counters, events = (
-    Customer.__table__, CustomerAlias.__table__, Reminder.__table__, ReminderDelivery.__table__, Counter.__table__,
-    EventRow.__table__,
+customers, aliases, reminders, deliveries, events = (
+    Customer.__table__, CustomerAlias.__table__, Reminder.__table__, ReminderDelivery.__table__, EventRow.__table__,
 )
-PLANNED_THROUGH = "reminders.planned_through"  # the last tier change id planned
-OWNER_TURN = "owners.turn"  # customers given a default owner so far (round robin)
-PLAN_BATCH = 2000
 PENDING, SENDING, SENT, FAILED, CANCELLED = "pending", "sending", "sent", "failed", "cancelled"
 """Delivery states; cancelled: its follow-up was closed before it went out."""
 
@@ -51,38 +49,46 @@ class ReminderSetup:
 
 
 def plan_reminders(connection: Connection, setup: ReminderSetup, now: int, touched: Iterable[int] = ()) -> list[int]:
-    """Owe the reminders that tier changes recorded since the last plan, and the rules of time
-    now due, fire; `touched` customers (just written) get the instant of their next rule of time.
-    Returns the ids of the deliveries created. Callers hold `store.db.write_transaction`."""
+    """For `touched` customers (just written, their rows locked by the caller): a default owner,
+    the instant of their next rule of time, and the reminder an opt-out owes. Returns the ids of
+    the deliveries created. Callers hold `store.db.write_transaction`."""
     touched = sorted(touched)
     _give_default_owners(connection, touched, setup.owners)
     _schedule_time_rules(connection, touched, setup.rules)
-    return (_plan_tier_changes(connection, setup, now) + _plan_time_rules(connection, setup, now)
-            + _plan_opt_outs(connection, setup, now, touched))
+    return _plan_opt_outs(connection, setup, now, touched)
 
 
-def _plan_tier_changes(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
+def plan_settled(connection: Connection, setup: ReminderSetup, now: int, unsettled_from: int | None) -> list[int]:
+    """Owe what the tier changes not planned yet and the rules of time now due fire, for the
+    customers last written before inbox position `unsettled_from` (all of them when None).
+    Returns the ids of the deliveries created."""
+    settled = true() if unsettled_from is None else or_(customers.c.written_through.is_(None),
+                                                          customers.c.written_through < unsettled_from)
+    return _plan_tier_changes(connection, setup, now, settled) + _plan_time_rules(connection, setup, now, settled)
+
+
+def _plan_tier_changes(connection: Connection, setup: ReminderSetup, now: int, settled) -> list[int]:
+    changes = connection.execute(
+        select(tier_changes).join(customers, customers.c.id == tier_changes.c.customer_id)
+        .where(tier_changes.c.planned.is_(False), settled).order_by(tier_changes.c.id)
+        .with_for_update(of=tier_changes, skip_locked=True)
+    ).all()
+    owed = [
+        (change, rule)
+        for change in changes
+        if now - change.at <= setup.rules.max_age_s
+        for rule in rules_for_change(_tier(change.from_tier), Tier(change.to_tier), Cause(change.cause))
+        if rule in setup.rules.enabled
+    ]
+    people = _customers(connection, {change.customer_id for change, _ in owed}, setup.owners)
     created: list[int] = []
-    while True:
-        through = _counter(connection, PLANNED_THROUGH)
-        changes = connection.execute(
-            select(tier_changes).where(tier_changes.c.id > through).order_by(tier_changes.c.id).limit(PLAN_BATCH)
-        ).all()
-        if not changes:
-            return created
-        owed = [
-            (change, rule)
-            for change in changes
-            if now - change.at <= setup.rules.max_age_s
-            for rule in rules_for_change(_tier(change.from_tier), Tier(change.to_tier), Cause(change.cause))
-            if rule in setup.rules.enabled
-        ]
-        people = _customers(connection, {change.customer_id for change, _ in owed}, setup.owners)
-        for change, rule in owed:
-            crossing = Crossing(change.customer_id, rule, change.at, _tier(change.from_tier), Tier(change.to_tier),
-                                UNDELIVERABLE if rule == Rule.UNREACHABLE else None)
-            created += _owe(connection, setup, crossing, people[change.customer_id], now)
-        _set_counter(connection, PLANNED_THROUGH, changes[-1].id)
+    for change, rule in owed:
+        crossing = Crossing(change.customer_id, rule, change.at, _tier(change.from_tier), Tier(change.to_tier),
+                            UNDELIVERABLE if rule == Rule.UNREACHABLE else None)
+        created += _owe(connection, setup, crossing, people[change.customer_id], now)
+    for chunk in in_chunks([change.id for change in changes]):
+        connection.execute(update(tier_changes).where(tier_changes.c.id.in_(chunk)).values(planned=True))
+    return created
 
 
 def _schedule_time_rules(connection: Connection, customer_ids: list[int], rules: ReminderRules) -> None:
@@ -103,10 +109,12 @@ def _set_next_reminders(connection: Connection, next_at: dict[int, int | None]) 
         )
 
 
-def _plan_time_rules(connection: Connection, setup: ReminderSetup, now: int) -> list[int]:
-    """The customers whose next rule of time is due: owe it (unless it is old news), then move
-    their instant to the next rule still ahead."""
-    due = connection.execute(select(*_TIME_COLUMNS).where(customers.c.next_reminder_at <= now)).all()
+def _plan_time_rules(connection: Connection, setup: ReminderSetup, now: int, settled) -> list[int]:
+    """The settled customers whose next rule of time is due: owe it (unless it is old news), then
+    move their instant to the next rule still ahead. Customers another transaction holds are
+    left to it, or to the next look."""
+    due = connection.execute(select(*_TIME_COLUMNS).where(customers.c.next_reminder_at <= now, settled)
+                             .order_by(customers.c.id).with_for_update(key_share=True, skip_locked=True)).all()
     people = _customers(connection, {row.id for row in due}, setup.owners)
     created, ahead = [], {}
     for row in due:
@@ -204,47 +212,33 @@ def queue_deliveries(connection: Connection, rep: Rep, reminder: str, rule: Rule
 
 def _give_default_owners(connection: Connection, customer_ids: list[int], owners: OwnerPolicy) -> None:
     """Customers just written who have no owner get the default of the number they write to (a
-    rep, or the next of a list in turn), so that every customer is some rep's from the start."""
-    turn = _counter(connection, OWNER_TURN)
-    given = {}
-    for chunk in in_chunks(customer_ids):
+    rep, or one of a list in turn by customer id), so that every customer is some rep's from the
+    start."""
+    given = {
+        row.id: owner
+        for chunk in in_chunks(customer_ids)
         for row in connection.execute(select(customers.c.id, customers.c.phone_number_id)
-                                      .where(customers.c.id.in_(chunk), customers.c.owner.is_(None))
-                                      .order_by(customers.c.id)):
-            if owner := owners.pick(row.phone_number_id, turn):
-                given[row.id], turn = owner, turn + 1
+                                      .where(customers.c.id.in_(chunk), customers.c.owner.is_(None)))
+        if (owner := owners.pick(row.phone_number_id, row.id))
+    }
     if given:
         connection.execute(update(customers).where(customers.c.id == bindparam("customer_id"))
                            .values(owner=bindparam("owner")),
                            [{"customer_id": customer_id, "owner": owner} for customer_id, owner in given.items()])
-        _set_counter(connection, OWNER_TURN, turn)
 
 
 def _customers(connection: Connection, ids: set[int], owners: OwnerPolicy) -> dict[int, tuple[CustomerFacts, str | None]]:
     """Each customer's facts and owner; one without an owner gets the default of their number."""
+    _give_default_owners(connection, sorted(ids), owners)
     found = {}
     for chunk in in_chunks(sorted(ids)):
-        for row in connection.execute(select(customers).where(customers.c.id.in_(chunk)).order_by(customers.c.id)):
-            owner = row.owner
-            if owner is None and (owner := owners.pick(row.phone_number_id, _counter(connection, OWNER_TURN))):
-                connection.execute(update(customers).where(customers.c.id == row.id).values(owner=owner))
-                _set_counter(connection, OWNER_TURN, _counter(connection, OWNER_TURN) + 1)
+        for row in connection.execute(select(customers).where(customers.c.id.in_(chunk))):
             state = row.state or {}
             facts = CustomerFacts(row.key, row.wa_id, row.user_id, row.name, row.timezone, row.last_inbound_at,
                                   tuple(state.get("last_signals") or ()), row.last_outbound_at,
                                   state.get("last_outbound_campaign"), row.phone_number_id)
-            found[row.id] = (facts, owner)
+            found[row.id] = (facts, row.owner)
     return found
-
-
-def _counter(connection: Connection, name: str) -> int:
-    value = connection.execute(select(counters.c.value).where(counters.c.name == name)).scalar()
-    return value or 0
-
-
-def _set_counter(connection: Connection, name: str, value: int) -> None:
-    if connection.execute(update(counters).where(counters.c.name == name).values(value=value)).rowcount == 0:
-        connection.execute(counters.insert().values(name=name, value=value))
 
 
 def delivery_rows(connection: Connection, status: str | None = None, customer_id: int | None = None) -> list:

@@ -1,8 +1,9 @@
 """The sweep: tier changes that the passage of time alone makes, for the customers whose
 `next_tier_at` has come. Its cost follows the number of customers crossing a threshold: an index
 range scan finds them, and the columns hold every fact a tier needs (no state to decode).
-Callers hold `store.db.write_transaction`, so two sweeps at once run one after the other and the
-second finds nothing left to do."""
+Callers hold `store.db.write_transaction`; the due customers' rows are locked, and those another
+transaction holds are skipped (a batch folding them moves their tiers itself), so two sweeps at
+once share the work and a sweep never waits on a batch."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ customers = Customer.__table__
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
-    customers: int
+    customers: list[int]  # those moved on (each had a threshold due)
     changes: int
 
 
@@ -28,7 +29,7 @@ def sweep(connection: Connection, rules: TierRules, now: int) -> SweepResult:
         select(
             customers.c.id, customers.c.tier, customers.c.tier_since, customers.c.interactions,
             customers.c.last_inbound_at, customers.c.unreachable,
-        ).where(customers.c.next_tier_at <= now)
+        ).where(customers.c.next_tier_at <= now).order_by(customers.c.id).with_for_update(key_share=True, skip_locked=True)
     ).all()
     updates, history = [], []
     for row in due:
@@ -46,4 +47,4 @@ def sweep(connection: Connection, rules: TierRules, now: int) -> SweepResult:
         )
     if history:
         connection.execute(insert(tier_changes), history)
-    return SweepResult(len(due), len(history))
+    return SweepResult([row.id for row in due], len(history))

@@ -15,6 +15,7 @@ from cloudapi.body import is_json
 from cloudapi.signature import SIGNATURE_HEADER, sign
 from workers.inbox import INVALID, VALID
 from workers.ingest import DrainTotals, commit_isolating_poison
+from workers.reminders import plan_settled_reminders
 from workers.settings import ConfigError
 
 RECORDING_SUFFIXES = (".json", ".jsonl")
@@ -69,11 +70,18 @@ def commit_all(recordings: Iterable[Recording], batch_size: int) -> tuple[DrainT
             not_json.append(recording.source)
         batch.append((f"{received_ms}-{first + number}", {b"b": recording.body, b"v": VALID if valid else INVALID}))
         if len(batch) >= batch_size:
-            totals.add(commit_isolating_poison(batch))
+            totals.add(commit_batch(batch))
             batch = []
     if batch:
-        totals.add(commit_isolating_poison(batch))
+        totals.add(commit_batch(batch))
     return totals, not_json
+
+
+def commit_batch(entries: list[tuple[str, dict]]) -> DrainTotals:
+    """One batch, then the reminders its customers owe (no batch of this replay is still running)."""
+    totals = commit_isolating_poison(entries, from_inbox=False)
+    plan_settled_reminders(None)
+    return totals
 
 
 def post_all(url: str, secret: str, recordings: Iterable[Recording], timeout_s: float = 30) -> int:

@@ -16,7 +16,7 @@ from scoring import figures
 from scoring.customer import CustomerState
 from store import figure_base
 from store.figure_base import Base
-from store.db import engine_for, in_chunks, retry_when_locked, write_transaction
+from store.db import engine_for, in_chunks, retry_on_conflict, write_transaction
 
 from workers.runtime import settings
 
@@ -43,7 +43,7 @@ def refresh_figures() -> dict:
         rows = figure_base.stale(connection, now, KEYS_EVERY_S, STALE_BATCH)
     keys = {row.id: figures.sort_keys(CustomerState.from_json(row.state), now, row.unreachable, model) for row in rows}
     for chunk in in_chunks(sorted(keys)):  # short transactions: ingestion waits on none for long
-        retry_when_locked(_write, engine, {customer_id: keys[customer_id] for customer_id in chunk})
+        retry_on_conflict(_write, engine, {customer_id: keys[customer_id] for customer_id in chunk})
     return {"customers": len(keys)}
 
 

@@ -272,3 +272,17 @@ def ensure_group(redis: Redis) -> None:
 def backlog(redis: Redis) -> int:
     """Entries in the inbox, read or not: zero once everything handed off is committed."""
     return int(redis.xlen(INBOX))
+
+
+def position(entry_id: bytes | str) -> int:
+    """An inbox entry id ("ms-seq") as one number that sorts the same way."""
+    ms, _, seq = (entry_id.decode() if isinstance(entry_id, bytes) else entry_id).partition("-")
+    return int(ms) * 1_000_000 + min(int(seq or 0), 999_999)
+
+
+def unsettled_from(redis: Redis) -> int | None:
+    """The position of the oldest entry not committed yet (a worker deletes an entry once its
+    batch has committed), or None when every body handed off is committed: customers written
+    from before it are settled, since no batch still running can refold them."""
+    first = redis.xrange(INBOX, count=1)
+    return position(first[0][0]) if first else None

@@ -21,10 +21,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from cloudapi.body import decode
 from cloudapi.parse import Item, parse_body
 from store.batch import BatchResult, Delivery, write_batch
-from store.db import engine_for, retry_when_locked, write_transaction
+from store.db import engine_for, retry_on_conflict, write_transaction
 from store.identity import locate
 from workers import inbox
-from workers.reminders import plan_within, request_delivery
+from workers.reminders import plan_settled_reminders, plan_within, request_delivery
 from workers.runtime import redis_connection, settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ def drain_inbox() -> dict:
         for name, value in vars(batch).items():
             pipeline.hincrby(inbox.STATS, name, value)
         pipeline.execute()
+        plan_settled_reminders(redis)  # this batch's customers may be settled now, and others' with them
         if time.monotonic() > deadline:
             inbox.request_drain_if_backlog(redis)
             break
@@ -99,12 +100,14 @@ def _next_entries(redis: Redis, consumer: str) -> list[tuple[bytes, dict]]:
     return response[0][1] if response else []
 
 
-def commit_isolating_poison(entries: list[tuple[bytes, dict]]) -> DrainTotals:
+def commit_isolating_poison(entries: list[tuple[bytes, dict]], from_inbox: bool = True) -> DrainTotals:
     """Commit a batch; if it fails for a reason other than an unavailable database or Redis, find
     the bodies that fail alone and keep them as dead letters, so one body can never block the
-    inbox. Transient failures propagate: the entries stay pending and are retried."""
+    inbox. Transient failures propagate: the entries stay pending and are retried. Entries not
+    `from_inbox` (a replay in this process) leave their customers settled at once."""
+    position = max(inbox.position(entry_id) for entry_id, _ in entries) if from_inbox else None
     try:
-        return DrainTotals.of(process_entries(entries))
+        return DrainTotals.of(process_entries(entries, position))
     except TRANSIENT_ERRORS:
         raise
     except Exception as error:
@@ -112,27 +115,29 @@ def commit_isolating_poison(entries: list[tuple[bytes, dict]]) -> DrainTotals:
             log.warning("a batch of %d bodies failed (%s): committing them one by one", len(entries), describe_error(error))
             totals = DrainTotals()
             for entry in entries:
-                totals.add(commit_isolating_poison([entry]))
+                totals.add(commit_isolating_poison([entry], from_inbox))
             return totals
         (entry_id, fields), reason = entries[0], describe_error(error)
         log.error("inbox entry %s could not be processed (%s): kept as a dead letter", _text(entry_id), reason)
-        return DrainTotals.of(commit_deliveries([_delivery(entry_id, fields, parse=False, error=reason)]))
+        return DrainTotals.of(commit_deliveries([_delivery(entry_id, fields, parse=False, error=reason)], position))
 
 
-def process_entries(entries: list[tuple[bytes, dict]]) -> BatchResult:
-    """Parse entries (outside the write lock) and commit their effects in one transaction."""
-    return commit_deliveries([_delivery(entry_id, fields) for entry_id, fields in entries])
+def process_entries(entries: list[tuple[bytes, dict]], position: int | None) -> BatchResult:
+    """Parse entries (outside any lock) and commit their effects in one transaction."""
+    return commit_deliveries([_delivery(entry_id, fields) for entry_id, fields in entries], position)
 
 
-def commit_deliveries(deliveries: list[Delivery]) -> BatchResult:
+def commit_deliveries(deliveries: list[Delivery], position: int | None) -> BatchResult:
+    """Commit deliveries in one write transaction, run again when it loses a race; `position`:
+    how far in the inbox they reach (None: not from the inbox)."""
     engine = engine_for(settings().database_url)
 
     def commit() -> tuple[BatchResult, bool]:
         with write_transaction(engine) as connection:
-            result = write_batch(connection, deliveries, settings().tier_rules, settings().now_ts())
+            result = write_batch(connection, deliveries, settings().tier_rules, settings().now_ts(), position)
             return result, plan_within(connection, result.customers)
 
-    result, reminders_due = retry_when_locked(commit)
+    result, reminders_due = retry_on_conflict(commit)
     if reminders_due:
         request_delivery(redis_connection())
     return result

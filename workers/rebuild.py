@@ -4,8 +4,8 @@ the raw archive, in one transaction, with the parser, keyword lists and tier rul
 Bodies are replayed in the order they were received, through the same write path as live
 processing, so with unchanged rules the result is what live processing produced. A tier change
 that was on record keeps the cause it was recorded with; one that only the rebuild finds (after
-the thresholds or keyword lists changed, say) gets the cause `rebuild`. Workers wait on the write
-lock meanwhile; the webhook keeps acknowledging into the inbox.
+the thresholds or keyword lists changed, say) gets the cause `rebuild`. Workers wait for it
+meanwhile (it writes alone); the webhook keeps acknowledging into the inbox.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from store.db import engine_for, write_transaction
 from store.history import tier_changes
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow
 from workers.ingest import TRANSIENT_ERRORS, describe_error, parse_items
+from workers.reminders import plan_settled_within, plan_within
 from workers.runtime import settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def rebuild(progress=None) -> RebuildResult:
     config = settings()
     now, rules = config.now_ts(), config.tier_rules
     result = RebuildResult()
-    with write_transaction(engine_for(config.database_url)) as connection:
+    with write_transaction(engine_for(config.database_url), exclusive=True) as connection:
         recorded = _recorded_causes(connection)
         for table in DERIVED_TABLES:
             connection.execute(delete(table))
@@ -63,6 +64,7 @@ def rebuild(progress=None) -> RebuildResult:
                 progress(len(chunk))
         result.customers = connection.execute(select(func.count()).select_from(customers)).scalar_one()
         _restore_causes(connection, recorded)
+        plan_settled_within(connection, None)  # cron sends what is due
     return result
 
 
@@ -94,7 +96,9 @@ def _replay_under_savepoint(connection: Connection, rows, rules: TierRules, now:
             for row in rows
             for item in parse_items(row.body, row.received_at // 1000, f"archived body {row.id}")
         ]
-        _count(write_items(connection, archived, rules, now, BatchResult(bodies=len(rows))), result)
+        batch = write_items(connection, archived, rules, now, BatchResult(bodies=len(rows)))
+        plan_within(connection, batch.customers)  # as live processing would
+        _count(batch, result)
         _mark(connection, [row.id for row in rows], None)
 
 

@@ -24,11 +24,11 @@ from rq import Queue
 from sqlalchemy import Connection, and_, select, update
 
 from store import followups
-from store.db import engine_for
+from store.db import engine_for, retry_on_conflict, write_transaction
 from store.models import Reminder, ReminderDelivery
 from scoring.reminders import SERVICE_WINDOW_S
-from store.reminders import FAILED, PENDING, SENDING, SENT, last_message_from, plan_reminders
-from workers import channels
+from store.reminders import FAILED, PENDING, SENDING, SENT, last_message_from, plan_reminders, plan_settled
+from workers import channels, inbox
 from workers.runtime import redis_connection, settings
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,42 @@ reminders, deliveries = Reminder.__table__, ReminderDelivery.__table__
 
 
 def plan_within(connection: Connection, touched: Iterable[int] = ()) -> bool:
-    """Plan reminders inside the caller's write transaction, `touched` being the customers it
-    wrote: settle the follow-ups their behaviour answered, owe the new ones, wake the snoozed
-    ones whose time has come. True when some are due to be sent."""
+    """Inside the caller's write transaction, for `touched`, the customers it wrote (their rows
+    locked): settle the follow-ups their behaviour answered, and owe what is theirs alone (see
+    store.reminders.plan_reminders). True when deliveries are due."""
     config = settings()
     if not config.reps:
         return False
     touched, now = sorted(touched), config.now_ts()
     followups.settle(connection, touched, now)
-    owed = plan_reminders(connection, config.reminder_setup, now, touched)
-    return bool(owed + followups.wake(connection, config.reminder_setup, now))
+    return bool(plan_reminders(connection, config.reminder_setup, now, touched))
+
+
+def plan_settled_within(connection: Connection, unsettled_from: int | None) -> bool:
+    """Owe the reminders of settled customers (store.reminders.plan_settled) and wake the snoozed
+    follow-ups whose time has come, in the caller's transaction. True when deliveries are due."""
+    config = settings()
+    if not config.reps:
+        return False
+    now = config.now_ts()
+    return bool(plan_settled(connection, config.reminder_setup, now, unsettled_from)
+                + followups.wake(connection, config.reminder_setup, now))
+
+
+def plan_settled_reminders(redis: Redis | None) -> None:
+    """After a batch is acknowledged (and from cron): plan for the customers that every body
+    before them has now reached, in a short transaction of its own; without `redis` (a replay in
+    this process, outside the inbox) every customer counts as settled."""
+    if not settings().reps:
+        return
+    unsettled_from = inbox.unsettled_from(redis) if redis is not None else None
+
+    def plan() -> bool:
+        with write_transaction(engine_for(settings().database_url)) as connection:
+            return plan_settled_within(connection, unsettled_from)
+
+    if retry_on_conflict(plan) and redis is not None:
+        request_delivery(redis)
 
 
 def request_delivery(redis: Redis) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from store.db import engine_for, retry_when_locked, write_transaction
+from store.db import engine_for, retry_on_conflict, write_transaction
 from store.sweep import SweepResult, sweep
-from workers.reminders import plan_within, request_delivery
+from workers.reminders import plan_settled_reminders, plan_within, request_delivery
 from workers.runtime import redis_connection, settings
 
 log = logging.getLogger(__name__)
@@ -22,11 +22,12 @@ def sweep_tiers(now: int | None = None) -> dict:
     def run() -> tuple[SweepResult, bool]:
         with write_transaction(engine) as connection:
             result = sweep(connection, config.tier_rules, at)
-            return result, plan_within(connection)
+            return result, plan_within(connection, result.customers)
 
-    result, reminders_due = retry_when_locked(run)
+    result, reminders_due = retry_on_conflict(run)
     if reminders_due:
         request_delivery(redis_connection())
+    plan_settled_reminders(redis_connection())  # the changes it made, and any a batch left waiting
     if result.changes:
-        log.info("sweep: %d customers due, %d tier changes", result.customers, result.changes)
-    return {"customers": result.customers, "changes": result.changes}
+        log.info("sweep: %d customers due, %d tier changes", len(result.customers), result.changes)
+    return {"customers": len(result.customers), "changes": result.changes}

@@ -93,9 +93,9 @@ def test_a_bad_rep_is_named_in_the_error(table, message):
 def test_owners_fixed_in_turn_and_per_number():
     policy = OwnerPolicy.from_config({"default": ["ana", "ben"], "by_number": {"106540352242922": "carla"}},
                                      frozenset({"ana", "ben", "carla"}))
-    assert [policy.pick("999", turn) for turn in range(3)] == ["ana", "ben", "ana"]
-    assert [policy.pick("106540352242922", turn) for turn in range(2)] == ["carla", "carla"]
-    assert OwnerPolicy().pick("999", 0) is None
+    assert [policy.pick("999", customer_id) for customer_id in range(1, 4)] == ["ana", "ben", "ana"]
+    assert [policy.pick("106540352242922", customer_id) for customer_id in range(1, 3)] == ["carla", "carla"]
+    assert OwnerPolicy().pick("999", 1) is None
 
 
 @pytest.mark.parametrize(

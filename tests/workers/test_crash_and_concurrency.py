@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+import store.batch
+import workers.ingest
 from scoring.events import iso
 from store import db
 from tests.conftest import FIXTURES, ROOT
@@ -126,3 +131,126 @@ def test_ingestion_goes_on_while_every_reminder_endpoint_hangs(redis, engine, tm
             reminders.kill()
             reminders.wait()
     assert customer(engine, "16505551234")["counters"]["inbound"] == 21
+
+
+def shared_customers_traffic(start: int, span_s: int, shuffled: bool, customers: int = 12,
+                             per_customer: int = 20) -> list[bytes]:
+    """Messages from a few customers (some questions) over `span_s` from `start`, every one in its
+    own body, in time order or shuffled: racing batches keep sharing customers, and commit out
+    of order, so they refold."""
+    template = json.loads((FIXTURES / "cloudapi" / "messages__text.json").read_bytes())
+    rng, bodies = random.Random(18), []
+    for person in range(customers):
+        wa_id, bsuid = f"3465510{person:04d}", f"ES.{person:019d}"
+        for n in range(per_customer):
+            body = json.loads(json.dumps(template))
+            value = body["entry"][0]["changes"][0]["value"]
+            value["contacts"][0] = {"wa_id": wa_id, "user_id": bsuid, "profile": {"name": f"Buyer {person}"}}
+            at = start + rng.randrange(span_s)
+            value["messages"][0].update({"from": wa_id, "from_user_id": bsuid, "id": f"wamid.shared{person:02d}{n:03d}",
+                                         "timestamp": str(at), "text": {"body": "price?" if rng.random() < 0.3 else "ok"}})
+            bodies.append((at, json.dumps(body, separators=(",", ":")).encode()))
+    if shuffled:
+        rng.shuffle(bodies)
+    else:
+        bodies.sort()
+    return [body for _, body in bodies]
+
+
+def owed_reminders(engine) -> list[tuple]:
+    with engine.connect() as connection:
+        return sorted(connection.execute(text("SELECT c.key, r.rep, r.rule, r.at FROM reminder r "
+                                              "JOIN customer c ON c.id = r.customer_id")).all())
+
+
+def race(redis, bodies: list[bytes], settings: dict, workers: int = 4) -> None:
+    """`workers` worker processes, batches of 3, each with a drain job of its own."""
+    hand_off_all(redis, bodies)
+    for _ in range(workers - 1):
+        inbox.enqueue_drain(redis)
+    processes = [worker_process({"WAPULSE_BATCH_SIZE": "3", **settings}) for _ in range(workers)]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stderr.read().decode()[-2000:]
+    assert len(redis.xinfo_consumers(inbox.INBOX, inbox.GROUP)) >= workers - 1  # they really raced
+
+
+def with_reps(monkeypatch, tmp_path, now: int) -> dict:
+    """One rep who owns every customer (who owns whom must not depend on order), as of `now`.
+
+    One reply SLA for every tier: with the clock fixed ahead of the traffic, a question would
+    otherwise be overdue at the SLA of each tier its customer passes through on the way (in any
+    run that commits in more than one batch), where live, the clock moves with the traffic."""
+    config = tmp_path / "wapulse.toml"
+    config.write_text('[[reps]]\nid = "ana"\nchannels = [{ type = "webhook", url = "http://127.0.0.1:9/", secret = "s" }]\n'
+                      '\n[owners]\ndefault = "ana"\n\n[reminders]\nsla_minutes = { hot = 5, other = 5 }\n')
+    settings = {"WAPULSE_CONFIG": str(config), "WAPULSE_NOW": iso(now)}
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    runtime.settings.cache_clear()
+    return settings
+
+
+@pytest.mark.slow
+def test_four_workers_racing_on_shared_customers_end_as_one_ordered_pass(redis, engine, drain, monkeypatch, tmp_path):
+    """A month of shuffled messages and every fixture: counters and tier history as one worker
+    taking the bodies in order leaves them, in a database of its own."""
+    settings = with_reps(monkeypatch, tmp_path, SHEENA_AT + 31 * 86_400)
+    bodies = shared_customers_traffic(SHEENA_AT, 30 * 86_400, shuffled=True) + all_bodies()
+    expected = reference_state(bodies, redis, drain, monkeypatch, tmp_path)
+    race(redis, bodies, settings)
+    drain()
+    assert inbox.backlog(redis) == 0
+    assert without_deliveries(snapshot(engine)) == without_deliveries(expected)
+
+
+@pytest.mark.slow
+def test_racing_workers_owe_the_reminders_one_worker_owes_and_none_a_batch_still_running_takes_back(
+    redis, engine, drain, monkeypatch, tmp_path
+):
+    """Live traffic of the last three hours, arriving in time order: one worker owes a reminder
+    for each crossing, none taken back. Racing workers commit batches out of order, so a later
+    batch may cross a threshold before an earlier one refolds it away; a crossing is planned only
+    once every body before it has committed, so they owe the same reminders."""
+    end = SHEENA_AT + 30 * 86_400
+    settings = with_reps(monkeypatch, tmp_path, end + 600)
+    bodies = shared_customers_traffic(end - 3 * 3600, 3 * 3600, shuffled=False)
+    reference_state(bodies, redis, drain, monkeypatch, tmp_path)
+    expected = owed_reminders(db.engine_for(f"sqlite:///{tmp_path / 'reference.db'}"))
+    assert {rule for _, _, rule, _ in expected} >= {"heating", "unanswered"}
+    race(redis, bodies, settings)
+    assert owed_reminders(engine) == expected
+
+
+def without_deliveries(cards: list[dict]) -> list[dict]:
+    """Customer cards less their reminders' deliveries, whose ids and attempts differ by run."""
+    return [{name: value for name, value in card.items() if name != "reminders"} for card in cards]
+
+
+def test_two_batches_creating_one_customer_at_once_conflict_and_the_loser_runs_again(engine, monkeypatch, caplog):
+    """Both batches see a new customer and create them; the second to commit hits the unique alias
+    and is run again, and then finds the first's customer: one customer with both messages."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: its batches never run at once")
+    both_resolved = threading.Barrier(2, timeout=10)
+    flush = store.batch._IdentityResolver.flush
+    first_attempts: set[int] = set()
+
+    def flush_together(resolver):
+        if threading.get_ident() not in first_attempts:  # only the first attempt of each waits
+            first_attempts.add(threading.get_ident())
+            both_resolved.wait()
+        flush(resolver)
+
+    monkeypatch.setattr(store.batch._IdentityResolver, "flush", flush_together)
+    bodies = numbered_messages(2)
+    entries = [(f"{1_794_328_383_000 + n}-0", {b"b": body, b"v": inbox.VALID}) for n, body in enumerate(bodies)]
+    with caplog.at_level(logging.INFO, logger="store.db"):
+        threads = [threading.Thread(target=workers.ingest.process_entries, args=([entry], None)) for entry in entries]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert any("write conflict (unique violation)" in record.getMessage() for record in caplog.records)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM customer")).scalar_one() == 1
+    assert customer(engine, "16505551234")["counters"]["inbound"] == 2

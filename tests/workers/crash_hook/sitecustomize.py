@@ -27,8 +27,8 @@ elif _moment == "before_ack":
 
     _process = workers.ingest.process_entries
 
-    def _commit_then_die(entries):
-        _process(entries)  # committed, not yet acknowledged in Redis
+    def _commit_then_die(*args):
+        _process(*args)  # committed, not yet acknowledged in Redis
         _die()
 
     workers.ingest.process_entries = _commit_then_die
