@@ -21,18 +21,19 @@ from sqlalchemy import Connection, bindparam, case, delete, insert, select, upda
 from cloudapi.parse import Item
 from scoring.customer import CustomerState, current_identifiers, event_order
 from scoring.events import Event, EventKind, Identity, OutboundMessage
+from scoring.signals import normalise
 from scoring.tiers import (
     Cause, Checkpoint, Fold, Tier, TierFacts, TierRules, TierTrack, apply_events, fold_with_tiers, outbound_as_of,
 )
 from store.db import in_chunks
 from store.history import rewind_time, rows_of, take_recorded, tier_changes, tier_columns
 from store.identity import ALIAS_KINDS, locate
-from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody
+from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody, Reminder
 
 OUTBOUND_KINDS = (EventKind.STATUS, EventKind.ECHO)  # events about a message of ours
 
 raw_bodies, events, customers = RawBody.__table__, EventRow.__table__, Customer.__table__
-aliases, outbound_messages = CustomerAlias.__table__, OutboundMessageRow.__table__
+aliases, outbound_messages, reminders = CustomerAlias.__table__, OutboundMessageRow.__table__, Reminder.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +240,7 @@ class _IdentityResolver:
     def _merge(self, absorbed: int, into: int) -> None:
         """Everything of `absorbed` now belongs to `into`, which will be refolded."""
         if absorbed > 0:  # a provisional customer has nothing stored yet
-            for table in (aliases, events, outbound_messages, tier_changes):
+            for table in (aliases, events, outbound_messages, tier_changes, reminders):
                 self.connection.execute(update(table).where(table.c.customer_id == absorbed).values(customer_id=into))
             self.connection.execute(delete(customers).where(customers.c.id == absorbed))
         for alias, owner in self.alias_owner.items():
@@ -476,6 +477,7 @@ def _columns(row, state: CustomerState, alias_rows: list) -> dict:
         "parent_user_id": latest.get("parent_user_id"),
         "username": (state.username or latest.get("username") or "")[:160] or None,
         "name": (state.name or "")[:255] or None,
+        "search_name": normalise(state.name)[:255] or None if state.name else None,
         "phone_number_id": state.phone_number_id,
         "country": country,
         "timezone": timezone,

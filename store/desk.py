@@ -4,6 +4,7 @@ tier changes, follow-ups and what was done about them), newest first, a page at 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -12,6 +13,7 @@ from sqlalchemy import Connection, and_, exists, func, or_, select
 from scoring.events import EventKind
 from scoring.followups import RULE_TITLES, Action
 from scoring.reminders import Rule
+from scoring.signals import normalise
 from scoring.tiers import Tier
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, Reminder, ReminderAction, TierChangeRow
 
@@ -81,12 +83,13 @@ def _conditions(query: BoardQuery) -> list:
         conditions.append(customers.c.state["signals"][query.signal].as_string().is_not(None))
     if query.search:
         text = query.search.strip()
-        digits = text.lstrip("+")
+        digits = re.sub(r"[\s+().-]", "", text)  # a number as people write it: +49 151 0310-9757
         conditions.append(or_(
-            func.lower(customers.c.name).contains(text.lower(), autoescape=True),
+            customers.c.search_name.contains(normalise(text), autoescape=True),  # Lucía, lucia and LUCIA alike
             customers.c.key == text,
             customers.c.id.in_(select(aliases.c.customer_id).where(aliases.c.value.in_({text, digits}))),
-            customers.c.wa_id.startswith(digits, autoescape=True) if digits.isdigit() else customers.c.key == text,
+            # with or without its country code
+            customers.c.wa_id.contains(digits, autoescape=True) if digits.isdigit() else customers.c.key == text,
             func.lower(customers.c.username).contains(text.lower(), autoescape=True),
         ))
     return conditions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, ForeignKeyConstraint, Index, Integer, LargeBinary, UniqueConstraint, false, text,
+    JSON, BigInteger, Boolean, Column, ForeignKey, ForeignKeyConstraint, Index, Integer, LargeBinary, UniqueConstraint, false, text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -82,6 +82,7 @@ class Customer(SQLModel, table=True):
     # the inbox position of the last batch that wrote them (workers.inbox.position; None: not
     # from the inbox): their reminders wait until every body up to it is committed
     written_through: Optional[int] = Field(default=None, sa_type=BigInteger)
+    search_name: Optional[str] = Field(default=None, max_length=255)  # the name as the desk's search compares it
 
 
 class CustomerAlias(SQLModel, table=True):
@@ -139,7 +140,9 @@ class Reminder(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)
     rep: str = Field(primary_key=True, max_length=64)
-    customer_id: int = Field(foreign_key="customer.id", index=True)
+    # deferrable: a rebuild deletes customers and points their follow-ups at the new rows (0012)
+    customer_id: int = Field(sa_column=Column(Integer, ForeignKey("customer.id", deferrable=True, initially="IMMEDIATE"),
+                                              nullable=False, index=True))
     rule: str = Field(max_length=32)
     at: int = Field(index=True, sa_type=BigInteger)  # the crossing's instant
     created_at: int = Field(sa_type=BigInteger)

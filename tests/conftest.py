@@ -103,10 +103,20 @@ def database_url(request, tmp_path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def no_config(tmp_path_factory) -> str:
+    """An empty wapulse.toml: a test sees no reps, rules or templates but its own, even when the
+    checkout holds a wapulse.toml of its user's (the file wapulse reads when none is named)."""
+    path = tmp_path_factory.mktemp("config") / "wapulse.toml"
+    path.write_text("")
+    return str(path)
+
+
 @pytest.fixture
-def env(monkeypatch, database_url, redis) -> dict:
+def env(monkeypatch, database_url, redis, no_config) -> dict:
     """The environment every wapulse process of the test sees, with per-process caches reset."""
     values = {
+        "WAPULSE_CONFIG": no_config,
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
         "WHATSAPP_APP_SECRET": APP_SECRET,
@@ -115,7 +125,6 @@ def env(monkeypatch, database_url, redis) -> dict:
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("WAPULSE_CONFIG", raising=False)
     monkeypatch.delenv("WAPULSE_NOW", raising=False)
     runtime.settings.cache_clear()
     runtime.redis_connection.cache_clear()

@@ -404,7 +404,7 @@ def reps(context):
                  "yes" if password_set_at(connection, rep.id) else "no"] for rep in settings.reps.values()]
     managers = sum(rep.is_manager for rep in settings.reps.values())
     _table(["rep", "name", "role", "channels", "password"], rows,
-           f"reps ({len(rows) - managers} {'rep' if len(rows) - managers == 1 else 'reps'}, {managers} "
+           f"people ({len(rows) - managers} {'rep' if len(rows) - managers == 1 else 'reps'}, {managers} "
            f"{'manager' if managers == 1 else 'managers'})")
 
 
@@ -465,7 +465,7 @@ def owners_import(path):
 
     All or nothing: an unknown rep or customer changes no owner."""
     settings = _settings().check()
-    pairs = _owner_rows(path, frozenset(settings.reps))
+    pairs = _owner_rows(path, settings.owner_ids)
     with db.write_transaction(db.engine_for(settings.database_url)) as connection:
         if unknown := assign_owners(connection, pairs):
             raise click.ClickException(f"{len(unknown)} customers in {path} are unknown (the first: {unknown[0]}); "
@@ -483,7 +483,8 @@ def _owner_rows(path: str, rep_ids: frozenset[str]) -> list[tuple[str, str]]:
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
             raise click.ClickException(f"{path}: row {line} must be customer,rep")
         if row[1].strip() not in rep_ids:
-            raise click.ClickException(f"{path}: row {line}: {row[1].strip()!r} is not a rep ([[reps]] ids in wapulse.toml)")
+            raise click.ClickException(f"{path}: row {line}: {row[1].strip()!r} is not a rep who owns customers "
+                                       "([[reps]] ids of wapulse.toml, managers excepted)")
         pairs.append((row[0].strip(), row[1].strip()))
     if not pairs:
         raise click.ClickException(f"{path} holds no customer,rep rows")

@@ -72,9 +72,9 @@ def register(app: Flask, settings: Settings) -> None:
 
         if not all(_fits(customer) and _fits(rep) for customer, rep in pairs):
             return _answer({"error": BAD_NAME}, 400)
-        if strangers := sorted({rep for _, rep in pairs} - set(settings.reps)):
-            return _answer({"error": "not reps ([[reps]] ids in wapulse.toml); no owner was changed",
-                            "unknown_reps": strangers}, 400)
+        if strangers := sorted({rep for _, rep in pairs} - settings.owner_ids):
+            return _answer({"error": "not reps who own customers ([[reps]] ids of wapulse.toml, managers "
+                                     "excepted); no owner was changed", "unknown_reps": strangers}, 400)
         with write_transaction(g.engine) as connection:
             unknown = assign_owners(connection, pairs)
         if unknown:

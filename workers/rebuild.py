@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, text, update
 
 from scoring.tiers import Cause, TierRules
 from store.batch import BatchResult, raw_bodies, write_items
-from store.db import engine_for, write_transaction
+from store.db import engine_for, in_chunks, write_transaction
 from store.history import tier_changes
-from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow
+from store.models import (
+    Customer, CustomerAlias, EventRow, OutboundMessageRow, Reminder, ReminderAction, ReminderDelivery,
+)
 from workers.ingest import TRANSIENT_ERRORS, describe_error, parse_items
 from workers.reminders import plan_settled_within, plan_within
 from workers.runtime import settings
@@ -29,7 +31,8 @@ log = logging.getLogger(__name__)
 CHUNK = 500  # archived bodies per read and per savepoint
 DERIVED_TABLES = (tier_changes, OutboundMessageRow.__table__, EventRow.__table__, CustomerAlias.__table__,
                   Customer.__table__)
-customers = Customer.__table__
+customers, aliases, reminders = Customer.__table__, CustomerAlias.__table__, Reminder.__table__
+actions, deliveries = ReminderAction.__table__, ReminderDelivery.__table__
 
 
 @dataclass
@@ -49,6 +52,8 @@ def rebuild(progress=None) -> RebuildResult:
     result = RebuildResult()
     with write_transaction(engine_for(config.database_url), exclusive=True) as connection:
         recorded = _recorded_causes(connection)
+        _defer_reminders_key(connection)
+        kept = _KeptByKey.read(connection)
         for table in DERIVED_TABLES:
             connection.execute(delete(table))
         last_id = 0
@@ -64,6 +69,9 @@ def rebuild(progress=None) -> RebuildResult:
                 progress(len(chunk))
         result.customers = connection.execute(select(func.count()).select_from(customers)).scalar_one()
         _restore_causes(connection, recorded)
+        kept.restore(connection)
+        every_customer = connection.execute(select(customers.c.id)).scalars().all()
+        plan_within(connection, every_customer)  # as live processing would
         plan_settled_within(connection, None)  # cron sends what is due
     return result
 
@@ -96,9 +104,7 @@ def _replay_under_savepoint(connection: Connection, rows, rules: TierRules, now:
             for row in rows
             for item in parse_items(row.body, row.received_at // 1000, f"archived body {row.id}")
         ]
-        batch = write_items(connection, archived, rules, now, BatchResult(bodies=len(rows)))
-        plan_within(connection, batch.customers)  # as live processing would
-        _count(batch, result)
+        _count(write_items(connection, archived, rules, now, BatchResult(bodies=len(rows))), result)
         _mark(connection, [row.id for row in rows], None)
 
 
@@ -110,6 +116,53 @@ def _count(batch: BatchResult, result: RebuildResult) -> None:
 
 def _mark(connection: Connection, ids: list[int], error: str | None) -> None:
     connection.execute(update(raw_bodies).where(raw_bodies.c.id.in_(ids)).values(error=error))
+
+
+@dataclass
+class _KeptByKey:
+    """What people gave customers, which no webhook body holds: their owners and their follow-ups
+    (reminders with their deliveries and actions). Kept by customer key across a rebuild, whose
+    customers get new ids; follow-ups of a customer the archive no longer holds go with them."""
+
+    owners: dict[str, str]
+    reminder_keys: dict[str, str]  # reminder id -> customer key
+
+    @classmethod
+    def read(cls, connection: Connection) -> _KeptByKey:
+        owners = dict(connection.execute(select(customers.c.key, customers.c.owner).where(customers.c.owner.is_not(None))).all())
+        reminder_keys = dict(connection.execute(
+            select(reminders.c.id, customers.c.key).join(customers, customers.c.id == reminders.c.customer_id)).all())
+        # until they are pointed at the new rows, no reminder may seem to be a new customer's
+        connection.execute(update(reminders).values(customer_id=-reminders.c.customer_id))
+        return cls(owners, reminder_keys)
+
+    def restore(self, connection: Connection) -> None:
+        wanted = sorted(set(self.owners) | set(self.reminder_keys.values()))
+        found: dict[str, int] = {}
+        for chunk in in_chunks(wanted):
+            found.update(connection.execute(select(aliases.c.value, aliases.c.customer_id).where(aliases.c.value.in_(chunk))).all())
+            found.update(connection.execute(select(customers.c.key, customers.c.id).where(customers.c.key.in_(chunk))).all())
+        owners = [{"customer_id": found[key], "kept_owner": owner} for key, owner in self.owners.items() if key in found]
+        if owners:
+            connection.execute(update(customers).where(customers.c.id == bindparam("customer_id"))
+                               .values(owner=bindparam("kept_owner")), owners)
+        pointed = [{"reminder": rid, "new_customer": found[key]} for rid, key in self.reminder_keys.items() if key in found]
+        if pointed:
+            connection.execute(update(reminders).where(reminders.c.id == bindparam("reminder"))
+                               .values(customer_id=bindparam("new_customer")), pointed)
+        gone = sorted(rid for rid, key in self.reminder_keys.items() if key not in found)
+        for chunk in in_chunks(gone):
+            for table in (actions, deliveries, reminders):
+                connection.execute(delete(table).where(table.c.reminder_id.in_(chunk) if table is not reminders
+                                                       else table.c.id.in_(chunk)))
+
+
+def _defer_reminders_key(connection: Connection) -> None:
+    """Let reminders point at customers that are gone until the transaction ends (see 0012)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SET CONSTRAINTS ALL DEFERRED"))
+    else:
+        connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
 
 
 def _recorded_causes(connection: Connection) -> dict[tuple[str, str, int], str]:

@@ -139,6 +139,11 @@ class Settings:
             reps[rep.id] = rep
         return self._with_managers(reps)
 
+    @cached_property
+    def owner_ids(self) -> frozenset[str]:
+        """The reps who may own customers: every rep but the managers, who oversee them."""
+        return frozenset(rep.id for rep in self.reps.values() if not rep.is_manager)
+
     def _with_managers(self, reps: dict[str, Rep]) -> dict[str, Rep]:
         """`[managers] ids = [...]`: reps who are managers, besides those with role = "manager"."""
         from dataclasses import replace

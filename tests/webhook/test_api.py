@@ -29,6 +29,10 @@ channels = [{ type = "slack", url = "http://127.0.0.1:9/ana" }]
 id = "ben"
 channels = [{ type = "slack", url = "http://127.0.0.1:9/ben" }]
 
+[[reps]]
+id = "maria"
+role = "manager"
+
 [owners]
 default = "ana"
 """
@@ -78,8 +82,10 @@ def test_bad_owner_requests_change_nothing_and_say_why(api, engine):
     def put(customer: str, body) -> requests.Response:
         return requests.put(f"{api}/customers/{customer}/owner", json=body, headers=BEARER, timeout=5)
 
-    assert put("16505551234", {"owner": "zoe"}).json() == {
-        "error": "not reps ([[reps]] ids in wapulse.toml); no owner was changed", "unknown_reps": ["zoe"]}
+    for stranger in ("zoe", "maria"):  # no rep, and a manager (who owns no customers)
+        assert put("16505551234", {"owner": stranger}).json() == {
+            "error": "not reps who own customers ([[reps]] ids of wapulse.toml, managers excepted); no owner was changed",
+            "unknown_reps": [stranger]}
     assert put("19999999999", {"owner": "ben"}).status_code == 404
     assert put("16505551234", {"rep": "ben"}).status_code == 400
     assert put("16505551234", ["ben"]).status_code == 400

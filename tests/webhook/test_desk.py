@@ -128,7 +128,10 @@ def test_what_customers_wrote_in_their_names_is_shown_as_text(desk):
 
 @pytest.mark.parametrize("query, shown, hidden", [
     ({"q": "sheena"}, "Sheena Nelson", "Bob"),
+    ({"q": "SHÉENA"}, "Sheena Nelson", "Bob"),  # accents and case as people happen to type them
     ({"q": "+34600000002"}, "Bob", "Sheena"),
+    ({"q": "+34 600 00 00 02"}, "Bob", "Sheena"),  # spaced as written down
+    ({"q": "600000002"}, "Bob", "Sheena"),  # without the country code
     ({"tier": "warm"}, "Sheena Nelson", "zzz"),
     ({"country": "ES"}, "Bob", "Sheena"),
     ({"signal": "price_inquiry"}, "Bob", "Sheena"),
@@ -232,3 +235,23 @@ def test_the_timeline_names_who_did_what_to_a_follow_up(desk, engine):
     assert "Question unanswered: Ana Ruiz gave the customer to Ben Okafor" in page
     assert "took it over" not in page and "María López" not in ana.get(f"{desk.url}/followups").text  # no manager to give to
     assert desk.session("ben").get(f"{desk.url}/customers/nobody-at-all").status_code == 404
+
+
+def test_a_manager_working_one_reps_follow_ups_stays_in_that_view_on_that_reps_clock(desk, engine):
+    maria = desk.session("maria")
+    for page in (maria.get(f"{desk.url}/followups", params={"rep": "ben"}),
+                 maria.get(f"{desk.url}/followups/list", params={"rep": "ben"})):  # as the list refreshes itself
+        backs = set(re.findall(r'name="back" value="([^"]*)"', page.text))
+        assert backs == {"/followups?rep=ben"}, backs
+        assert page.text.count("hx-preserve") >= 2  # a choice half made survives the refresh
+    (followup,) = [row for row in followups_of(engine, "ben")][:1]
+    snoozed = maria.post(f"{desk.url}/followups/{followup[0]}/ben/snooze",
+                         data={"csrf_token": desk.csrf(maria, "/followups"), "until": "hour", "back": "/followups?rep=ben"})
+    assert snoozed.url.endswith("/followups?rep=ben")
+    assert "Ben Okafor&#39;s time, Africa/Lagos" in snoozed.text
+
+
+@pytest.mark.parametrize("page", ["0", "999"])
+def test_a_board_page_out_of_range_shows_one_in_range(desk, page):
+    board = desk.session("ana").get(f"{desk.url}/customers", params={"page": page})
+    assert board.status_code == 200 and "Sheena Nelson" in board.text  # the one page there is

@@ -15,11 +15,12 @@ import pytest
 import responses
 from rq import cron as rq_cron
 from aiosmtpd.controller import Controller
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from scoring.events import iso
 from store.db import write_transaction
-from store.models import Customer, ReminderDelivery
+from store import queries
+from store.models import Customer, Reminder, ReminderDelivery
 from store.reminders import retry_delivery
 from tests.conftest import FIXTURES
 from tests.peers import answer, hang, peer, read_request, reset, trickle
@@ -29,6 +30,7 @@ from workers.reminders import (
     BACKOFF_S, DELIVERY_BUDGET_S, DELIVERY_JOB_TIMEOUT_S, MAX_ATTEMPTS, STUCK_AFTER_S, deliver_due,
 )
 from workers.settings import MAX_DELIVERY_DEADLINE_S, ConfigError, Settings
+from workers.rebuild import rebuild
 from workers.sweep import sweep_tiers
 
 SECRET = "rep-endpoint-secret"
@@ -668,3 +670,49 @@ def test_every_customer_written_gets_the_default_owner_of_their_number_at_once(r
     mine = [owner for number, owner in owners if number == "106540352242922"]
     assert len(mine) > 4 and set(mine) == {"ana", "ben"} and abs(mine.count("ana") - mine.count("ben")) <= 1
     assert {owner for number, owner in owners if number != "106540352242922"} <= {"ana"}  # [owners] default
+
+
+def test_a_rebuild_keeps_the_follow_ups_and_the_owners_a_store_has(redis, engine, drain, monkeypatch, tmp_path):
+    configure(monkeypatch, tmp_path, webhook("http://127.0.0.1:9/"))
+    sheena_goes_cold(redis, drain, monkeypatch)
+    with write_transaction(engine) as connection:
+        connection.execute(Customer.__table__.update().values(owner="ben"))  # given by hand to someone else
+        before = connection.execute(select(Reminder.__table__.c.id, Reminder.__table__.c.rule)).all()
+    assert before  # she went cold: a follow-up
+    result = rebuild()
+    assert result.failed_bodies == 0
+    with engine.connect() as connection:
+        assert connection.execute(select(Reminder.__table__.c.id, Reminder.__table__.c.rule)).all() == before
+        sheena = connection.execute(select(Customer.__table__)).one()
+        assert sheena.owner == "ben"
+        assert connection.execute(select(Reminder.__table__.c.customer_id)).scalars().all() == [sheena.id] * len(before)
+
+
+def test_customers_merged_keep_the_follow_ups_of_both(redis, engine, drain, monkeypatch, tmp_path):
+    """Sheena wrote once by BSUID alone and once by number alone, two customers who both went
+    cold; then a message names both: they become one, with both follow-ups."""
+    configure(monkeypatch, tmp_path, webhook("http://127.0.0.1:9/"))
+
+    def sheena(message_id: str, at: int, without: tuple[str, str] | None) -> bytes:
+        body = json.loads((FIXTURES / "cloudapi" / "messages__text.json").read_bytes())
+        value = body["entry"][0]["changes"][0]["value"]
+        value["messages"][0].update({"id": message_id, "timestamp": str(at)})
+        if without:
+            value["contacts"][0].pop(without[0])
+            value["messages"][0].pop(without[1])
+        return json.dumps(body).encode()
+
+    set_now(monkeypatch, SHEENA_AT + 120)
+    process(redis, drain, [sheena("wamid.by-bsuid", SHEENA_AT, ("wa_id", "from"))])
+    process(redis, drain, [sheena("wamid.by-number", SHEENA_AT + 60, ("user_id", "from_user_id"))])
+    set_now(monkeypatch, SHEENA_COLD + 3600)
+    sweep_tiers()
+    with engine.connect() as connection:
+        cold = connection.execute(select(Reminder.__table__.c.id)).scalars().all()
+    assert len(cold) == 2
+    process(redis, drain, [sheena("wamid.both", SHEENA_COLD + 200, None)])
+    assert queries.dead_letters(engine) == []
+    with engine.connect() as connection:
+        customer_id = connection.execute(select(Customer.__table__.c.id)).scalar_one()  # one customer now
+        owed = dict(connection.execute(select(Reminder.__table__.c.id, Reminder.__table__.c.customer_id)).all())
+    assert set(cold) <= set(owed) and set(owed.values()) == {customer_id}

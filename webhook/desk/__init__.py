@@ -48,6 +48,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     for blueprint in (auth.blueprint, followups.blueprint, customers.blueprint):
         app.register_blueprint(blueprint)
     app.add_template_filter(number)
+    app.add_template_filter(money)
+    app.add_template_global(back_here, "back_here")
     app.add_template_global(since, "since")
     app.add_template_global(until, "until")
     app.add_template_global(local_time, "local_time")
@@ -64,7 +66,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     @app.errorhandler(429)
     def too_many(error):
         return render_template("desk/message.html", title="Too many attempts",
-                               text=f"Too many sign-in attempts: {error.description}. Wait, then try again."), 429
+                               text="Too many sign-in attempts. Wait a quarter of an hour, then try again."), 429
 
 
 def not_yours(error):
@@ -172,12 +174,20 @@ def name_of(rep: str | None) -> str:
 
 def reps_to_work() -> list[Rep]:
     """The reps who own customers and take follow-ups: the View menu's and Reassign's choices."""
-    return [rep for rep in settings().reps.values() if not rep.is_manager]
+    return [rep for rep in settings().reps.values() if rep.id in settings().owner_ids]
 
 
 def may_see_customer(owner: str | None) -> bool:
     me = person()
     return me.is_manager or (owner is not None and owner == me.id)
+
+
+def back_here() -> str:
+    """Where an action on this page returns to: the page itself, or for the follow-ups that the
+    list refreshes in place, the list in the view it was in (a manager looking at one rep's)."""
+    if request.endpoint == "followups.fragment":
+        return url_for("followups.page", **({"rep": request.args["rep"]} if request.args.get("rep") else {}))
+    return request.full_path
 
 
 # ---- how people read numbers, times and durations ----------------------------------------------
@@ -188,6 +198,11 @@ def number(value) -> str:
     if value is None:
         return "–"
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+
+
+def money(amount) -> str:
+    """15,430.00: an amount in a currency, as an invoice shows it."""
+    return f"{amount:,.2f}"
 
 
 def duration(seconds: int) -> str:

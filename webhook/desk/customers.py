@@ -3,7 +3,7 @@ rep's customer is 403 and says nothing about them; a manager sees everyone."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from scoring.customer import CustomerState
 from scoring.signals import STRUCTURAL_SIGNALS
@@ -39,6 +39,8 @@ def board():
         rows, total, counts = store.board(connection, query)
         offered = store.choices(connection, query.owner)
     pages = max(1, -(-total // store.BOARD_PAGE))
+    if query.page > pages:  # a page past the end (the board shrank, or a typed URL): its last page
+        return redirect(url_for("customers.board", **{**request.args, "page": pages}))
     return render_template("desk/customers.html", rows=rows, total=total, counts=counts, query=query, pages=pages,
                            offered=offered, signals=sorted(settings().signal_matcher.signal_names | STRUCTURAL_SIGNALS), sorts=store.SORTS,
                            tiers=[tier.value for tier in Tier], board_url=board_url)
@@ -92,4 +94,4 @@ def _choice(value: str | None, allowed: set[str]) -> str | None:
 
 
 def _page(value: str | None, default: int | None = 1) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 12 else default
+    return max(1, int(value)) if value and value.isdigit() and len(value) < 12 else default

@@ -88,7 +88,8 @@ def snooze(reminder: str, rep: str):
     with write_transaction(engine()) as connection:
         store.snooze(connection, reminder, rep, person().id, until, now)
     zone = settings().reps[rep].timezone if rep in settings().reps else None
-    flash(f"Snoozed until {local_time(until, zone)}: {_about(row)}.", "done")
+    whose = f"{name_of(rep)}'s time, " if rep != person().id else ""
+    flash(f"Snoozed until {local_time(until, zone)} ({whose}{zone or 'UTC'}): {_about(row)}.", "done")
     return _back()
 
 
