@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, case, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, case, delete, insert, select, text, update
 
 from cloudapi.parse import Item
 from scoring.customer import CustomerState, current_identifiers, event_order
@@ -76,11 +76,12 @@ def write_items(
     position: int | None = None,
 ) -> BatchResult:
     """The events of bodies already archived (raw body id, item): the part `rebuild` replays."""
-    fresh = _fresh_items(connection, [(body_id, _fitting(item)) for body_id, item in archived], result)
+    candidates = [(body_id, _fitting(item)) for body_id, item in archived]
+    identities = _IdentityResolver(connection)
+    identities.preload(item for _, item in candidates)  # first: it waits for batches about the same people
+    fresh = _fresh_items(connection, candidates, result)
     if not fresh:
         return result
-    identities = _IdentityResolver(connection)
-    identities.preload(item for _, item in fresh)
     resolved = [(body_id, item, identities.resolve(item)) for body_id, item in fresh]
     identities.flush()
     rows, new_events = [], defaultdict(list)
@@ -175,6 +176,12 @@ class _IdentityResolver:
         self.merged_into: dict[int, int] = {}
 
     def preload(self, items: Iterable[Item]) -> None:
+        """Read who the batch's aliases and messages belong to, and lock those customers' rows (in id
+        order) before anything is written: a batch then waits for another that shares a customer
+        before it has written anything that the other could wait on, so no two wait in a circle.
+        Read again after the wait, since the other may have created, merged or moved them; a
+        customer found only then is taken without waiting (out of order, a wait could close a
+        circle), or the batch is run again."""
         wanted: dict[str, set[str]] = defaultdict(set)
         message_ids: set[str] = set()
         for item in items:
@@ -183,6 +190,19 @@ class _IdentityResolver:
                     wanted[kind].add(value)
             if item.event.message_id and item.event.kind in (EventKind.STATUS, EventKind.ECHO):
                 message_ids.add(item.event.message_id)
+        lock_identities(self.connection, [alias for kind, values in wanted.items() for alias in
+                                           ((kind, value) for value in values)])
+        locked: set[int] = set()
+        while True:
+            self._read_owners(wanted, message_ids)
+            owners = (set(self.alias_owner.values()) | set(self.message_owner.values())) - locked
+            if not owners:
+                return
+            lock_customers(self.connection, owners, wait=not locked)
+            locked |= owners
+
+    def _read_owners(self, wanted: dict[str, set[str]], message_ids: set[str]) -> None:
+        self.alias_owner, self.alias_first_at = {}, {}
         for kind, values in wanted.items():
             for chunk in in_chunks(sorted(values)):
                 query = select(aliases).where(aliases.c.kind == kind, aliases.c.value.in_(chunk))
@@ -459,6 +479,29 @@ def _save_outbound(connection: Connection, outbound: dict[str, OutboundMessage],
             for m in outbound.values()
         ],
     )
+
+
+def lock_identities(connection: Connection, identities: list[tuple[str, str]]) -> None:
+    """Take a transaction lock on each alias (a 64-bit hash of it), in one order for every batch
+    (PostgreSQL): two batches about one person, even one new to both, go one after the other, so
+    neither creates a customer the other is creating, nor stores an event the other is storing."""
+    if connection.dialect.name != "postgresql" or not identities:
+        return
+    keys = sorted({int.from_bytes(hashlib.blake2b(f"{kind}\x1f{value}".encode(), digest_size=8).digest(), "big",
+                                  signed=True) for kind, value in identities})
+    connection.execute(text("SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS key"),
+                       {"keys": keys})
+
+
+def lock_customers(connection: Connection, customer_ids: Iterable[int], wait: bool = True) -> None:
+    """Lock these customers' rows for this transaction, in id order (PostgreSQL; SQLite has one
+    writer already). Without `wait`, a row another transaction holds fails the transaction at
+    once (store.db.retry_on_conflict runs it again)."""
+    if connection.dialect.name != "postgresql":
+        return
+    for chunk in in_chunks(sorted(customer_ids)):
+        connection.execute(select(customers.c.id).where(customers.c.id.in_(chunk))
+                           .order_by(customers.c.id).with_for_update(key_share=True, nowait=not wait)).all()
 
 
 def _columns(row, state: CustomerState, alias_rows: list) -> dict:

@@ -34,7 +34,7 @@ WRITE_LOCK_KEY = 0x7761_7075  # "wapu": held shared by every batch, alone by a r
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 CONFLICT_RETRIES = 8
 CONFLICT_STATES = {"23505": "unique violation", "23503": "foreign key violation", "40P01": "deadlock",
-                   "40001": "serialization failure"}
+                   "40001": "serialization failure", "55P03": "row held by another batch"}
 """PostgreSQL errors that mean another transaction got there first: run the work again."""
 IN_CHUNK = 500  # bound parameters per IN (...) list, well under every backend's limit
 
@@ -156,9 +156,11 @@ def retry_on_conflict(work, *args, **kwargs):
 
 
 def _conflict(error: DBAPIError) -> str | None:
-    if isinstance(error, OperationalError) and "locked" in str(error.orig).lower():
-        return "database locked"
-    return CONFLICT_STATES.get(getattr(error.orig, "sqlstate", None) or "")
+    if state := getattr(error.orig, "sqlstate", None):
+        return CONFLICT_STATES.get(state)
+    if isinstance(error, OperationalError) and "database is locked" in str(error.orig).lower():
+        return "SQLite database locked"
+    return None
 
 
 def alembic_config(url: str) -> Config:

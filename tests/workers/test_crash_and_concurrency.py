@@ -226,31 +226,33 @@ def without_deliveries(cards: list[dict]) -> list[dict]:
     return [{name: value for name, value in card.items() if name != "reminders"} for card in cards]
 
 
-def test_two_batches_creating_one_customer_at_once_conflict_and_the_loser_runs_again(engine, monkeypatch, caplog):
-    """Both batches see a new customer and create them; the second to commit hits the unique alias
-    and is run again, and then finds the first's customer: one customer with both messages."""
+def test_two_batches_with_one_body_at_once_conflict_and_the_loser_runs_again(engine, monkeypatch, caplog):
+    """A worker claims the entries of one it took for dead while that one is still committing
+    them: both archive the body at once, the second to commit hits its unique delivery id, is
+    run again, and then finds it archived: the body and its event count once."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite has one writer: its batches never run at once")
-    both_resolved = threading.Barrier(2, timeout=10)
-    flush = store.batch._IdentityResolver.flush
+    both_read = threading.Barrier(2, timeout=10)
+    archive = store.batch._archive
     first_attempts: set[int] = set()
 
-    def flush_together(resolver):
-        if threading.get_ident() not in first_attempts:  # only the first attempt of each waits
+    def archive_together(connection, deliveries):
+        if threading.get_ident() not in first_attempts:  # each first attempt waits until both have looked
             first_attempts.add(threading.get_ident())
-            both_resolved.wait()
-        flush(resolver)
+            connection.execute(text("SELECT count(*) FROM raw_body")).scalar_one()
+            both_read.wait()
+        return archive(connection, deliveries)
 
-    monkeypatch.setattr(store.batch._IdentityResolver, "flush", flush_together)
-    bodies = numbered_messages(2)
-    entries = [(f"{1_794_328_383_000 + n}-0", {b"b": body, b"v": inbox.VALID}) for n, body in enumerate(bodies)]
+    monkeypatch.setattr(store.batch, "_archive", archive_together)
+    entry = ("1794328383000-0", {b"b": numbered_messages(1)[0], b"v": inbox.VALID})
     with caplog.at_level(logging.INFO, logger="store.db"):
-        threads = [threading.Thread(target=workers.ingest.process_entries, args=([entry], None)) for entry in entries]
+        threads = [threading.Thread(target=workers.ingest.process_entries, args=([entry], None)) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=30)
     assert any("write conflict (unique violation)" in record.getMessage() for record in caplog.records)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM customer")).scalar_one() == 1
-    assert customer(engine, "16505551234")["counters"]["inbound"] == 2
+        assert connection.execute(text("SELECT count(*) FROM raw_body")).scalar_one() == 1
+        assert connection.execute(text("SELECT count(*) FROM event")).scalar_one() == 1
+    assert customer(engine, "16505551234")["counters"]["inbound"] == 1
