@@ -104,11 +104,12 @@ def web():
     _serve(_settings().check())
 
 
-def _serve(settings: Settings) -> None:
-    """Become granian serving webhook.intake, as the environment configures it."""
+def _serve(settings: Settings, held: socket.socket | IO | None = None) -> None:
+    """Become granian serving webhook.intake, as the environment configures it (`held`: the
+    port's claim, when the caller took it already)."""
     settings.require_secret()  # fail here with one line, not in the server's workers
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
-    held = hold_the_port(host, port)  # noqa: F841 - open until the exec, which keeps it
+    held = held or hold_the_port(host, port)  # noqa: F841 - open until the exec, which keeps it
     workers = os.environ.get("WEB_CONCURRENCY", "2")
     granian = shutil.which("granian") or os.path.join(os.path.dirname(sys.executable), "granian")
     argv = [granian, "--interface", "asgi", "--loop", "uvloop", "--factory", "--host", host, "--port", port,
@@ -213,6 +214,13 @@ def demo(customers, seed, port, no_serve):
     per person."""
     from wapulse.demo import CONFIG, PEOPLE, business
 
+    held = None  # claimed before anything is built: a demo already serving keeps its database
+    if not no_serve:
+        try:
+            held = hold_the_port(os.environ.get("HOST", "127.0.0.1"), port)
+        except ConfigError:
+            raise click.ClickException(f"port {port} is taken (a demo or wapulse web runs there): stop it, or choose "
+                                       "another with --port") from None
     home = Path("var")
     database, config = home / "demo.db", home / "demo" / "wapulse.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +254,7 @@ def demo(customers, seed, port, no_serve):
             click.echo(f"  {rep.name} ({rep.role}): {link_for(person, nonce)}")
     if not no_serve:
         click.echo(f"serving the demo desk on {settings.desk_url()} (Ctrl-C stops it)")
-        _serve(settings)
+        _serve(settings, held)
 
 
 # ---- replay -----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ var/demo.db, never into the live database, and a sign-in link for each of its pe
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -42,3 +43,20 @@ def test_demo_builds_a_business_from_behaviour_in_its_own_database_and_prints_si
     assert all(tiers.get(tier, 0) > 10 for tier in ("hot", "warm", "cold", "dead")), tiers
     assert set(open_followups) == {"ana", "ben", "chen"} and min(open_followups.values()) >= 3, open_followups
     assert campaigns > 0
+
+
+def test_a_second_demo_on_a_busy_port_says_so_before_it_touches_the_first_ones_database(tmp_path, redis):
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "demo.db").write_bytes(b"the demo being served")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": REDIS_URL, "WHATSAPP_APP_SECRET": "s",
+                   "WAPULSE_SECRET_KEY": "k" * 40}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        demo = subprocess.run([sys.executable, "-m", "wapulse.cli", "demo", "--customers", "50", "--port", port],
+                              cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
+    assert demo.returncode == 1
+    assert demo.stderr.strip() == (f"Error: port {port} is taken (a demo or wapulse web runs there): stop it, or "
+                                   "choose another with --port")
+    assert (tmp_path / "var" / "demo.db").read_bytes() == b"the demo being served"
