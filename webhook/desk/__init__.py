@@ -49,6 +49,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         app.register_blueprint(blueprint)
     app.add_template_filter(number)
     app.add_template_filter(money)
+    app.add_template_filter(message_type)
     app.add_template_global(back_here, "back_here")
     app.add_template_global(since, "since")
     app.add_template_global(until, "until")
@@ -198,6 +199,16 @@ def number(value) -> str:
     if value is None:
         return "–"
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
+
+
+MESSAGE_TYPES = {"media_placeholder": "media (its file follows later)", "revoke": "a message they deleted",
+                 "unsupported": "a kind WhatsApp does not pass on", "unknown": "a kind WhatsApp does not pass on",
+                 "interactive": "a button or list reply", "button": "a template button", "edit": "an edit"}
+"""Message types as a rep reads them; the others (text, image, order...) read as they are."""
+
+
+def message_type(type_: str | None) -> str:
+    return MESSAGE_TYPES.get(type_ or "unknown", (type_ or "").replace("_", " "))
 
 
 def money(amount) -> str:

@@ -18,7 +18,7 @@ FIGURE_NOTES = {
     "lifecycle": "Where they are: acquisition (no order yet), onboarding, expansion, retention, or churn risk.",
     "churn_risk": "1 to 10: how likely they are to drift away, from their activity falling against their own "
                   "usual rate, time since their last order, negative words and failed deliveries.",
-    "intent": "0 to 100: buying signals of the last 30 days (price, samples, specs, orders), fading by half a week.",
+    "intent": "0 to 100: buying signals of the last 30 days (price, samples, specs, orders), each counting half as much for every week of its age.",
     "frequency_band": "How often they interact: high (3 or more a week), medium (1 to 3) or low.",
     "value": "What they ordered so far, the chance they are still active, and the value to expect in 90 days.",
 }
