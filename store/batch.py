@@ -190,15 +190,17 @@ class _IdentityResolver:
                     wanted[kind].add(value)
             if item.event.message_id and item.event.kind in (EventKind.STATUS, EventKind.ECHO):
                 message_ids.add(item.event.message_id)
-        lock_identities(self.connection, [alias for kind, values in wanted.items() for alias in
-                                           ((kind, value) for value in values)])
+        if self.connection.dialect.name != "postgresql":  # one writer: nothing can move meanwhile
+            self._read_owners(wanted, message_ids)
+            return
+        _lock_identities(self.connection, [(kind, value) for kind, values in wanted.items() for value in values])
         locked: set[int] = set()
         while True:
             self._read_owners(wanted, message_ids)
             owners = (set(self.alias_owner.values()) | set(self.message_owner.values())) - locked
             if not owners:
                 return
-            lock_customers(self.connection, owners, wait=not locked)
+            _lock_customers(self.connection, owners, wait=not locked)
             locked |= owners
 
     def _read_owners(self, wanted: dict[str, set[str]], message_ids: set[str]) -> None:
@@ -481,11 +483,11 @@ def _save_outbound(connection: Connection, outbound: dict[str, OutboundMessage],
     )
 
 
-def lock_identities(connection: Connection, identities: list[tuple[str, str]]) -> None:
+def _lock_identities(connection: Connection, identities: list[tuple[str, str]]) -> None:
     """Take a transaction lock on each alias (a 64-bit hash of it), in one order for every batch
     (PostgreSQL): two batches about one person, even one new to both, go one after the other, so
     neither creates a customer the other is creating, nor stores an event the other is storing."""
-    if connection.dialect.name != "postgresql" or not identities:
+    if not identities:
         return
     keys = sorted({int.from_bytes(hashlib.blake2b(f"{kind}\x1f{value}".encode(), digest_size=8).digest(), "big",
                                   signed=True) for kind, value in identities})
@@ -493,12 +495,10 @@ def lock_identities(connection: Connection, identities: list[tuple[str, str]]) -
                        {"keys": keys})
 
 
-def lock_customers(connection: Connection, customer_ids: Iterable[int], wait: bool = True) -> None:
-    """Lock these customers' rows for this transaction, in id order (PostgreSQL; SQLite has one
-    writer already). Without `wait`, a row another transaction holds fails the transaction at
-    once (store.db.retry_on_conflict runs it again)."""
-    if connection.dialect.name != "postgresql":
-        return
+def _lock_customers(connection: Connection, customer_ids: Iterable[int], wait: bool = True) -> None:
+    """Lock these customers' rows for this transaction, in id order (PostgreSQL). Without `wait`, a
+    row another transaction holds fails the transaction at once (store.db.retry_on_conflict runs
+    it again)."""
     for chunk in in_chunks(sorted(customer_ids)):
         connection.execute(select(customers.c.id).where(customers.c.id.in_(chunk))
                            .order_by(customers.c.id).with_for_update(key_share=True, nowait=not wait)).all()
