@@ -60,24 +60,38 @@ class BatchResult:
     dead_letters: int = 0  # bodies archived unprocessed: not JSON, or failing to process
 
 
+MAX_SIDE_BY_SIDE_ITEMS = 300
+"""A batch with more items than this writes alone (`write_transaction(exclusive=True)`): each
+item's identifiers take a lock of PostgreSQL's shared lock table (64 a connection by default), and
+locking a row writes to it, which a backlog of batches touching thousands of customers each would
+pay for with nothing to gain."""
+
+
+def writes_alone(deliveries: Sequence[Delivery]) -> bool:
+    return sum(len(delivery.items) for delivery in deliveries) > MAX_SIDE_BY_SIDE_ITEMS
+
+
 def write_batch(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None,
-                position: int | None = None) -> BatchResult:
+                position: int | None = None, alone: bool = False) -> BatchResult:
     """Archive, dedupe, resolve identities and update customers and their tiers (as of `now`) for
     a batch of deliveries; `position`: how far in the inbox the batch reaches, kept on the
-    customers it writes (workers.inbox.position)."""
+    customers it writes (workers.inbox.position); `alone`: the caller holds the write lock alone,
+    so the batch takes no lock of its own."""
     body_ids = _archive(connection, deliveries)
     archived = [(body_ids[d.delivery_id], item) for d in deliveries if d.delivery_id in body_ids for item in d.items]
     dead = sum(1 for d in deliveries if d.delivery_id in body_ids and (not d.valid_json or d.error))
-    return write_items(connection, archived, rules, now, BatchResult(bodies=len(body_ids), dead_letters=dead), position)
+    return write_items(connection, archived, rules, now, BatchResult(bodies=len(body_ids), dead_letters=dead), position,
+                       alone)
 
 
 def write_items(
     connection: Connection, archived: list[tuple[int, Item]], rules: TierRules, now: int | None, result: BatchResult,
-    position: int | None = None,
+    position: int | None = None, alone: bool = False,
 ) -> BatchResult:
     """The events of bodies already archived (raw body id, item): the part `rebuild` replays."""
     candidates = [(body_id, _fitting(item)) for body_id, item in archived]
-    identities = _IdentityResolver(connection)
+    alone = alone or connection.dialect.name != "postgresql"  # SQLite has one writer
+    identities = _IdentityResolver(connection, alone)
     identities.preload(item for _, item in candidates)  # first: it waits for batches about the same people
     fresh = _fresh_items(connection, candidates, result)
     if not fresh:
@@ -108,7 +122,8 @@ def write_items(
         connection.execute(insert(events), chunk)
     result.events = len(rows)
     result.customers = set(new_events) | identities.refold
-    result.tier_changes = _update_customers(connection, result.customers, new_events, identities, rules, now, position)
+    result.tier_changes = _update_customers(connection, result.customers, new_events, identities, rules, now, position,
+                                            alone)
     return result
 
 
@@ -164,8 +179,8 @@ class _IdentityResolver:
     A customer new in the batch gets a provisional (negative) id; `flush` inserts them all in one
     statement, and `final` turns any id handed out into the stored customer it ended as."""
 
-    def __init__(self, connection: Connection):
-        self.connection = connection
+    def __init__(self, connection: Connection, alone: bool):
+        self.connection, self.alone = connection, alone
         self.provisional: dict[int, tuple[str, int]] = {}  # provisional id -> (key, first seen at)
         self.created: dict[int, int] = {}  # provisional id -> stored id, after the flush
         self.alias_owner: dict[tuple[str, str], int] = {}
@@ -190,7 +205,7 @@ class _IdentityResolver:
                     wanted[kind].add(value)
             if item.event.message_id and item.event.kind in (EventKind.STATUS, EventKind.ECHO):
                 message_ids.add(item.event.message_id)
-        if self.connection.dialect.name != "postgresql":  # one writer: nothing can move meanwhile
+        if self.alone:  # no other batch writes meanwhile
             self._read_owners(wanted, message_ids)
             return
         _lock_identities(self.connection, [(kind, value) for kind, values in wanted.items() for value in values])
@@ -338,6 +353,7 @@ def _update_customers(
     rules: TierRules,
     now: int | None,
     position: int | None,
+    alone: bool,
 ) -> int:
     """Fold new events into each touched customer (forward when they all come after what was
     applied, again from a checkpoint or from scratch otherwise), with their tiers; returns the
@@ -346,11 +362,12 @@ def _update_customers(
     The customers' rows are locked first, in id order, and read as the last writer left them:
     everything this fold reads about them comes after the lock, so two batches that share a
     customer fold one after the other, each on the other's result."""
+    query = select(*_customer_columns).order_by(customers.c.id)
+    query = query if alone else query.with_for_update(key_share=True)
     rows = {
         row.id: row
         for chunk in in_chunks(sorted(touched))
-        for row in connection.execute(select(*_customer_columns).where(customers.c.id.in_(chunk))
-                                      .order_by(customers.c.id).with_for_update(key_share=True))
+        for row in connection.execute(query.where(customers.c.id.in_(chunk)))
     }
     alias_rows: dict[int, list] = defaultdict(list)
     for chunk in in_chunks(sorted(rows)):

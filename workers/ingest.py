@@ -20,7 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cloudapi.body import decode
 from cloudapi.parse import Item, parse_body
-from store.batch import BatchResult, Delivery, write_batch
+from store.batch import BatchResult, Delivery, write_batch, writes_alone
 from store.db import engine_for, retry_on_conflict, write_transaction
 from store.identity import locate
 from workers import inbox
@@ -130,11 +130,11 @@ def process_entries(entries: list[tuple[bytes, dict]], position: int | None) -> 
 def commit_deliveries(deliveries: list[Delivery], position: int | None) -> BatchResult:
     """Commit deliveries in one write transaction, run again when it loses a race; `position`:
     how far in the inbox they reach (None: not from the inbox)."""
-    engine = engine_for(settings().database_url)
+    engine, alone = engine_for(settings().database_url), writes_alone(deliveries)
 
     def commit() -> tuple[BatchResult, bool]:
-        with write_transaction(engine) as connection:
-            result = write_batch(connection, deliveries, settings().tier_rules, settings().now_ts(), position)
+        with write_transaction(engine, exclusive=alone) as connection:
+            result = write_batch(connection, deliveries, settings().tier_rules, settings().now_ts(), position, alone)
             return result, plan_within(connection, result.customers)
 
     result, reminders_due = retry_on_conflict(commit)

@@ -104,7 +104,7 @@ def _replay_under_savepoint(connection: Connection, rows, rules: TierRules, now:
             for row in rows
             for item in parse_items(row.body, row.received_at // 1000, f"archived body {row.id}")
         ]
-        _count(write_items(connection, archived, rules, now, BatchResult(bodies=len(rows))), result)
+        _count(write_items(connection, archived, rules, now, BatchResult(bodies=len(rows)), alone=True), result)
         _mark(connection, [row.id for row in rows], None)
 
 
