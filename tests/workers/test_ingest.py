@@ -6,13 +6,14 @@ import json
 import random
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 import workers.ingest
 from scoring.figures import FigureRules
 from scoring.tiers import REORDER_WINDOW_S
 from store import db, queries
+from store.batch import MAX_SIDE_BY_SIDE_ITEMS, writes_alone
 from store.models import Customer, CustomerAlias, EventRow, RawBody
 from tests.cloudapi.expected_fixtures import CUSTOMER_COUNTRY, EXPECTED
 from tests.conftest import FIXTURES, post_signed
@@ -312,3 +313,23 @@ def test_after_a_bsuid_update_the_customer_shows_the_current_bsuid_however_the_t
     drain()
     view = customer(engine, previous)
     assert (view["key"], view["user_id"], view["parent_user_id"]) == ("12195555358", current, current.replace("US.", "US.ENT."))
+
+
+def test_a_batch_too_big_to_lock_item_by_item_writes_alone_and_counts_everything(redis, engine, drain):
+    """A backlog's batch: more items than identifiers PostgreSQL's lock table should hold for one
+    transaction. It takes the exclusive write lock instead, and every message counts."""
+    template = json.loads((FIXTURES / "cloudapi" / "messages__text.json").read_bytes())
+    value = template["entry"][0]["changes"][0]["value"]
+    message = value["messages"][0]
+    people = [f"3465520{n:04d}" for n in range(MAX_SIDE_BY_SIDE_ITEMS + 1)]
+    value["contacts"] = [{"profile": {"name": f"Buyer {n}"}, "wa_id": wa_id} for n, wa_id in enumerate(people)]
+    value["messages"] = [{**{k: v for k, v in message.items() if k != "from_user_id"}, "from": wa_id,
+                          "id": f"wamid.backlog{n:04d}"} for n, wa_id in enumerate(people)]
+    body = json.dumps(template).encode()
+    assert writes_alone([workers.ingest._delivery("1794328383000-0", {b"b": body, b"v": inbox.VALID})])
+    hand_off_all(redis, [body])
+    drain()
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Customer.__table__)).scalar_one() == len(people)
+        assert connection.execute(select(func.count()).select_from(EventRow.__table__)).scalar_one() == len(people)
+    assert queries.dead_letters(engine) == []
