@@ -83,13 +83,12 @@ def snooze(reminder: str, rep: str):
         choice = Snooze(request.form.get("until", ""))
     except ValueError:
         abort(400, "choose how long to snooze")
-    now = settings().now_ts()
-    until = snooze_until(choice, now, settings().reps[rep].timezone if rep in settings().reps else "UTC")
+    now, zone = settings().now_ts(), settings().reps[rep].timezone if rep in settings().reps else "UTC"
+    until = snooze_until(choice, now, zone)
     with write_transaction(engine()) as connection:
         store.snooze(connection, reminder, rep, person().id, until, now)
-    zone = settings().reps[rep].timezone if rep in settings().reps else None
     whose = f"{name_of(rep)}'s time, " if rep != person().id else ""
-    flash(f"Snoozed until {local_time(until, zone)} ({whose}{zone or 'UTC'}): {_about(row)}.", "done")
+    flash(f"Snoozed until {local_time(until, zone)} ({whose}{zone}): {_about(row)}.", "done")
     return _back()
 
 
