@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
 from cloudapi import OWN_REMINDER_TAG
-from scoring.events import EARLIEST_INSTANT, LATEST_INSTANT, Event, EventKind, Identity
+from scoring.events import EARLIEST_INSTANT, LATEST_INSTANT, Event, EventKind, Identity, Item
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +63,6 @@ _MEDIA_SIGNALS: dict[str, tuple[str, ...]] = {
     "button": ("template_button",),
     "interactive": ("interactive_reply",),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One parsed event with the person it concerns and, transiently, the text to scan for signals."""
-
-    identity: Identity | None
-    event: Event
-    text: str | None = None
-
-    @classmethod
-    def of(cls, identity: Identity | None, event: Event, text: str | None = None) -> Item:
-        """An item whose event carries the profile name and username that came with it."""
-        if identity is not None and (identity.name or identity.username):
-            event = replace(event, name=identity.name, username=identity.username)
-        return cls(identity, event, text)
 
 
 @dataclass

@@ -6,7 +6,7 @@ customer fold consumes them, so one record format serves live processing, refold
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -178,3 +178,19 @@ class OutboundMessage:
     campaign: str | None = None
     error_code: int | None = None
     phone_number_id: str | None = None  # the business number it went from
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One parsed event with the person it concerns and, transiently, the text to scan for signals."""
+
+    identity: Identity | None
+    event: Event
+    text: str | None = None
+
+    @classmethod
+    def of(cls, identity: Identity | None, event: Event, text: str | None = None) -> Item:
+        """An item whose event carries the profile name and username that came with it."""
+        if identity is not None and (identity.name or identity.username):
+            event = replace(event, name=identity.name, username=identity.username)
+        return cls(identity, event, text)

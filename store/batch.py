@@ -1,12 +1,17 @@
-"""One batch of parsed webhook bodies written in one transaction, exactly once in effect.
+"""One batch of parsed webhook bodies: read, planned outside the write lock, written in one
+short transaction, exactly once in effect.
 
-Bodies are archived under their delivery id and events under their natural key, both only if
-new, so a batch that is run again (worker killed after commit, Meta redelivering) changes
-nothing. Only new events reach the customers they concern: a customer whose new events all sort
-after the last one applied is folded forward; one that got an older event is refolded from its
-checkpoint (the fold some hours back) when the event is newer than that, and from all of its
-stored events when it is older or the customer was merged. Callers hold
-`store.db.write_transaction`.
+`prepare` reads what the batch needs (which bodies and events are new, who owns the aliases and
+messages it names, a snapshot of each customer it touches with their revision) and has
+`scoring.planner` decide whom each event belongs to and what each customer becomes; no lock is
+held meanwhile, so worker processes fold side by side. `commit` then writes the plan in a write
+transaction (`store.db.write_transaction`): it locks the customers it read in id order and
+checks their revisions; those another writer changed since are read and planned again under the
+lock, and anything else that moved (a customer merged away, an alias or event another batch
+stored first) raises `StaleSnapshot` or a unique violation, and `retry_on_conflict` runs the
+batch again. Bodies are archived under their delivery id and events under their natural key, both
+only if new, so a batch that is run again (worker killed after commit, Meta redelivering)
+changes nothing.
 """
 
 from __future__ import annotations
@@ -16,23 +21,23 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, case, delete, insert, select, text, update
+from sqlalchemy import Connection, case, delete, insert, select, update
 
-from cloudapi.parse import Item
 from scoring.customer import CustomerState, current_identifiers, event_order
-from scoring.events import Event, EventKind, Identity, OutboundMessage
-from scoring.signals import normalise
-from scoring.tiers import (
-    Cause, Checkpoint, Fold, Tier, TierFacts, TierRules, TierTrack, apply_events, fold_with_tiers, outbound_as_of,
+from scoring.events import Event, Item, OutboundMessage
+from scoring.planner import (
+    ALIAS_KINDS, OUTBOUND_KINDS, Alias, Approach, CustomerPlan, KnownOwners, Resolution, Snapshot, aliases_of,
+    folds_forward, outbound_ids, plan_customer, refold_start, resolve_identities, rewind_instant, track_before,
 )
-from store.db import in_chunks
-from store.history import rewind_time, rows_of, take_recorded, tier_changes, tier_columns
-from store.identity import ALIAS_KINDS, locate
+from scoring.signals import normalise
+from scoring.tiers import Checkpoint, Tier, TierFacts, TierRules, TierTrack, outbound_as_of
+from store.db import StaleSnapshot, execute_many, in_chunks, json_text
+from store.history import rows_of, tier_changes, tier_columns
+from store.identity import locate
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody, Reminder
 
-OUTBOUND_KINDS = (EventKind.STATUS, EventKind.ECHO)  # events about a message of ours
-
 raw_bodies, events, customers = RawBody.__table__, EventRow.__table__, Customer.__table__
+EVENT_COLUMNS = ["key", "customer_id", "raw_body_id", "phone_number_id", "kind", "type", "at", "message_id", "data"]
 aliases, outbound_messages, reminders = CustomerAlias.__table__, OutboundMessageRow.__table__, Reminder.__table__
 
 
@@ -60,99 +65,146 @@ class BatchResult:
     dead_letters: int = 0  # bodies archived unprocessed: not JSON, or failing to process
 
 
-MAX_SIDE_BY_SIDE_ITEMS = 300
-"""A batch with more items than this writes alone (`write_transaction(exclusive=True)`): each
-item's identifiers take a lock of PostgreSQL's shared lock table (64 a connection by default), and
-locking a row writes to it, which a backlog of batches touching thousands of customers each would
-pay for with nothing to gain."""
+BodyRef = str | int  # a new body's delivery id, or the id of a body already archived (a rebuild)
 
 
-def writes_alone(deliveries: Sequence[Delivery]) -> bool:
-    return sum(len(delivery.items) for delivery in deliveries) > MAX_SIDE_BY_SIDE_ITEMS
+@dataclass
+class PreparedBatch:
+    """A batch read and planned, ready to be written."""
+
+    bodies: list[Delivery]  # not archived when read
+    candidates: list[tuple[BodyRef, Item]]  # every item of theirs
+    fresh: list[tuple[BodyRef, Item]]  # items whose events were not stored when read, in event order
+    duplicates: int
+    resolution: Resolution = field(default_factory=lambda: resolve_identities([], KnownOwners()))
+    new_events: dict[int, list[Event]] = field(default_factory=dict)  # by customer (below zero: new), in event order
+    revisions: dict[int, int] = field(default_factory=dict)  # every stored customer read: touched, or merged away
+    plans: dict[int, CustomerPlan] = field(default_factory=dict)
+    columns: dict[int, dict] = field(default_factory=dict)
+
+    @property
+    def touched(self) -> set[int]:
+        return set(self.new_events) | self.resolution.merged
+
+    @property
+    def read(self) -> set[int]:
+        """The stored customers the batch must read: those it touches and those merged away."""
+        return {c for c in self.touched if c > 0} | set(self.resolution.merged_into)
 
 
 def write_batch(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None,
-                position: int | None = None, alone: bool = False) -> BatchResult:
-    """Archive, dedupe, resolve identities and update customers and their tiers (as of `now`) for
-    a batch of deliveries; `position`: how far in the inbox the batch reaches, kept on the
-    customers it writes (workers.inbox.position); `alone`: the caller holds the write lock alone,
-    so the batch takes no lock of its own."""
-    body_ids = _archive(connection, deliveries)
-    archived = [(body_ids[d.delivery_id], item) for d in deliveries if d.delivery_id in body_ids for item in d.items]
-    dead = sum(1 for d in deliveries if d.delivery_id in body_ids and (not d.valid_json or d.error))
-    return write_items(connection, archived, rules, now, BatchResult(bodies=len(body_ids), dead_letters=dead), position,
-                       alone)
+                position: int | None = None) -> BatchResult:
+    """Prepare and commit a batch in one transaction the caller holds (`write_transaction`)."""
+    return commit(connection, prepare(connection, deliveries, rules, now), rules, now, position)
 
 
-def write_items(
-    connection: Connection, archived: list[tuple[int, Item]], rules: TierRules, now: int | None, result: BatchResult,
-    position: int | None = None, alone: bool = False,
-) -> BatchResult:
-    """The events of bodies already archived (raw body id, item): the part `rebuild` replays."""
-    candidates = [(body_id, _fitting(item)) for body_id, item in archived]
-    alone = alone or connection.dialect.name != "postgresql"  # SQLite has one writer
-    identities = _IdentityResolver(connection, alone)
-    identities.preload(item for _, item in candidates)  # first: it waits for batches about the same people
-    fresh = _fresh_items(connection, candidates, result)
-    if not fresh:
-        return result
-    resolved = [(body_id, item, identities.resolve(item)) for body_id, item in fresh]
-    identities.flush()
-    rows, new_events = [], defaultdict(list)
-    for body_id, item, provisional in resolved:
-        event = item.event
-        customer_id = identities.final(provisional)  # created in the flush, or merged away by a later item
-        result.types[(event.kind.value, event.type)] += 1
-        rows.append(
-            {
-                "key": event.key,
-                "customer_id": customer_id,
-                "raw_body_id": body_id,
-                "phone_number_id": event.phone_number_id,
-                "kind": event.kind.value,
-                "type": event.type[:64],
-                "at": event.at,
-                "message_id": event.message_id if event.message_id and event.kind in OUTBOUND_KINDS else None,
-                "data": event.to_record(),
-            }
-        )
-        if customer_id is not None:
-            new_events[customer_id].append(event)
-    for chunk in in_chunks(rows):
-        connection.execute(insert(events), chunk)
-    result.events = len(rows)
-    result.customers = set(new_events) | identities.refold
-    result.tier_changes = _update_customers(connection, result.customers, new_events, identities, rules, now, position,
-                                            alone)
-    return result
-
-
-# ---- the archive and dedupe --------------------------------------------------------------------
-
-
-def _archive(connection: Connection, deliveries: Sequence[Delivery]) -> dict[str, int]:
-    """Raw body id per delivery that is new; deliveries already archived are left out."""
+def prepare(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None) -> PreparedBatch:
+    """Read and plan a batch of deliveries; writes nothing, so it needs no write lock."""
     already = {
         row.delivery_id
         for chunk in in_chunks([d.delivery_id for d in deliveries])
         for row in connection.execute(select(raw_bodies.c.delivery_id).where(raw_bodies.c.delivery_id.in_(chunk)))
     }
-    rows = [
-        {"delivery_id": d.delivery_id, "received_at": d.received_at_ms, "sha256": d.sha256,
-         "valid_json": d.valid_json, "error": d.error, "body": d.body}
-        for d in deliveries
-        if d.delivery_id not in already
-    ]
-    if not rows:
-        return {}
-    inserted = connection.execute(
-        insert(raw_bodies).returning(raw_bodies.c.delivery_id, raw_bodies.c.id, sort_by_parameter_order=True), rows
-    )
-    return {row.delivery_id: row.id for row in inserted}
+    bodies = [d for d in deliveries if d.delivery_id not in already]
+    return prepare_items(connection, [(d.delivery_id, item) for d in bodies for item in d.items], rules, now, bodies)
 
 
-def _fresh_items(connection: Connection, candidates: list[tuple[int, Item]], result: BatchResult) -> list[tuple[int, Item]]:
-    """Items whose event key is neither stored nor earlier in this batch, in event order."""
+def prepare_items(connection: Connection, candidates: list[tuple[BodyRef, Item]], rules: TierRules, now: int | None,
+                  bodies: list[Delivery] | None = None) -> PreparedBatch:
+    """Read and plan the items of bodies (`bodies`: those to archive with them)."""
+    candidates = [(ref, _fitting(item)) for ref, item in candidates]
+    fresh, duplicates = _fresh_items(connection, candidates)
+    prepared = PreparedBatch(bodies or [], candidates, fresh, duplicates)
+    _resolve(connection, prepared)
+    rows = _read_customers(connection, prepared.read)
+    prepared.revisions = {customer_id: row.revision for customer_id, row in rows.items()}
+    _plan(connection, prepared, prepared.touched, rows, rules, now)
+    return prepared
+
+
+def commit(connection: Connection, prepared: PreparedBatch, rules: TierRules, now: int | None,
+           position: int | None = None) -> BatchResult:
+    """Write a prepared batch in the caller's write transaction; `position`: how far in the inbox
+    the batch reaches, kept on the customers it writes (workers.inbox.position)."""
+    if _someone_new_is_known(connection, prepared.resolution.new_aliases):
+        _resolve_again(connection, prepared, rules, now)
+    body_ids = _archive(connection, prepared.bodies)
+    _replan_changed(connection, prepared, rules, now)
+    resolution = prepared.resolution
+    created = _apply_identities(connection, resolution)
+
+    def final(customer_id: int | None) -> int | None:
+        return created.get(customer_id, customer_id)
+
+    result = BatchResult(bodies=len(prepared.bodies), duplicates=prepared.duplicates,
+                         dead_letters=sum(1 for d in prepared.bodies if not d.valid_json or d.error))
+    rows = []
+    for (ref, item), customer_id in zip(prepared.fresh, resolution.customer_of):
+        event = item.event
+        result.types[(event.kind.value, event.type)] += 1
+        rows.append((event.key, final(customer_id), body_ids[ref] if isinstance(ref, str) else ref,
+                     event.phone_number_id, event.kind.value, event.type[:64], event.at,
+                     event.message_id if event.message_id and event.kind in OUTBOUND_KINDS else None,
+                     json_text(event.to_record())))
+    execute_many(connection, events, "INSERT INTO {table} ({columns}) VALUES ({values})", EVENT_COLUMNS, rows)
+    result.events = len(rows)
+    result.customers = {final(customer_id) for customer_id in prepared.touched}
+    result.tier_changes = _write_customers(connection, prepared, final, position)
+    return result
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+
+def _resolve(connection: Connection, prepared: PreparedBatch) -> None:
+    """Whom each fresh item belongs to, from the owners stored now."""
+    items = [item for _, item in prepared.fresh]
+    prepared.resolution = resolve_identities(items, _known_owners(connection, items))
+    new_events: dict[int, list[Event]] = defaultdict(list)
+    for item, customer_id in zip(items, prepared.resolution.customer_of):
+        if customer_id is not None:
+            new_events[customer_id].append(item.event)
+    prepared.new_events = dict(new_events)
+
+
+def _resolve_again(connection: Connection, prepared: PreparedBatch, rules: TierRules, now: int | None) -> None:
+    """Another batch met some of the batch's new people first (under the write lock, after it
+    committed): whom the events belong to is decided again, and only the customers whose events
+    or merges that changes are planned again, rather than running the whole batch again."""
+    before, merged_before = _event_keys(prepared.new_events), prepared.resolution.merged
+    plans, columns = prepared.plans, prepared.columns
+    new_by_events = {keys: customer_id for customer_id, keys in before.items()
+                     if customer_id < 0 and customer_id not in merged_before}
+    _resolve(connection, prepared)
+    prepared.plans, prepared.columns, again = {}, {}, set()
+    now_keys = _event_keys(prepared.new_events)
+    for customer_id in prepared.touched:
+        keys = now_keys.get(customer_id, ())
+        was = customer_id if customer_id > 0 else new_by_events.get(keys)
+        if (was in plans and before.get(was) == keys and was not in merged_before
+                and customer_id not in prepared.resolution.merged):
+            prepared.plans[customer_id], prepared.columns[customer_id] = plans[was], columns[was]
+        else:
+            again.add(customer_id)
+    rows = _read_customers(connection, {c for c in again if c > 0} | set(prepared.resolution.merged_into))
+    prepared.revisions.update((customer_id, row.revision) for customer_id, row in rows.items())
+    _plan(connection, prepared, again, rows, rules, now)
+
+
+def _event_keys(new_events: dict[int, list[Event]]) -> dict[int, tuple[str, ...]]:
+    return {customer_id: tuple(event.key for event in events) for customer_id, events in new_events.items()}
+
+
+def _read_customers(connection: Connection, customer_ids: set[int]) -> dict:
+    rows = _customer_rows(connection, customer_ids)
+    if len(rows) < len(customer_ids):
+        raise StaleSnapshot("a customer the batch names was merged away meanwhile")
+    return rows
+
+
+def _fresh_items(connection: Connection, candidates: list[tuple[BodyRef, Item]]) -> tuple[list[tuple[BodyRef, Item]], int]:
+    """Items whose event key is neither stored nor earlier in this batch, in event order, and the
+    number of the others."""
     keys = sorted({item.event.key for _, item in candidates})
     seen = {
         row.key
@@ -160,275 +212,134 @@ def _fresh_items(connection: Connection, candidates: list[tuple[int, Item]], res
         for row in connection.execute(select(events.c.key).where(events.c.key.in_(chunk)))
     }
     fresh = []
-    for body_id, item in candidates:
-        key = item.event.key
-        if key in seen:
-            result.duplicates += 1
-            continue
-        seen.add(key)
-        fresh.append((body_id, item))
-    return sorted(fresh, key=lambda pair: event_order(pair[1].event))
+    for ref, item in candidates:
+        if item.event.key not in seen:
+            seen.add(item.event.key)
+            fresh.append((ref, item))
+    return sorted(fresh, key=lambda pair: event_order(pair[1].event)), len(candidates) - len(fresh)
 
 
-# ---- identity ---------------------------------------------------------------------------------
-
-
-class _IdentityResolver:
-    """Maps each event to one customer, creating customers and merging them as aliases overlap.
-
-    A customer new in the batch gets a provisional (negative) id; `flush` inserts them all in one
-    statement, and `final` turns any id handed out into the stored customer it ended as."""
-
-    def __init__(self, connection: Connection, alone: bool):
-        self.connection, self.alone = connection, alone
-        self.provisional: dict[int, tuple[str, int]] = {}  # provisional id -> (key, first seen at)
-        self.created: dict[int, int] = {}  # provisional id -> stored id, after the flush
-        self.alias_owner: dict[tuple[str, str], int] = {}
-        self.alias_first_at: dict[tuple[str, str], int] = {}
-        self.changed_aliases: set[tuple[str, str]] = set()
-        self.new_aliases: set[tuple[str, str]] = set()
-        self.refold: set[int] = set()  # merged customers: their events must be folded again
-        self.merged_into: dict[int, int] = {}
-
-    def preload(self, items: Iterable[Item]) -> None:
-        """Read who the batch's aliases and messages belong to, and lock those customers' rows (in id
-        order) before anything is written: a batch then waits for another that shares a customer
-        before it has written anything that the other could wait on, so no two wait in a circle.
-        Read again after the wait, since the other may have created, merged or moved them; a
-        customer found only then is taken without waiting (out of order, a wait could close a
-        circle), or the batch is run again."""
-        wanted: dict[str, set[str]] = defaultdict(set)
-        message_ids: set[str] = set()
-        for item in items:
-            for identity in (item.identity, item.event.new_identity):
-                for kind, value in _aliases_of(identity):
-                    wanted[kind].add(value)
-            if item.event.message_id and item.event.kind in (EventKind.STATUS, EventKind.ECHO):
-                message_ids.add(item.event.message_id)
-        if self.alone:  # no other batch writes meanwhile
-            self._read_owners(wanted, message_ids)
-            return
-        _lock_identities(self.connection, [(kind, value) for kind, values in wanted.items() for value in values])
-        locked: set[int] = set()
-        while True:
-            self._read_owners(wanted, message_ids)
-            owners = (set(self.alias_owner.values()) | set(self.message_owner.values())) - locked
-            if not owners:
-                return
-            _lock_customers(self.connection, owners, wait=not locked)
-            locked |= owners
-
-    def _read_owners(self, wanted: dict[str, set[str]], message_ids: set[str]) -> None:
-        self.alias_owner, self.alias_first_at = {}, {}
-        for kind, values in wanted.items():
-            for chunk in in_chunks(sorted(values)):
-                query = select(aliases).where(aliases.c.kind == kind, aliases.c.value.in_(chunk))
-                for row in self.connection.execute(query):
-                    self.alias_owner[(row.kind, row.value)] = row.customer_id
-                    self.alias_first_at[(row.kind, row.value)] = row.first_at
-        self.message_owner = {
-            row.message_id: row.customer_id
-            for chunk in in_chunks(sorted(message_ids))
-            for row in self.connection.execute(
-                select(outbound_messages.c.message_id, outbound_messages.c.customer_id).where(
-                    outbound_messages.c.message_id.in_(chunk)
-                )
-            )
-        }
-
-    def resolve(self, item: Item) -> int | None:
-        event = item.event
-        hints = _aliases_of(item.identity)
-        if not hints:
-            owner = self.message_owner.get(event.message_id) if event.message_id else None
-            return owner
-        customer_id = self._attach(hints, event.at)
-        if event.new_identity is not None:
-            customer_id = self._attach([*hints, *_aliases_of(event.new_identity)], event.at)
-        if event.message_id and event.kind in (EventKind.STATUS, EventKind.ECHO):
-            self.message_owner.setdefault(event.message_id, customer_id)
-        return customer_id
-
-    def _attach(self, hints: list[tuple[str, str]], at: int) -> int:
-        """The one customer these aliases belong to, after creating or merging as needed."""
-        # stored customers first, oldest first: a merge never moves stored rows to a provisional id
-        owners = sorted({self.alias_owner[h] for h in hints if h in self.alias_owner}, key=lambda c: (c < 0, abs(c)))
-        if not owners:
-            customer_id = self._create(hints[0][1], at)
-        else:
-            customer_id = owners[0]
-            for absorbed in owners[1:]:
-                self._merge(absorbed, into=customer_id)
-        for alias in hints:
-            if alias not in self.alias_owner:
-                self.alias_owner[alias] = customer_id
-                self.alias_first_at[alias] = at
-                self.new_aliases.add(alias)
-            elif at < self.alias_first_at[alias]:
-                self.alias_first_at[alias] = at
-                self.changed_aliases.add(alias)
-        return customer_id
-
-    def _create(self, key: str, at: int) -> int:
-        provisional = -(len(self.provisional) + 1)
-        self.provisional[provisional] = (key, at)
-        return provisional
-
-    def _merge(self, absorbed: int, into: int) -> None:
-        """Everything of `absorbed` now belongs to `into`, which will be refolded."""
-        if absorbed > 0:  # a provisional customer has nothing stored yet
-            for table in (aliases, events, outbound_messages, tier_changes, reminders):
-                self.connection.execute(update(table).where(table.c.customer_id == absorbed).values(customer_id=into))
-            self.connection.execute(delete(customers).where(customers.c.id == absorbed))
-        for alias, owner in self.alias_owner.items():
-            if owner == absorbed:
-                self.alias_owner[alias] = into
-        for message_id, owner in self.message_owner.items():
-            if owner == absorbed:
-                self.message_owner[message_id] = into
-        self.merged_into[absorbed] = into
-        self.refold.discard(absorbed)
-        self.refold.add(into)
-
-    def final(self, customer_id: int | None) -> int | None:
-        """The customer an id resolved earlier in the batch belongs to now, after any merges."""
-        while customer_id in self.merged_into:
-            customer_id = self.merged_into[customer_id]
-        return self.created.get(customer_id, customer_id)
-
-    def flush(self) -> None:
-        """Insert the batch's new customers, then write the aliases it created or saw earlier than
-        before."""
-        surviving = [(provisional, key, at) for provisional, (key, at) in self.provisional.items()
-                     if provisional not in self.merged_into]
-        if surviving:
-            inserted = self.connection.execute(
-                insert(customers).returning(customers.c.id, sort_by_parameter_order=True),
-                [{"key": f"new:{key}", "first_seen_at": at, "state": {}} for _, key, at in surviving],
-            )
-            self.created = {provisional: row.id for (provisional, _, _), row in zip(surviving, inserted)}
-        self.refold = {self.final(customer_id) for customer_id in self.refold}
-        if self.new_aliases:
-            rows = [
-                {"kind": k, "value": v, "customer_id": self.final(self.alias_owner[(k, v)]),
-                 "first_at": self.alias_first_at[(k, v)]}
-                for k, v in sorted(self.new_aliases)
-            ]
-            self.connection.execute(insert(aliases), rows)
-        for kind, value in sorted(self.changed_aliases - self.new_aliases):
-            at = self.alias_first_at[(kind, value)]
-            self.connection.execute(  # the earlier of the two: another batch may have moved it meanwhile
-                update(aliases)
-                .where(aliases.c.kind == kind, aliases.c.value == value)
-                .values(first_at=case((aliases.c.first_at > at, at), else_=aliases.c.first_at))
-            )
-
-
-MAX_ALIAS_LENGTH = {"wa_id": 32, "user_id": 160, "parent_user_id": 160, "username": 160}
-"""Longer values cannot be real identifiers (a BSUID is a country code and up to 128 characters)."""
-
-
-def _aliases_of(identity: Identity | None) -> list[tuple[str, str]]:
-    """Aliases that identify a person; a username only counts when nothing stronger is given,
-    because usernames can be given up and taken by someone else."""
-    if identity is None:
-        return []
-    given = [
-        (kind, value)
-        for kind in ALIAS_KINDS
-        if (value := getattr(identity, kind)) and len(value) <= MAX_ALIAS_LENGTH[kind]
-    ]
-    strong = [(kind, value) for kind, value in given if kind != "username"]
-    return strong or given
-
-
-# ---- customers --------------------------------------------------------------------------------
-
-
-def _update_customers(
-    connection: Connection,
-    touched: set[int],
-    new_events: dict[int, list[Event]],
-    identities: _IdentityResolver,
-    rules: TierRules,
-    now: int | None,
-    position: int | None,
-    alone: bool,
-) -> int:
-    """Fold new events into each touched customer (forward when they all come after what was
-    applied, again from a checkpoint or from scratch otherwise), with their tiers; returns the
-    number of tier changes.
-
-    The customers' rows are locked first, in id order, and read as the last writer left them:
-    everything this fold reads about them comes after the lock, so two batches that share a
-    customer fold one after the other, each on the other's result."""
-    query = select(*_customer_columns).order_by(customers.c.id)
-    query = query if alone else query.with_for_update(key_share=True)
-    rows = {
-        row.id: row
-        for chunk in in_chunks(sorted(touched))
-        for row in connection.execute(query.where(customers.c.id.in_(chunk)))
-    }
-    alias_rows: dict[int, list] = defaultdict(list)
-    for chunk in in_chunks(sorted(rows)):
-        for alias in connection.execute(select(aliases).where(aliases.c.customer_id.in_(chunk))):
-            alias_rows[alias.customer_id].append(alias)
-    history, updates, checkpoints = [], [], []
-    outbound = _load_outbound(connection, [event for fresh in new_events.values() for event in fresh])
-    outbound_owner: dict[str, int] = {}  # the outbound messages this batch changed, and whose they are
-    states = {customer_id: CustomerState.from_json(row.state) for customer_id, row in rows.items()}
-    late = {
-        customer_id
-        for customer_id, state in states.items()
-        if customer_id in identities.refold or not (fresh := new_events.get(customer_id)) or not state.comes_after(fresh[0])
-    }
-    stored_checkpoints = _load_checkpoints(connection, [cid for cid in late if cid not in identities.refold])
-    rewound = rewind_time(connection, {
-        customer_id: new_events[customer_id][0].at
-        for customer_id, row in rows.items()
-        if customer_id not in late and row.tier_since is not None and new_events[customer_id][0].at < row.tier_since
-    })
-    for customer_id, row in rows.items():
-        fresh = new_events.get(customer_id, [])  # already in event order
-        if customer_id not in late:
-            state = states[customer_id]
-            track = rewound.get(customer_id) or TierTrack(Tier(row.tier) if row.tier else None, row.tier_since)
-            history += rows_of(customer_id, apply_events(state, outbound, track, fresh, rules, now))
-            outbound_owner.update((message_id, customer_id) for message_id in _outbound_ids(fresh) if message_id in outbound)
-        else:
-            stored = stored_checkpoints.get(customer_id)  # none is loaded for a merged customer
-            start = stored if stored is not None and fresh and fresh[0].at > stored.through else None
-            refold = _refold(connection, customer_id, start, rules, now)
-            new_cause = Cause.MERGE if customer_id in identities.refold else None
-            history += rows_of(customer_id, refold.changes, take_recorded(connection, customer_id, after=_through(start)),
-                               new_cause)
-            state, track = refold.state, refold.track
-            outbound.update(refold.outbound)
-            outbound_owner.update((message_id, customer_id) for message_id in refold.outbound)
-            if customer_id in identities.refold or refold.checkpoint is not stored:  # a merge voids the old one
-                checkpoints.append({"customer_id": customer_id,
-                                    "checkpoint": refold.checkpoint.to_json() if refold.checkpoint else None})
-        columns = _columns(row, state, alias_rows[customer_id]) | tier_columns(track, TierFacts.of(state), rules)
-        updates.append({"customer_id": customer_id, **columns, "written_through": position})
-    for changed in (updates, checkpoints):
-        if changed:
-            connection.execute(
-                update(customers)
-                .where(customers.c.id == bindparam("customer_id"))
-                .values({name: bindparam(name) for name in changed[0] if name != "customer_id"}),
-                changed,
-            )
-    if history:
-        connection.execute(insert(tier_changes), history)
-    _save_outbound(connection, {message_id: outbound[message_id] for message_id in outbound_owner}, outbound_owner)
-    return len(history)
+def _known_owners(connection: Connection, items: list[Item]) -> KnownOwners:
+    """Who owns the aliases and outbound messages the items name."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    message_ids: set[str] = set()
+    for item in items:
+        for identity in (item.identity, item.event.new_identity):
+            for kind, value in aliases_of(identity):
+                wanted[kind].add(value)
+        if item.event.message_id and item.event.kind in OUTBOUND_KINDS:
+            message_ids.add(item.event.message_id)
+    known = KnownOwners()
+    for kind, values in wanted.items():
+        for chunk in in_chunks(sorted(values)):
+            for row in connection.execute(select(aliases).where(aliases.c.kind == kind, aliases.c.value.in_(chunk))):
+                known.alias_owner[(row.kind, row.value)] = row.customer_id
+                known.alias_first_at[(row.kind, row.value)] = row.first_at
+    for chunk in in_chunks(sorted(message_ids)):
+        query = select(outbound_messages.c.message_id, outbound_messages.c.customer_id).where(
+            outbound_messages.c.message_id.in_(chunk))
+        known.message_owner.update(connection.execute(query).all())
+    return known
 
 
 _customer_columns = [column for column in customers.c if column.name != "checkpoint"]  # read only when refolding
 
 
-def _through(start: Checkpoint | None) -> int | None:
-    return start.through if start else None
+def _customer_rows(connection: Connection, customer_ids: Iterable[int]) -> dict:
+    return {
+        row.id: row
+        for chunk in in_chunks(sorted(customer_ids))
+        for row in connection.execute(select(*_customer_columns).where(customers.c.id.in_(chunk)))
+    }
+
+
+def _plan(connection: Connection, prepared: PreparedBatch, planned: set[int], rows: dict, rules: TierRules,
+          now: int | None) -> None:
+    """Snapshot and plan the customers `planned` (stored ones from `rows`), into `prepared`."""
+    resolution, absorbed_by = prepared.resolution, defaultdict(list)
+    for absorbed, into in resolution.merged_into.items():
+        absorbed_by[into].append(absorbed)
+    snapshots = _snapshots(connection, planned, rows, prepared.new_events, resolution.merged, absorbed_by)
+    stored_aliases = _alias_rows(connection, [c for group in ([c, *absorbed_by[c]] for c in planned if c > 0) for c in group])
+    batch_aliases = resolution.aliases_by_customer()
+    for customer_id in planned:
+        fresh = prepared.new_events.get(customer_id, [])
+        plan = plan_customer(snapshots[customer_id], fresh, customer_id in resolution.merged, rules, now)
+        known = {alias: first_at for c in (customer_id, *absorbed_by[customer_id]) for alias, first_at in stored_aliases[c]}
+        for alias, first_at in batch_aliases.get(customer_id, {}).items():
+            known[alias] = min(first_at, known.get(alias, first_at))
+        prepared.plans[customer_id] = plan
+        prepared.columns[customer_id] = (_columns(rows.get(customer_id), plan.state, known)
+                                         | tier_columns(plan.track, TierFacts.of(plan.state), rules))
+
+
+def _snapshots(connection: Connection, planned: set[int], rows: dict, new_events: dict[int, list[Event]],
+               merged: set[int], absorbed_by: dict[int, list[int]]) -> dict[int, Snapshot]:
+    """What each customer's fold needs, as `scoring.planner` decides it: a few statements for the
+    customers folding forward, a few more for each that refolds."""
+    states = {cid: CustomerState.from_json(rows[cid].state) if cid in rows else CustomerState() for cid in planned}
+    forward = {cid for cid in planned if folds_forward(states[cid], new_events.get(cid, []), cid in merged)}
+    outbound = _load_outbound(connection, outbound_ids(e for cid in forward for e in new_events[cid]))
+    rewinds = {cid: at for cid in forward if cid in rows
+               and (at := rewind_instant(new_events[cid], rows[cid].tier_since)) is not None}
+    history = _tier_history(connection, sorted(rewinds))
+    snapshots = {}
+    for cid in forward:
+        row = rows.get(cid)
+        if cid in rewinds:
+            track = track_before(history[cid], rewinds[cid])
+        else:
+            track = TierTrack(Tier(row.tier) if row is not None and row.tier else None, row.tier_since if row else None)
+        mine = {mid: outbound[mid] for mid in outbound_ids(new_events[cid]) if mid in outbound}
+        snapshots[cid] = Snapshot(states[cid], track, mine, rewound_after=rewinds.get(cid))
+    late = planned - forward
+    checkpoints = _load_checkpoints(connection, [cid for cid in late if cid > 0 and cid not in merged])
+    for cid in late:
+        fresh = new_events.get(cid, [])
+        start = refold_start(checkpoints.get(cid), fresh, cid in merged)
+        owners = [c for c in (cid, *absorbed_by.get(cid, ())) if c > 0]
+        after = [events.c.at > start.through] if start else []
+        stored = _stored_events(connection, events.c.customer_id.in_(owners), *after) if owners else []
+        at_start = {}
+        if start is not None and (touched := sorted(outbound_ids([*stored, *fresh]))):
+            at_start = outbound_as_of(
+                earlier
+                for chunk in in_chunks(touched)
+                for earlier in _stored_events(connection, events.c.message_id.in_(chunk),
+                                              events.c.customer_id.in_(owners), events.c.at <= start.through)
+            )
+        snapshots[cid] = Snapshot(
+            states[cid], TierTrack(), at_start, Approach.FROM_CHECKPOINT if start else Approach.WHOLE, start=start,
+            stored_checkpoint=checkpoints.get(cid), stored=stored, recorded=_recorded_causes(connection, owners, start),
+        )
+    return snapshots
+
+
+def _alias_rows(connection: Connection, customer_ids: list[int]) -> dict[int, list[tuple[Alias, int]]]:
+    found: dict[int, list[tuple[Alias, int]]] = defaultdict(list)
+    for chunk in in_chunks(sorted(set(customer_ids))):
+        for row in connection.execute(select(aliases).where(aliases.c.customer_id.in_(chunk))):
+            found[row.customer_id].append(((row.kind, row.value), row.first_at))
+    return found
+
+
+def _tier_history(connection: Connection, customer_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    history: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for chunk in in_chunks(customer_ids):
+        query = (select(tier_changes.c.customer_id, tier_changes.c.to_tier, tier_changes.c.at)
+                 .where(tier_changes.c.customer_id.in_(chunk)).order_by(tier_changes.c.at, tier_changes.c.id))
+        for row in connection.execute(query):
+            history[row.customer_id].append((row.to_tier, row.at))
+    return history
+
+
+def _recorded_causes(connection: Connection, owners: list[int], start: Checkpoint | None) -> dict[tuple[str, int], str]:
+    """(to tier, instant) → cause of the recorded changes a refold from `start` re-derives."""
+    if not owners:
+        return {}
+    query = select(tier_changes.c.to_tier, tier_changes.c.at, tier_changes.c.cause).where(
+        tier_changes.c.customer_id.in_(owners), *([tier_changes.c.at > start.through] if start else []))
+    return {(row.to_tier, row.at): row.cause for row in connection.execute(query)}
 
 
 def _load_checkpoints(connection: Connection, customer_ids: list[int]) -> dict[int, Checkpoint]:
@@ -440,26 +351,6 @@ def _load_checkpoints(connection: Connection, customer_ids: list[int]) -> dict[i
     }
 
 
-def _refold(connection: Connection, customer_id: int, start: Checkpoint | None, rules: TierRules, now: int | None) -> Fold:
-    """Fold the customer's stored events after `start` (all of them without one) onto it; the
-    outbound messages those events touch start as their own earlier statuses left them."""
-    later = _stored_events(connection, events.c.customer_id == customer_id,
-                           *([events.c.at > start.through] if start else []))
-    outbound_at_start = {}
-    if start is not None and (touched := sorted(_outbound_ids(later))):
-        outbound_at_start = outbound_as_of(
-            earlier
-            for chunk in in_chunks(touched)
-            for earlier in _stored_events(connection, events.c.message_id.in_(chunk), events.c.customer_id == customer_id,
-                                          events.c.at <= start.through)
-        )
-    return fold_with_tiers(later, rules, now, start, outbound_at_start)
-
-
-def _outbound_ids(fresh: list[Event]) -> set[str]:
-    return {e.message_id for e in fresh if e.message_id and e.kind in OUTBOUND_KINDS}
-
-
 def _stored_events(connection: Connection, *conditions) -> list[Event]:
     stored = connection.execute(
         select(events.c.key, events.c.kind, events.c.type, events.c.at, events.c.phone_number_id, events.c.data).where(
@@ -469,16 +360,126 @@ def _stored_events(connection: Connection, *conditions) -> list[Event]:
     return [Event.from_record(r.key, r.kind, r.type, r.at, r.phone_number_id, r.data) for r in stored]
 
 
-def _load_outbound(connection: Connection, fresh: list[Event]) -> dict[str, OutboundMessage]:
-    ids = sorted(_outbound_ids(fresh))
+def _load_outbound(connection: Connection, message_ids: set[str]) -> dict[str, OutboundMessage]:
     return {
         row.message_id: OutboundMessage(
             message_id=row.message_id, at=row.at, rank=row.rank, failed=row.failed, campaign=row.campaign,
             error_code=row.error_code, phone_number_id=row.phone_number_id,
         )
-        for chunk in in_chunks(ids)
+        for chunk in in_chunks(sorted(message_ids))
         for row in connection.execute(select(outbound_messages).where(outbound_messages.c.message_id.in_(chunk)))
     }
+
+
+# ---- writing ----------------------------------------------------------------------------------
+
+
+def _archive(connection: Connection, bodies: list[Delivery]) -> dict[str, int]:
+    """Raw body id of each new delivery (a delivery another batch archived meanwhile fails the
+    insert on its unique key, and the batch is run again)."""
+    if not bodies:
+        return {}
+    rows = [{"delivery_id": d.delivery_id, "received_at": d.received_at_ms, "sha256": d.sha256,
+             "valid_json": d.valid_json, "error": d.error, "body": d.body} for d in bodies]
+    inserted = connection.execute(
+        insert(raw_bodies).returning(raw_bodies.c.delivery_id, raw_bodies.c.id, sort_by_parameter_order=True), rows
+    )
+    return {row.delivery_id: row.id for row in inserted}
+
+
+def _someone_new_is_known(connection: Connection, new_aliases: set[Alias]) -> bool:
+    """Whether any alias the batch would create is stored now."""
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, value in new_aliases:
+        by_kind[kind].append(value)
+    return any(
+        connection.execute(select(aliases.c.value).where(aliases.c.kind == kind, aliases.c.value.in_(chunk)).limit(1)).first()
+        for kind, values in by_kind.items()
+        for chunk in in_chunks(sorted(values))
+    )
+
+
+def _replan_changed(connection: Connection, prepared: PreparedBatch, rules: TierRules, now: int | None) -> None:
+    """Lock the customers the batch read (PostgreSQL: in id order) and plan again, from their
+    rows as they are now, those another writer changed since; a customer merged away, or one
+    whose merge the batch planned, changes the batch too much: it is run again."""
+    current = {}
+    query = select(customers.c.id, customers.c.revision).order_by(customers.c.id)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)
+    for chunk in in_chunks(sorted(prepared.revisions)):
+        current.update(connection.execute(query.where(customers.c.id.in_(chunk))).all())
+    changed = {customer_id for customer_id, revision in prepared.revisions.items() if current.get(customer_id) != revision}
+    if not changed:
+        return
+    resolution = prepared.resolution
+    if len(current) < len(prepared.revisions) or changed & (resolution.merged | set(resolution.merged_into)):
+        raise StaleSnapshot("customers the batch merges were changed meanwhile")
+    rows = _customer_rows(connection, changed)
+    prepared.revisions.update((customer_id, row.revision) for customer_id, row in rows.items())
+    _plan(connection, prepared, changed, rows, rules, now)
+
+
+def _apply_identities(connection: Connection, resolution: Resolution) -> dict[int, int]:
+    """Merge, create the batch's new customers and write its aliases; returns the stored id of
+    each new customer."""
+    for absorbed, into in sorted(resolution.merged_into.items()):
+        for table in (aliases, events, outbound_messages, tier_changes, reminders):
+            connection.execute(update(table).where(table.c.customer_id == absorbed).values(customer_id=into))
+        connection.execute(delete(customers).where(customers.c.id == absorbed))
+    created = {}
+    if resolution.new_customers:
+        new = sorted(resolution.new_customers.items(), reverse=True)  # -1, -2...: in the order they were met
+        inserted = connection.execute(
+            insert(customers).returning(customers.c.id, sort_by_parameter_order=True),
+            [{"key": f"new:{key}", "first_seen_at": at, "state": {}} for _, (key, at) in new],
+        )
+        created = {provisional: row.id for (provisional, _), row in zip(new, inserted)}
+    if resolution.new_aliases:  # in one order for every batch: two that race wait in line, not in a circle
+        connection.execute(insert(aliases), [
+            {"kind": kind, "value": value, "customer_id": created.get(owner, owner),
+             "first_at": resolution.alias_first_at[(kind, value)]}
+            for kind, value in sorted(resolution.new_aliases)
+            for owner in [resolution.alias_owner[(kind, value)]]
+        ])
+    for kind, value in sorted(resolution.earlier_aliases):
+        at = resolution.alias_first_at[(kind, value)]
+        connection.execute(  # the earlier of the two: another batch may have moved it meanwhile
+            update(aliases)
+            .where(aliases.c.kind == kind, aliases.c.value == value)
+            .values(first_at=case((aliases.c.first_at > at, at), else_=aliases.c.first_at))
+        )
+    return created
+
+
+def _write_customers(connection: Connection, prepared: PreparedBatch, final, position: int | None) -> int:
+    """Write each touched customer's columns, checkpoint, tier history and outbound messages;
+    returns the number of tier changes."""
+    updates, checkpoints, history, outbound, owner, replaced = [], [], [], {}, {}, defaultdict(list)
+    for provisional, plan in sorted(prepared.plans.items()):
+        customer_id = final(provisional)
+        revision = prepared.revisions.get(provisional, 0) + 1
+        updates.append({"customer_id": customer_id, **prepared.columns[provisional], "revision": revision,
+                        "written_through": position})
+        if plan.checkpoint_changed:
+            checkpoints.append((json_text(plan.checkpoint.to_json()) if plan.checkpoint else None, customer_id))
+        if plan.history_after is not None:
+            replaced[plan.history_after].append(customer_id)
+        history += rows_of(customer_id, plan.changes)
+        outbound.update(plan.outbound)
+        owner.update((message_id, customer_id) for message_id in plan.outbound)
+    for after, customer_ids in replaced.items():
+        for chunk in in_chunks(sorted(customer_ids)):
+            connection.execute(delete(tier_changes).where(tier_changes.c.customer_id.in_(chunk), tier_changes.c.at > after))
+    if updates:
+        names = [name for name in updates[0] if name != "customer_id"]
+        execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key}", names,
+                     [tuple(row[name] for name in names) + (row["customer_id"],) for row in updates])
+    execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key}", ["checkpoint"], checkpoints)
+    if history:
+        connection.execute(insert(tier_changes), history)
+    _save_outbound(connection, outbound, owner)
+    return len(history)
 
 
 def _save_outbound(connection: Connection, outbound: dict[str, OutboundMessage], owner: dict[str, int]) -> None:
@@ -500,38 +501,18 @@ def _save_outbound(connection: Connection, outbound: dict[str, OutboundMessage],
     )
 
 
-def _lock_identities(connection: Connection, identities: list[tuple[str, str]]) -> None:
-    """Take a transaction lock on each alias (a 64-bit hash of it), in one order for every batch
-    (PostgreSQL): two batches about one person, even one new to both, go one after the other, so
-    neither creates a customer the other is creating, nor stores an event the other is storing."""
-    if not identities:
-        return
-    keys = sorted({int.from_bytes(hashlib.blake2b(f"{kind}\x1f{value}".encode(), digest_size=8).digest(), "big",
-                                  signed=True) for kind, value in identities})
-    connection.execute(text("SELECT count(pg_advisory_xact_lock(key)) FROM unnest(CAST(:keys AS bigint[])) AS key"),
-                       {"keys": keys})
-
-
-def _lock_customers(connection: Connection, customer_ids: Iterable[int], wait: bool = True) -> None:
-    """Lock these customers' rows for this transaction, in id order (PostgreSQL). Without `wait`, a
-    row another transaction holds fails the transaction at once (store.db.retry_on_conflict runs
-    it again)."""
-    for chunk in in_chunks(sorted(customer_ids)):
-        connection.execute(select(customers.c.id).where(customers.c.id.in_(chunk))
-                           .order_by(customers.c.id).with_for_update(key_share=True, nowait=not wait)).all()
-
-
-def _columns(row, state: CustomerState, alias_rows: list) -> dict:
-    """The customer's queryable columns: key and current identifiers from its aliases, place from
-    its number, and the state's headline instants."""
-    by_first_seen = sorted(alias_rows, key=lambda a: (a.first_at, ALIAS_KINDS.index(a.kind), a.value))
-    latest = current_identifiers([(a.kind, a.value, a.first_at) for a in alias_rows], state.changed_to)
-    if (latest.get("wa_id"), latest.get("user_id")) == (row.wa_id, row.user_id) and (row.country or row.timezone):
+def _columns(row, state: CustomerState, known_aliases: dict[Alias, int]) -> dict:
+    """The customer's queryable columns: key and current identifiers from its aliases (alias →
+    first instant), place from its number, and the state's headline instants."""
+    by_first_seen = sorted(known_aliases, key=lambda a: (known_aliases[a], ALIAS_KINDS.index(a[0]), a[1]))
+    latest = current_identifiers([(kind, value, at) for (kind, value), at in known_aliases.items()], state.changed_to)
+    if row is not None and (latest.get("wa_id"), latest.get("user_id")) == (row.wa_id, row.user_id) and (
+            row.country or row.timezone):
         country, timezone = row.country, row.timezone  # located before, from the same identifiers
     else:
         country, timezone = locate(latest.get("wa_id"), latest.get("user_id"))
     return {
-        "key": by_first_seen[0].value if by_first_seen else row.key,
+        "key": by_first_seen[0][1] if by_first_seen else row.key,
         "wa_id": latest.get("wa_id"),
         "user_id": latest.get("user_id"),
         "parent_user_id": latest.get("parent_user_id"),
@@ -548,7 +529,7 @@ def _columns(row, state: CustomerState, alias_rows: list) -> dict:
         "awaiting_reply_since": state.awaiting_reply_since,
         "question_since": state.question_since,
         "unreachable": state.unreachable,
-        "state": state.to_json(),
+        "state": json_text(state.to_json()),
         "figures_at": None,  # what the desk sorts by is to be worked out again (workers.figures)
     }
 

@@ -25,7 +25,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Executable, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def make_engine(url: str) -> Engine:
     Statement parameters are hidden from error messages: they hold names and numbers, and errors
     end up in logs and in RQ's failed-job records."""
     parsed = make_url(url)
-    common = {"hide_parameters": True, "json_serializer": _json_text, "json_deserializer": msgspec.json.decode}
+    common = {"hide_parameters": True, "json_serializer": json_text, "json_deserializer": msgspec.json.decode}
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **common)
     if parsed.database and parsed.database != ":memory:":
@@ -73,9 +73,10 @@ def make_engine(url: str) -> Engine:
 _json_encoder = msgspec.json.Encoder()
 
 
-def _json_text(value) -> str:
+def json_text(value) -> str:
     """JSON columns (customer state, event data) through msgspec: a few times quicker both ways
-    than the standard library, which the worker would otherwise spend a tenth of its time in."""
+    than the standard library, which the worker would otherwise spend a tenth of its time in.
+    Also what a driver-level statement binds for a JSON value (`execute_many`)."""
     return _json_encoder.encode(value).decode()
 
 
@@ -83,6 +84,25 @@ def in_chunks(values: list) -> Iterator[list]:
     """`values` in slices that each fit one IN (...) list."""
     for start in range(0, len(values), IN_CHUNK):
         yield values[start : start + IN_CHUNK]
+
+
+def execute_many(connection: Connection, table, statement: str, columns: list[str], rows: list[tuple]) -> None:
+    """Run `statement` once per row at the driver, with no per-value processing by SQLAlchemy
+    (the hot path's writes: thousands of rows a batch). In `statement`, `{table}` is the table,
+    `{columns}` the quoted column names, `{values}` their placeholders, `{sets}` `column =
+    placeholder` pairs and `{key}` a placeholder for a last value; JSON values must come as text
+    (`json_text`), cast to JSON on PostgreSQL with `json_columns`."""
+    if not rows:
+        return
+    quote, postgres = connection.dialect.identifier_preparer.quote, connection.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    json_columns = {column.name for column in table.c if column.type.__class__.__name__ == "JSON"}
+    values = [f"CAST({mark} AS JSON)" if postgres and name in json_columns else mark for name in columns]
+    sql = statement.format(
+        table=quote(table.name), columns=", ".join(quote(name) for name in columns), values=", ".join(values),
+        sets=", ".join(f"{quote(name)} = {value}" for name, value in zip(columns, values)), key=mark,
+    )
+    connection.exec_driver_sql(sql, rows)
 
 
 def fetch_tuples(connection: Connection, statement: Executable) -> list[tuple]:
@@ -141,14 +161,19 @@ def _sqlite_writer_turn(engine: Engine) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+class StaleSnapshot(Exception):
+    """What a transaction read outside its write lock was changed by another writer meanwhile."""
+
+
 def retry_on_conflict(work, *args, **kwargs):
-    """Run `work` (one whole transaction), again when it lost a race to another writer: SQLite
-    still locked after its busy timeout, or a PostgreSQL conflict (CONFLICT_STATES)."""
+    """Run `work` (one whole transaction), again when it lost a race to another writer: a
+    snapshot gone stale, SQLite still locked after its busy timeout, a unique key another writer
+    took first, or a PostgreSQL conflict (CONFLICT_STATES)."""
     for attempt in range(1, CONFLICT_RETRIES + 1):
         try:
             return work(*args, **kwargs)
-        except DBAPIError as error:
-            conflict = _conflict(error)
+        except (DBAPIError, StaleSnapshot) as error:
+            conflict = "stale snapshot" if isinstance(error, StaleSnapshot) else _conflict(error)
             if conflict is None or attempt == CONFLICT_RETRIES:
                 raise
             log.info("write conflict (%s), running the transaction again (attempt %d)", conflict, attempt)
@@ -160,6 +185,8 @@ def _conflict(error: DBAPIError) -> str | None:
         return CONFLICT_STATES.get(state)
     if isinstance(error, OperationalError) and "database is locked" in str(error.orig).lower():
         return "SQLite database locked"
+    if isinstance(error, IntegrityError) and "UNIQUE constraint failed" in str(error.orig):
+        return "SQLite unique key taken"
     return None
 
 

@@ -7,9 +7,6 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import timezone as number_timezones
 
-ALIAS_KINDS = ("wa_id", "user_id", "parent_user_id", "username")
-"""In order of preference when two aliases were first seen at the same instant."""
-
 
 @lru_cache(maxsize=65536)
 def locate(wa_id: str | None, user_id: str | None) -> tuple[str | None, str | None]:

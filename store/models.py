@@ -83,6 +83,9 @@ class Customer(SQLModel, table=True):
     # from the inbox): their reminders wait until every body up to it is committed
     written_through: Optional[int] = Field(default=None, sa_type=BigInteger)
     search_name: Optional[str] = Field(default=None, max_length=255)  # the name as the desk's search compares it
+    # raised by every write of what a fold reads (state, tier, aliases, events, outbound messages,
+    # tier history): a batch that folded them from an older revision plans them again
+    revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class CustomerAlias(SQLModel, table=True):

@@ -42,7 +42,7 @@ def sweep(connection: Connection, rules: TierRules, now: int) -> SweepResult:
             update(customers)
             .where(customers.c.id == bindparam("customer_id"))
             .values(tier=bindparam("tier"), tier_since=bindparam("tier_since"),
-                    next_tier_at=bindparam("next_tier_at")),
+                    next_tier_at=bindparam("next_tier_at"), revision=customers.c.revision + 1),
             updates,
         )
     if history:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import ssl
 import threading
+import time
 from collections import deque
 
 import hiredis
@@ -278,6 +279,26 @@ def position(entry_id: bytes | str) -> int:
     """An inbox entry id ("ms-seq") as one number that sorts the same way."""
     ms, _, seq = (entry_id.decode() if isinstance(entry_id, bytes) else entry_id).partition("-")
     return int(ms) * 1_000_000 + min(int(seq or 0), 999_999)
+
+
+TURN_WAIT_S = 5.0
+"""How long a batch waits for the batches before it to commit: past that (a worker stopped mid-
+batch), it commits anyway; only refolds, not results, depend on the order."""
+
+
+def wait_for_turn(redis: Redis, first_entry_id: bytes | str, timeout_s: float = TURN_WAIT_S) -> bool:
+    """Wait until every entry before `first_entry_id` is committed, so that worker processes
+    commit batches in inbox order: a batch committed before an earlier one would make the
+    earlier one's events late for the customers they share, and late events cost a refold.
+    Returns whether the turn came before the timeout."""
+    mine, pause = position(first_entry_id), 0.0005
+    deadline = time.monotonic() + timeout_s
+    while (oldest := unsettled_from(redis)) is not None and oldest < mine:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.004)
+    return True
 
 
 def unsettled_from(redis: Redis) -> int | None:

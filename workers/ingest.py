@@ -19,9 +19,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cloudapi.body import decode
-from cloudapi.parse import Item, parse_body
-from store.batch import BatchResult, Delivery, write_batch, writes_alone
-from store.db import engine_for, retry_on_conflict, write_transaction
+from cloudapi.parse import parse_body
+from scoring.events import Item
+from store.batch import BatchResult, Delivery, commit, prepare
+from store.db import engine_for, read_snapshot, retry_on_conflict, write_transaction
 from store.identity import locate
 from workers import inbox
 from workers.reminders import plan_settled_reminders, plan_within, request_delivery
@@ -100,14 +101,15 @@ def _next_entries(redis: Redis, consumer: str) -> list[tuple[bytes, dict]]:
     return response[0][1] if response else []
 
 
-def commit_isolating_poison(entries: list[tuple[bytes, dict]], from_inbox: bool = True) -> DrainTotals:
+def commit_isolating_poison(entries: list[tuple[bytes, dict]], from_inbox: bool = True, in_turn: bool = True) -> DrainTotals:
     """Commit a batch; if it fails for a reason other than an unavailable database or Redis, find
     the bodies that fail alone and keep them as dead letters, so one body can never block the
     inbox. Transient failures propagate: the entries stay pending and are retried. Entries not
-    `from_inbox` (a replay in this process) leave their customers settled at once."""
+    `from_inbox` (a replay in this process) leave their customers settled at once; a whole batch
+    from the inbox commits `in_turn` (its bodies one by one do not wait: the first is in turn)."""
     position = max(inbox.position(entry_id) for entry_id, _ in entries) if from_inbox else None
     try:
-        return DrainTotals.of(process_entries(entries, position))
+        return DrainTotals.of(process_entries(entries, position, in_turn=from_inbox and in_turn))
     except TRANSIENT_ERRORS:
         raise
     except Exception as error:
@@ -115,29 +117,38 @@ def commit_isolating_poison(entries: list[tuple[bytes, dict]], from_inbox: bool 
             log.warning("a batch of %d bodies failed (%s): committing them one by one", len(entries), describe_error(error))
             totals = DrainTotals()
             for entry in entries:
-                totals.add(commit_isolating_poison([entry], from_inbox))
+                totals.add(commit_isolating_poison([entry], from_inbox, in_turn=False))
             return totals
         (entry_id, fields), reason = entries[0], describe_error(error)
         log.error("inbox entry %s could not be processed (%s): kept as a dead letter", _text(entry_id), reason)
         return DrainTotals.of(commit_deliveries([_delivery(entry_id, fields, parse=False, error=reason)], position))
 
 
-def process_entries(entries: list[tuple[bytes, dict]], position: int | None) -> BatchResult:
-    """Parse entries (outside any lock) and commit their effects in one transaction."""
-    return commit_deliveries([_delivery(entry_id, fields) for entry_id, fields in entries], position)
+def process_entries(entries: list[tuple[bytes, dict]], position: int | None, in_turn: bool = False) -> BatchResult:
+    """Parse entries (outside any lock) and commit their effects in one transaction; `in_turn`:
+    after the batches holding earlier inbox entries (`inbox.wait_for_turn`)."""
+    first = min(entries, key=lambda entry: inbox.position(entry[0]))[0]
+    turn = (lambda: inbox.wait_for_turn(redis_connection(), first)) if in_turn else None
+    return commit_deliveries([_delivery(entry_id, fields) for entry_id, fields in entries], position, turn)
 
 
-def commit_deliveries(deliveries: list[Delivery], position: int | None) -> BatchResult:
-    """Commit deliveries in one write transaction, run again when it loses a race; `position`:
-    how far in the inbox they reach (None: not from the inbox)."""
-    engine, alone = engine_for(settings().database_url), writes_alone(deliveries)
+def commit_deliveries(deliveries: list[Delivery], position: int | None, turn=None) -> BatchResult:
+    """Read and plan deliveries outside the write lock, then write them in one short write
+    transaction; all of it again when another writer changed what they read. `position`: how far
+    in the inbox they reach (None: not from the inbox); `turn`: waited for before writing."""
+    config = settings()
+    engine, rules, now = engine_for(config.database_url), config.tier_rules, config.now_ts()
 
-    def commit() -> tuple[BatchResult, bool]:
-        with write_transaction(engine, exclusive=alone) as connection:
-            result = write_batch(connection, deliveries, settings().tier_rules, settings().now_ts(), position, alone)
+    def attempt() -> tuple[BatchResult, bool]:
+        with read_snapshot(engine) as connection:
+            prepared = prepare(connection, deliveries, rules, now)
+        if turn is not None:
+            turn()
+        with write_transaction(engine) as connection:
+            result = commit(connection, prepared, rules, now, position)
             return result, plan_within(connection, result.customers)
 
-    result, reminders_due = retry_on_conflict(commit)
+    result, reminders_due = retry_on_conflict(attempt)
     if reminders_due:
         request_delivery(redis_connection())
     return result

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, bindparam, delete, func, select, text, update
 
 from scoring.tiers import Cause, TierRules
-from store.batch import BatchResult, raw_bodies, write_items
+from store.batch import commit, prepare_items, raw_bodies
 from store.db import engine_for, in_chunks, write_transaction
 from store.history import tier_changes
 from store.models import (
@@ -104,14 +104,11 @@ def _replay_under_savepoint(connection: Connection, rows, rules: TierRules, now:
             for row in rows
             for item in parse_items(row.body, row.received_at // 1000, f"archived body {row.id}")
         ]
-        _count(write_items(connection, archived, rules, now, BatchResult(bodies=len(rows)), alone=True), result)
+        batch = commit(connection, prepare_items(connection, archived, rules, now), rules, now)
+        result.bodies += len(rows)
+        result.events += batch.events
+        result.tier_changes += batch.tier_changes
         _mark(connection, [row.id for row in rows], None)
-
-
-def _count(batch: BatchResult, result: RebuildResult) -> None:
-    result.bodies += batch.bodies
-    result.events += batch.events
-    result.tier_changes += batch.tier_changes
 
 
 def _mark(connection: Connection, ids: list[int], error: str | None) -> None:

@@ -53,7 +53,7 @@ def reference_state(bodies, redis, drain, monkeypatch, tmp_path) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("moment", ["before_commit", "before_ack"])
+@pytest.mark.parametrize("moment", ["between_fold_and_write", "before_commit", "before_ack"])
 def test_a_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(
     moment, redis, engine, drain, monkeypatch, tmp_path
 ):

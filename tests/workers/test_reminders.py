@@ -15,7 +15,7 @@ import pytest
 import responses
 from rq import cron as rq_cron
 from aiosmtpd.controller import Controller
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from scoring.events import iso
 from store.db import write_transaction

@@ -1,0 +1,74 @@
+"""Batches read and planned side by side, written one after the other: what the second writer does
+with what the first changed since it read."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from scoring.tiers import TierRules
+from store.batch import Delivery, commit, prepare
+from store.db import read_snapshot, write_transaction
+from store.models import Customer
+from tests.conftest import FIXTURES
+from workers import inbox
+from workers.ingest import _delivery
+
+RULES = TierRules()
+T0 = 1_794_328_383
+TEMPLATE = json.loads((FIXTURES / "cloudapi" / "messages__text.json").read_bytes())
+
+
+def body(entry_id: str, *messages: tuple[str, str, int]) -> Delivery:
+    """An inbox delivery of text messages (sender's number, message id, instant)."""
+    value = json.loads(json.dumps(TEMPLATE))
+    change = value["entry"][0]["changes"][0]["value"]
+    change["contacts"] = [{"profile": {"name": f"Buyer {wa_id[-2:]}"}, "wa_id": wa_id} for wa_id, _, _ in messages]
+    change["messages"] = [{"from": wa_id, "id": message_id, "timestamp": str(at), "type": "text",
+                           "text": {"body": "How much is it?"}} for wa_id, message_id, at in messages]
+    return _delivery(entry_id, {b"b": json.dumps(value).encode(), b"v": inbox.VALID})
+
+
+def read_then_write(engine, *batches: list[Delivery]):
+    """Prepare every batch first (none sees the others), then commit them in order."""
+    prepared = []
+    for deliveries in batches:
+        with read_snapshot(engine) as connection:
+            prepared.append(prepare(connection, deliveries, RULES, None))
+    results = []
+    for batch in prepared:
+        with write_transaction(engine) as connection:
+            results.append(commit(connection, batch, RULES, None))
+    return prepared, results
+
+
+def inbound_by_number(engine) -> dict[str, tuple[int, int]]:
+    """Each customer's inbound messages and revision, by key."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(Customer.key, Customer.interactions, Customer.revision)).all()
+    return {row.key: (row.interactions, row.revision) for row in rows}
+
+
+def test_a_batch_meeting_a_new_person_another_batch_created_meanwhile_joins_them_and_keeps_its_other_plans(engine):
+    first = [body("1794328383000-0", ("34600000001", "wamid.a1", T0))]
+    second = [body("1794328383001-0", ("34600000001", "wamid.b1", T0 + 10), ("34600000002", "wamid.b2", T0 + 20))]
+    with read_snapshot(engine) as connection:
+        prepared_first = prepare(connection, first, RULES, None)
+        prepared_second = prepare(connection, second, RULES, None)
+    planned_for_the_other = prepared_second.plans[-2]  # 34600000002, the second person it met
+    with write_transaction(engine) as connection:
+        commit(connection, prepared_first, RULES, None)
+    with write_transaction(engine) as connection:
+        result = commit(connection, prepared_second, RULES, None)
+    assert inbound_by_number(engine) == {"34600000001": (2, 2), "34600000002": (1, 1)}
+    assert result.events == 2 and len(result.customers) == 2
+    assert prepared_second.plans[-1] is planned_for_the_other  # still new, planned once
+
+
+def test_a_customer_another_batch_wrote_meanwhile_is_planned_again_from_what_it_wrote(engine):
+    read_then_write(engine, [body("1794328383000-0", ("34600000001", "wamid.a0", T0))])
+    later = [body("1794328383001-0", ("34600000001", "wamid.a1", T0 + 10))]
+    latest = [body("1794328383002-0", ("34600000001", "wamid.a2", T0 + 20))]
+    read_then_write(engine, later, latest)  # both read revision 1; the second plans again from 2
+    assert inbound_by_number(engine) == {"34600000001": (3, 3)}
