@@ -3,9 +3,11 @@ tier changes, on SQLite and PostgreSQL, with 1 and 2 worker processes (`wapulse 
 against the naive design measured in the same run: one default (forking) RQ job per body doing
 the same parse and write.
 
-    python -m bench.workers [--bodies 6000] [--customers 20000] [--naive-bodies 600] [--processes 1,2]
+    python -m bench.workers [--bodies 6000] [--customers 20000] [--spread 50] [--naive-bodies 600] [--processes 1,2]
 
 The default corpus is a skewed day of a 20,000-customer business: a few customers write a lot.
+`--customers 100000 --spread 20000` gives the flat corpus of bench/end_to_end.py instead, where
+each customer is touched about once a batch.
 
 The rate is taken between the first and the last committed batch (read from the `wapulse:stats`
 counter every 10 ms), so process start-up does not count for either design.
@@ -114,11 +116,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bodies", type=int, default=6_000)
     parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--spread", type=int, default=50, help="bench.bodies.make_corpus: larger is flatter")
     parser.add_argument("--naive-bodies", type=int, default=600)
     parser.add_argument("--processes", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2],
                         help="worker process counts to measure, e.g. 1,2,4")
     args = parser.parse_args()
-    corpus = make_corpus(args.bodies, customers=args.customers)
+    corpus = make_corpus(args.bodies, customers=args.customers, spread=args.spread)
     naive_corpus = make_corpus(args.naive_bodies, seed=7)
     print(f"machine: {machine()}")
     print(f"corpus: {args.bodies} bodies, {corpus.updates} updates about {args.customers:,} customers (seeded); "

@@ -4,12 +4,16 @@ short transaction, exactly once in effect.
 `prepare` reads what the batch needs (which bodies and events are new, who owns the aliases and
 messages it names, a snapshot of each customer it touches with their revision) and has
 `scoring.planner` decide whom each event belongs to and what each customer becomes; no lock is
-held meanwhile, so worker processes fold side by side. `commit` then writes the plan in a write
-transaction (`store.db.write_transaction`): it locks the customers it read in id order and
-checks their revisions; those another writer changed since are read and planned again under the
-lock, and anything else that moved (a customer merged away, an alias or event another batch
-stored first) raises `StaleSnapshot` or a unique violation, and `retry_on_conflict` runs the
-batch again. Bodies are archived under their delivery id and events under their natural key, both
+held meanwhile, so worker processes fold side by side. `commit` then writes the plan
+in a write transaction (`store.db.write_transaction`): customers another writer changed since
+(their revision moved) are read and planned again, and new people another batch met first are
+given to the customers it made; each customer is then written only at the revision it was
+planned from. Anything else that moved (a customer merged away, a write landing between the check
+and the write, an alias, event or body another batch stored first) raises `StaleSnapshot` or a
+unique violation, and `retry_on_conflict` runs the batch again. No row is locked before it is
+written, so batches about a thousand customers each do not write every row twice.
+
+Bodies are archived under their delivery id and events under their natural key, both
 only if new, so a batch that is run again (worker killed after commit, Meta redelivering)
 changes nothing.
 """
@@ -31,13 +35,12 @@ from scoring.planner import (
 )
 from scoring.signals import normalise
 from scoring.tiers import Checkpoint, Tier, TierFacts, TierRules, TierTrack, outbound_as_of
-from store.db import StaleSnapshot, execute_many, in_chunks, json_text
+from store.db import StaleSnapshot, execute_many, in_chunks, insert_many, json_text
 from store.history import rows_of, tier_changes, tier_columns
 from store.identity import locate
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody, Reminder
 
 raw_bodies, events, customers = RawBody.__table__, EventRow.__table__, Customer.__table__
-EVENT_COLUMNS = ["key", "customer_id", "raw_body_id", "phone_number_id", "kind", "type", "at", "message_id", "data"]
 aliases, outbound_messages, reminders = CustomerAlias.__table__, OutboundMessageRow.__table__, Reminder.__table__
 
 
@@ -131,7 +134,7 @@ def commit(connection: Connection, prepared: PreparedBatch, rules: TierRules, no
     body_ids = _archive(connection, prepared.bodies)
     _replan_changed(connection, prepared, rules, now)
     resolution = prepared.resolution
-    created = _apply_identities(connection, resolution)
+    created = _apply_identities(connection, resolution, prepared.revisions)
 
     def final(customer_id: int | None) -> int | None:
         return created.get(customer_id, customer_id)
@@ -142,11 +145,14 @@ def commit(connection: Connection, prepared: PreparedBatch, rules: TierRules, no
     for (ref, item), customer_id in zip(prepared.fresh, resolution.customer_of):
         event = item.event
         result.types[(event.kind.value, event.type)] += 1
-        rows.append((event.key, final(customer_id), body_ids[ref] if isinstance(ref, str) else ref,
-                     event.phone_number_id, event.kind.value, event.type[:64], event.at,
-                     event.message_id if event.message_id and event.kind in OUTBOUND_KINDS else None,
-                     json_text(event.to_record())))
-    execute_many(connection, events, "INSERT INTO {table} ({columns}) VALUES ({values})", EVENT_COLUMNS, rows)
+        rows.append({
+            "key": event.key, "customer_id": final(customer_id),
+            "raw_body_id": body_ids[ref] if isinstance(ref, str) else ref,
+            "phone_number_id": event.phone_number_id, "kind": event.kind.value, "type": event.type[:64], "at": event.at,
+            "message_id": event.message_id if event.message_id and event.kind in OUTBOUND_KINDS else None,
+            "data": json_text(event.to_record()),
+        })
+    insert_many(connection, events, rows)
     result.events = len(rows)
     result.customers = {final(customer_id) for customer_id in prepared.touched}
     result.tier_changes = _write_customers(connection, prepared, final, position)
@@ -400,13 +406,12 @@ def _someone_new_is_known(connection: Connection, new_aliases: set[Alias]) -> bo
 
 
 def _replan_changed(connection: Connection, prepared: PreparedBatch, rules: TierRules, now: int | None) -> None:
-    """Lock the customers the batch read (PostgreSQL: in id order) and plan again, from their
-    rows as they are now, those another writer changed since; a customer merged away, or one
-    whose merge the batch planned, changes the batch too much: it is run again."""
+    """Plan again, from their rows as they are now, the customers another writer changed since
+    the batch read them; a customer merged away, or one whose merge the batch planned, changes the
+    batch too much: it is run again. (A writer that commits after this check makes the write
+    itself miss, since each customer is written only at the revision it was planned from.)"""
     current = {}
-    query = select(customers.c.id, customers.c.revision).order_by(customers.c.id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update(key_share=True)
+    query = select(customers.c.id, customers.c.revision)
     for chunk in in_chunks(sorted(prepared.revisions)):
         current.update(connection.execute(query.where(customers.c.id.in_(chunk))).all())
     changed = {customer_id for customer_id, revision in prepared.revisions.items() if current.get(customer_id) != revision}
@@ -420,13 +425,16 @@ def _replan_changed(connection: Connection, prepared: PreparedBatch, rules: Tier
     _plan(connection, prepared, changed, rows, rules, now)
 
 
-def _apply_identities(connection: Connection, resolution: Resolution) -> dict[int, int]:
+def _apply_identities(connection: Connection, resolution: Resolution, revisions: dict[int, int]) -> dict[int, int]:
     """Merge, create the batch's new customers and write its aliases; returns the stored id of
     each new customer."""
     for absorbed, into in sorted(resolution.merged_into.items()):
         for table in (aliases, events, outbound_messages, tier_changes, reminders):
             connection.execute(update(table).where(table.c.customer_id == absorbed).values(customer_id=into))
-        connection.execute(delete(customers).where(customers.c.id == absorbed))
+        gone = connection.execute(delete(customers).where(customers.c.id == absorbed,
+                                                          customers.c.revision == revisions[absorbed]))
+        if not gone.rowcount:
+            raise StaleSnapshot("another batch wrote a customer being merged away")
     created = {}
     if resolution.new_customers:
         new = sorted(resolution.new_customers.items(), reverse=True)  # -1, -2...: in the order they were met
@@ -436,7 +444,7 @@ def _apply_identities(connection: Connection, resolution: Resolution) -> dict[in
         )
         created = {provisional: row.id for (provisional, _), row in zip(new, inserted)}
     if resolution.new_aliases:  # in one order for every batch: two that race wait in line, not in a circle
-        connection.execute(insert(aliases), [
+        insert_many(connection, aliases, [
             {"kind": kind, "value": value, "customer_id": created.get(owner, owner),
              "first_at": resolution.alias_first_at[(kind, value)]}
             for kind, value in sorted(resolution.new_aliases)
@@ -458,9 +466,9 @@ def _write_customers(connection: Connection, prepared: PreparedBatch, final, pos
     updates, checkpoints, history, outbound, owner, replaced = [], [], [], {}, {}, defaultdict(list)
     for provisional, plan in sorted(prepared.plans.items()):
         customer_id = final(provisional)
-        revision = prepared.revisions.get(provisional, 0) + 1
-        updates.append({"customer_id": customer_id, **prepared.columns[provisional], "revision": revision,
-                        "written_through": position})
+        revision = prepared.revisions.get(provisional, 0)
+        updates.append({"customer_id": customer_id, **prepared.columns[provisional], "revision": revision + 1,
+                        "written_through": position, "planned_from": revision})
         if plan.checkpoint_changed:
             checkpoints.append((json_text(plan.checkpoint.to_json()) if plan.checkpoint else None, customer_id))
         if plan.history_after is not None:
@@ -471,13 +479,15 @@ def _write_customers(connection: Connection, prepared: PreparedBatch, final, pos
     for after, customer_ids in replaced.items():
         for chunk in in_chunks(sorted(customer_ids)):
             connection.execute(delete(tier_changes).where(tier_changes.c.customer_id.in_(chunk), tier_changes.c.at > after))
-    if updates:
-        names = [name for name in updates[0] if name != "customer_id"]
-        execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key}", names,
-                     [tuple(row[name] for name in names) + (row["customer_id"],) for row in updates])
+    if updates:  # each only if still at the revision it was planned from
+        names = [name for name in updates[0] if name not in ("customer_id", "planned_from")]
+        written = execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key} AND revision = {key}",
+                               names, [(*(row[name] for name in names), row["customer_id"], row["planned_from"])
+                                       for row in updates])
+        if written < len(updates):
+            raise StaleSnapshot("another batch wrote a customer between the check and the write")
     execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key}", ["checkpoint"], checkpoints)
-    if history:
-        connection.execute(insert(tier_changes), history)
+    insert_many(connection, tier_changes, history)
     _save_outbound(connection, outbound, owner)
     return len(history)
 
@@ -488,17 +498,11 @@ def _save_outbound(connection: Connection, outbound: dict[str, OutboundMessage],
         return
     for chunk in in_chunks(sorted(outbound)):
         connection.execute(delete(outbound_messages).where(outbound_messages.c.message_id.in_(chunk)))
-    connection.execute(
-        insert(outbound_messages),
-        [
-            {
-                "message_id": m.message_id, "customer_id": owner[m.message_id], "at": m.at, "rank": m.rank,
-                "failed": m.failed, "error_code": m.error_code, "campaign": m.campaign,
-                "phone_number_id": m.phone_number_id,
-            }
-            for m in outbound.values()
-        ],
-    )
+    insert_many(connection, outbound_messages, [
+        {"message_id": m.message_id, "customer_id": owner[m.message_id], "at": m.at, "rank": m.rank, "failed": m.failed,
+         "error_code": m.error_code, "campaign": m.campaign, "phone_number_id": m.phone_number_id}
+        for m in outbound.values()
+    ])
 
 
 def _columns(row, state: CustomerState, known_aliases: dict[Alias, int]) -> dict:

@@ -86,14 +86,14 @@ def in_chunks(values: list) -> Iterator[list]:
         yield values[start : start + IN_CHUNK]
 
 
-def execute_many(connection: Connection, table, statement: str, columns: list[str], rows: list[tuple]) -> None:
+def execute_many(connection: Connection, table, statement: str, columns: list[str], rows: list[tuple]) -> int:
     """Run `statement` once per row at the driver, with no per-value processing by SQLAlchemy
     (the hot path's writes: thousands of rows a batch). In `statement`, `{table}` is the table,
     `{columns}` the quoted column names, `{values}` their placeholders, `{sets}` `column =
     placeholder` pairs and `{key}` a placeholder for a last value; JSON values must come as text
-    (`json_text`), cast to JSON on PostgreSQL with `json_columns`."""
+    (`json_text`), cast to JSON on PostgreSQL. Returns the number of rows the statements changed."""
     if not rows:
-        return
+        return 0
     quote, postgres = connection.dialect.identifier_preparer.quote, connection.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
     json_columns = {column.name for column in table.c if column.type.__class__.__name__ == "JSON"}
@@ -102,7 +102,15 @@ def execute_many(connection: Connection, table, statement: str, columns: list[st
         table=quote(table.name), columns=", ".join(quote(name) for name in columns), values=", ".join(values),
         sets=", ".join(f"{quote(name)} = {value}" for name, value in zip(columns, values)), key=mark,
     )
-    connection.exec_driver_sql(sql, rows)
+    return connection.exec_driver_sql(sql, rows).rowcount
+
+
+def insert_many(connection: Connection, table, rows: list[dict]) -> None:
+    """INSERT rows (all with the keys of the first) at the driver (`execute_many`)."""
+    if rows:
+        columns = list(rows[0])
+        execute_many(connection, table, "INSERT INTO {table} ({columns}) VALUES ({values})", columns,
+                     [tuple(row[name] for name in columns) for row in rows])
 
 
 def fetch_tuples(connection: Connection, statement: Executable) -> list[tuple]:
@@ -188,6 +196,30 @@ def _conflict(error: DBAPIError) -> str | None:
     if isinstance(error, IntegrityError) and "UNIQUE constraint failed" in str(error.orig):
         return "SQLite unique key taken"
     return None
+
+
+ANALYZE_SCALE, ANALYZE_THRESHOLD = 0.1, 50  # autovacuum's defaults for when a table is analyzed again
+
+
+def analyze_changed_tables(engine: Engine, only_without_autovacuum: bool = True) -> list[str]:
+    """ANALYZE the tables of the store that changed by a tenth (and 50 rows) since their last
+    analysis, on PostgreSQL when autovacuum is off (or always, without `only_without_autovacuum`);
+    returns their names."""
+    if engine.dialect.name != "postgresql":
+        return []
+    with engine.connect() as connection:
+        if only_without_autovacuum and connection.execute(text("SHOW autovacuum")).scalar_one() == "on":
+            return []
+        stale = connection.execute(text(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+            "AND n_mod_since_analyze > :threshold + :scale * GREATEST(n_live_tup, 0) ORDER BY relname"
+        ), {"threshold": ANALYZE_THRESHOLD, "scale": ANALYZE_SCALE}).scalars().all()
+        connection.commit()
+        quote = connection.dialect.identifier_preparer.quote
+        for table in stale:
+            connection.execute(text(f"ANALYZE {quote(table)}"))
+            connection.commit()
+    return list(stale)
 
 
 def alembic_config(url: str) -> Config:

@@ -23,7 +23,6 @@ from cloudapi.parse import parse_body
 from scoring.events import Item
 from store.batch import BatchResult, Delivery, commit, prepare
 from store.db import engine_for, read_snapshot, retry_on_conflict, write_transaction
-from store.identity import locate
 from workers import inbox
 from workers.reminders import plan_settled_reminders, plan_within, request_delivery
 from workers.runtime import redis_connection, settings
@@ -188,9 +187,6 @@ def parse_items(body: bytes, received_at: int, label: str) -> tuple[Item, ...]:
     if parsed.problems:
         log.warning("%s: skipped %d malformed items: %s", label, len(parsed.problems), "; ".join(parsed.problems[:5]))
     matcher = settings().signal_matcher
-    for item in parsed.items:
-        if item.identity is not None:  # warms the cache here, so that the write transaction finds the place
-            locate(item.identity.wa_id, item.identity.user_id)
     return tuple(
         item if not item.text else Item(item.identity, item.event.with_signals(matcher.match(item.text)))
         for item in parsed.items

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select, update
 
+import store.batch
 from scoring.tiers import TierRules
 from store.batch import Delivery, commit, prepare
-from store.db import read_snapshot, write_transaction
-from store.models import Customer
+from store.db import StaleSnapshot, read_snapshot, write_transaction
+from store.models import Customer, EventRow
 from tests.conftest import FIXTURES
 from workers import inbox
 from workers.ingest import _delivery
@@ -72,3 +74,17 @@ def test_a_customer_another_batch_wrote_meanwhile_is_planned_again_from_what_it_
     latest = [body("1794328383002-0", ("34600000001", "wamid.a2", T0 + 20))]
     read_then_write(engine, later, latest)  # both read revision 1; the second plans again from 2
     assert inbound_by_number(engine) == {"34600000001": (3, 3)}
+
+
+def test_a_write_landing_between_the_check_and_the_write_fails_the_batch_and_changes_nothing(engine, monkeypatch):
+    read_then_write(engine, [body("1794328383000-0", ("34600000001", "wamid.a0", T0))])
+    with read_snapshot(engine) as connection:
+        prepared = prepare(connection, [body("1794328383001-0", ("34600000001", "wamid.a1", T0 + 10))], RULES, None)
+    with write_transaction(engine) as connection:  # another batch, after this one's check
+        connection.execute(update(Customer).values(revision=Customer.revision + 1))
+    monkeypatch.setattr(store.batch, "_replan_changed", lambda *args: None)  # the check saw nothing
+    with pytest.raises(StaleSnapshot), write_transaction(engine) as connection:
+        commit(connection, prepared, RULES, None)
+    assert inbound_by_number(engine) == {"34600000001": (1, 2)}
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(EventRow)).scalar_one() == 1
