@@ -21,6 +21,7 @@ changes nothing.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
@@ -41,6 +42,13 @@ from store.identity import locate
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, RawBody, Reminder
 
 raw_bodies, events, customers = RawBody.__table__, EventRow.__table__, Customer.__table__
+
+
+def first_revision() -> int:
+    """A new customer's first revision, drawn at random: a batch that read a customer whose id
+    SQLite later gave to a new one (after a merge deleted the highest id) sees the revision move
+    (all but surely), so it never writes the old person's plan onto the new person's row."""
+    return secrets.randbelow(2**31 - 2) + 1
 aliases, outbound_messages, reminders = CustomerAlias.__table__, OutboundMessageRow.__table__, Reminder.__table__
 
 
@@ -129,7 +137,7 @@ def commit(connection: Connection, prepared: PreparedBatch, rules: TierRules, no
            position: int | None = None) -> BatchResult:
     """Write a prepared batch in the caller's write transaction; `position`: how far in the inbox
     the batch reaches, kept on the customers it writes (workers.inbox.position)."""
-    if _someone_new_is_known(connection, prepared.resolution.new_aliases):
+    if (_revisions_moved(connection, prepared.revisions) or _someone_new_is_known(connection, prepared)):
         _resolve_again(connection, prepared, rules, now)
     body_ids = _archive(connection, prepared.bodies)
     _replan_changed(connection, prepared, rules, now)
@@ -174,9 +182,11 @@ def _resolve(connection: Connection, prepared: PreparedBatch) -> None:
 
 
 def _resolve_again(connection: Connection, prepared: PreparedBatch, rules: TierRules, now: int | None) -> None:
-    """Another batch met some of the batch's new people first (under the write lock, after it
-    committed): whom the events belong to is decided again, and only the customers whose events
-    or merges that changes are planned again, rather than running the whole batch again."""
+    """Another batch wrote meanwhile (met some of the batch's new people first, or wrote, merged
+    away or replaced a customer it read): under the write lock, whom the events belong to is
+    decided again from the owners stored now, and only the customers whose events or merges that
+    changes are planned again, rather than running the whole batch again (`_replan_changed` then
+    plans again those whose rows moved)."""
     before, merged_before = _event_keys(prepared.new_events), prepared.resolution.merged
     plans, columns = prepared.plans, prepared.columns
     new_by_events = {keys: customer_id for customer_id, keys in before.items()
@@ -193,6 +203,8 @@ def _resolve_again(connection: Connection, prepared: PreparedBatch, rules: TierR
         else:
             again.add(customer_id)
     rows = _read_customers(connection, {c for c in again if c > 0} | set(prepared.resolution.merged_into))
+    kept = prepared.read - rows.keys()  # each planned from the revision it was read at
+    prepared.revisions = {c: r for c, r in prepared.revisions.items() if c in kept}
     prepared.revisions.update((customer_id, row.revision) for customer_id, row in rows.items())
     _plan(connection, prepared, again, rows, rules, now)
 
@@ -393,16 +405,28 @@ def _archive(connection: Connection, bodies: list[Delivery]) -> dict[str, int]:
     return {row.delivery_id: row.id for row in inserted}
 
 
-def _someone_new_is_known(connection: Connection, new_aliases: set[Alias]) -> bool:
-    """Whether any alias the batch would create is stored now."""
+def _revisions_moved(connection: Connection, revisions: dict[int, int]) -> bool:
+    """Whether any customer the batch read was written since (or deleted, or its id given to a new
+    customer: SQLite hands a deleted highest id out again, at a `first_revision`)."""
+    current = {}
+    for chunk in in_chunks(sorted(revisions)):
+        current.update(connection.execute(select(customers.c.id, customers.c.revision).where(customers.c.id.in_(chunk))).all())
+    return current != revisions
+
+
+def _someone_new_is_known(connection: Connection, prepared: PreparedBatch) -> bool:
+    """Whether any alias the batch would create is stored now, or any message of ours its items
+    name and no customer owned when they were read."""
     by_kind: dict[str, list[str]] = defaultdict(list)
-    for kind, value in new_aliases:
+    for kind, value in prepared.resolution.new_aliases:
         by_kind[kind].append(value)
-    return any(
-        connection.execute(select(aliases.c.value).where(aliases.c.kind == kind, aliases.c.value.in_(chunk)).limit(1)).first()
-        for kind, values in by_kind.items()
-        for chunk in in_chunks(sorted(values))
-    )
+    unowned = sorted({item.event.message_id for (_, item), owner in zip(prepared.fresh, prepared.resolution.customer_of)
+                      if owner is None and item.event.message_id and item.event.kind in OUTBOUND_KINDS})
+    queries = [select(aliases.c.value).where(aliases.c.kind == kind, aliases.c.value.in_(chunk))
+               for kind, values in by_kind.items() for chunk in in_chunks(sorted(values))]
+    queries += [select(outbound_messages.c.message_id).where(outbound_messages.c.message_id.in_(chunk))
+                for chunk in in_chunks(unowned)]
+    return any(connection.execute(query.limit(1)).first() for query in queries)
 
 
 def _replan_changed(connection: Connection, prepared: PreparedBatch, rules: TierRules, now: int | None) -> None:
@@ -426,8 +450,8 @@ def _replan_changed(connection: Connection, prepared: PreparedBatch, rules: Tier
 
 
 def _apply_identities(connection: Connection, resolution: Resolution, revisions: dict[int, int]) -> dict[int, int]:
-    """Merge, create the batch's new customers and write its aliases; returns the stored id of
-    each new customer."""
+    """Merge, create the batch's new customers (adding their first revisions to `revisions`, by
+    their ids below zero) and write its aliases; returns the stored id of each new customer."""
     for absorbed, into in sorted(resolution.merged_into.items()):
         for table in (aliases, events, outbound_messages, tier_changes, reminders):
             connection.execute(update(table).where(table.c.customer_id == absorbed).values(customer_id=into))
@@ -438,9 +462,11 @@ def _apply_identities(connection: Connection, resolution: Resolution, revisions:
     created = {}
     if resolution.new_customers:
         new = sorted(resolution.new_customers.items(), reverse=True)  # -1, -2...: in the order they were met
+        revisions.update((provisional, first_revision()) for provisional, _ in new)
         inserted = connection.execute(
             insert(customers).returning(customers.c.id, sort_by_parameter_order=True),
-            [{"key": f"new:{key}", "first_seen_at": at, "state": {}} for _, (key, at) in new],
+            [{"key": f"new:{key}", "first_seen_at": at, "state": {}, "revision": revisions[provisional]}
+             for provisional, (key, at) in new],
         )
         created = {provisional: row.id for (provisional, _), row in zip(new, inserted)}
     if resolution.new_aliases:  # in one order for every batch: two that race wait in line, not in a circle
@@ -466,7 +492,7 @@ def _write_customers(connection: Connection, prepared: PreparedBatch, final, pos
     updates, checkpoints, history, outbound, owner, replaced = [], [], [], {}, {}, defaultdict(list)
     for provisional, plan in sorted(prepared.plans.items()):
         customer_id = final(provisional)
-        revision = prepared.revisions.get(provisional, 0)
+        revision = prepared.revisions[provisional]
         updates.append({"customer_id": customer_id, **prepared.columns[provisional], "revision": revision + 1,
                         "written_through": position, "planned_from": revision})
         if plan.checkpoint_changed:
