@@ -286,15 +286,23 @@ TURN_WAIT_S = 5.0
 batch), it commits anyway; only refolds, not results, depend on the order."""
 
 
+_abandoned: set[int] = set()  # oldest entries this process already waited out: left by a stopped worker
+
+
 def wait_for_turn(redis: Redis, first_entry_id: bytes | str, timeout_s: float = TURN_WAIT_S) -> bool:
     """Wait until every entry before `first_entry_id` is committed, so that worker processes
     commit batches in inbox order: a batch committed before an earlier one would make the
     earlier one's events late for the customers they share, and late events cost a refold.
-    Returns whether the turn came before the timeout."""
+    Returns whether the turn came before the timeout. An oldest entry once waited out (its
+    worker stopped; it waits to be claimed) is not waited for again."""
     mine, pause = position(first_entry_id), 0.0005
     deadline = time.monotonic() + timeout_s
     while (oldest := unsettled_from(redis)) is not None and oldest < mine:
+        if oldest in _abandoned:
+            return False
         if time.monotonic() > deadline:
+            _abandoned.difference_update([gone for gone in _abandoned if gone < oldest])  # claimed since
+            _abandoned.add(oldest)
             return False
         time.sleep(pause)
         pause = min(pause * 2, 0.004)

@@ -82,3 +82,15 @@ def test_a_redis_that_does_not_answer_or_is_not_there_raises_in_time_so_the_call
         for url in (f"redis://127.0.0.1:{silent.port}/0", "redis://127.0.0.1:1/0"):
             (failure,) = run_hand_offs(inbox.AsyncHandOff(url, enqueue_with=redis, timeout_s=0.5), [(BODY, True)])
             assert isinstance(failure, RedisError)
+
+
+def test_a_batch_waits_for_earlier_entries_but_not_twice_for_one_a_stopped_worker_left(redis, monkeypatch):
+    inbox.ensure_group(redis)
+    first, later = inbox.hand_off(redis, b"{}"), inbox.hand_off(redis, b"{}")
+    assert inbox.wait_for_turn(redis, first, timeout_s=0)  # nothing before it
+    assert not inbox.wait_for_turn(redis, later, timeout_s=0.05)  # the first is not committed
+    naps = []
+    monkeypatch.setattr(inbox.time, "sleep", naps.append)
+    assert not inbox.wait_for_turn(redis, later) and naps == []  # waited out once: not again
+    redis.xdel(inbox.INBOX, first)  # committed
+    assert inbox.wait_for_turn(redis, later)
