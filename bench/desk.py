@@ -64,7 +64,7 @@ def prepare(url: str, customers: int, events: int) -> None:
     for key, customer_id, number, kind, type_, at, data in tables["event"]:
         by_customer[customer_id].append(Event.from_record(key, kind, type_, at, number, _json(data)))
     states = {row[0]: fold(by_customer[row[0]])[0] for row in tables["customer"]}
-    tables["customer"] = [row[:10] + (_json_text(states[row[0]].to_json()),) + row[11:] for row in tables["customer"]]
+    tables["customer"] = [row[:10] + (db.json_text(states[row[0]].to_json()),) + row[11:] for row in tables["customer"]]
     fill(url, tables)
     rng = random.Random(11)
     engine = db.make_engine(url)
@@ -86,12 +86,6 @@ def _json(data: str) -> dict:
     import msgspec
 
     return msgspec.json.decode(data)
-
-
-def _json_text(data: dict) -> str:
-    import msgspec
-
-    return msgspec.json.encode(data).decode()
 
 
 def page_times(base: str, paths: list[str]) -> list[float]:

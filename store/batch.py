@@ -103,12 +103,6 @@ class PreparedBatch:
         return {c for c in self.touched if c > 0} | set(self.resolution.merged_into)
 
 
-def write_batch(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None,
-                position: int | None = None) -> BatchResult:
-    """Prepare and commit a batch in one transaction the caller holds (`write_transaction`)."""
-    return commit(connection, prepare(connection, deliveries, rules, now), rules, now, position)
-
-
 def prepare(connection: Connection, deliveries: Sequence[Delivery], rules: TierRules, now: int | None) -> PreparedBatch:
     """Read and plan a batch of deliveries; writes nothing, so it needs no write lock."""
     already = {
@@ -137,10 +131,12 @@ def commit(connection: Connection, prepared: PreparedBatch, rules: TierRules, no
            position: int | None = None) -> BatchResult:
     """Write a prepared batch in the caller's write transaction; `position`: how far in the inbox
     the batch reaches, kept on the customers it writes (workers.inbox.position)."""
-    if (_revisions_moved(connection, prepared.revisions) or _someone_new_is_known(connection, prepared)):
+    current = _current_revisions(connection, prepared.revisions)
+    if current != prepared.revisions or _someone_new_is_known(connection, prepared):
         _resolve_again(connection, prepared, rules, now)
+        current = _current_revisions(connection, prepared.revisions)
     body_ids = _archive(connection, prepared.bodies)
-    _replan_changed(connection, prepared, rules, now)
+    _replan_changed(connection, prepared, current, rules, now)
     resolution = prepared.resolution
     created = _apply_identities(connection, resolution, prepared.revisions)
 
@@ -405,13 +401,14 @@ def _archive(connection: Connection, bodies: list[Delivery]) -> dict[str, int]:
     return {row.delivery_id: row.id for row in inserted}
 
 
-def _revisions_moved(connection: Connection, revisions: dict[int, int]) -> bool:
-    """Whether any customer the batch read was written since (or deleted, or its id given to a new
-    customer: SQLite hands a deleted highest id out again, at a `first_revision`)."""
+def _current_revisions(connection: Connection, customer_ids: Iterable[int]) -> dict[int, int]:
+    """The revision of each of these customers that still exists. One that differs from what the
+    batch read was written since, or deleted, or its id given to a new customer (SQLite hands a
+    deleted highest id out again, at a `first_revision`)."""
     current = {}
-    for chunk in in_chunks(sorted(revisions)):
+    for chunk in in_chunks(sorted(customer_ids)):
         current.update(connection.execute(select(customers.c.id, customers.c.revision).where(customers.c.id.in_(chunk))).all())
-    return current != revisions
+    return current
 
 
 def _someone_new_is_known(connection: Connection, prepared: PreparedBatch) -> bool:
@@ -429,15 +426,13 @@ def _someone_new_is_known(connection: Connection, prepared: PreparedBatch) -> bo
     return any(connection.execute(query.limit(1)).first() for query in queries)
 
 
-def _replan_changed(connection: Connection, prepared: PreparedBatch, rules: TierRules, now: int | None) -> None:
+def _replan_changed(connection: Connection, prepared: PreparedBatch, current: dict[int, int], rules: TierRules,
+                    now: int | None) -> None:
     """Plan again, from their rows as they are now, the customers another writer changed since
     the batch read them; a customer merged away, or one whose merge the batch planned, changes the
     batch too much: it is run again. (A writer that commits after this check makes the write
-    itself miss, since each customer is written only at the revision it was planned from.)"""
-    current = {}
-    query = select(customers.c.id, customers.c.revision)
-    for chunk in in_chunks(sorted(prepared.revisions)):
-        current.update(connection.execute(query.where(customers.c.id.in_(chunk))).all())
+    itself miss, since each customer is written only at the revision it was planned from.)
+    `current`: the revisions stored now (`_current_revisions`)."""
     changed = {customer_id for customer_id, revision in prepared.revisions.items() if current.get(customer_id) != revision}
     if not changed:
         return
