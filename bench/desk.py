@@ -32,8 +32,9 @@ from scoring.customer import fold
 from scoring.events import Event, iso
 from store import db
 from store.accounts import set_password
-from workers import runtime
+from workers.context import Context
 from workers.figures import refresh_figures
+from workers.settings import Settings
 
 FOLLOWUPS_PER_REP = 150
 RULES = ["unanswered", "window_closing", "heating", "reactivated", "cooling", "went_cold", "unreachable"]
@@ -160,23 +161,11 @@ def _config(folder: Path) -> Path:
 
 def _figures(env: dict[str, str]) -> None:
     """The figures job, in this process, on the bench's database."""
-    import os
-
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    runtime.settings.cache_clear()
-    try:
-        refresh_figures()
-        refresh_figures()  # a second run: the first ranks at most its batch of stale customers
-        while refresh_figures()["customers"]:
-            pass
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        runtime.settings.cache_clear()
+    context = Context(Settings.from_env(env).check())
+    refresh_figures(context)
+    refresh_figures(context)  # a second run: the first ranks at most its batch of stale customers
+    while refresh_figures(context)["customers"]:
+        pass
 
 
 def main() -> None:

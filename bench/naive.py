@@ -9,18 +9,19 @@ import time
 from store.batch import Delivery
 from workers import inbox
 from workers.ingest import commit_deliveries, parse_items
-from workers.runtime import redis_connection
+from workers.context import installed
 
 
 def process_body(number: int) -> None:
-    redis = redis_connection()
+    context = installed()
+    redis = context.redis
     redis.set("bench:naive:first", time.time(), nx=True)
     body = redis.get(f"bench:naive:{number}")
     received_at_ms = int(time.time() * 1000)
     delivery = Delivery(
         delivery_id=f"naive-{number}", received_at_ms=received_at_ms, sha256=hashlib.sha256(body).hexdigest(),
-        body=body, valid_json=True, items=parse_items(body, received_at_ms // 1000, f"naive body {number}"),
+        body=body, valid_json=True, items=parse_items(body, received_at_ms // 1000, f"naive body {number}", context.settings.signal_matcher),
     )
-    result = commit_deliveries([delivery], None)
+    result = commit_deliveries(context, [delivery], None)
     redis.hincrby(inbox.STATS, "events", result.events)
     redis.set("bench:naive:last", time.time())

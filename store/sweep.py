@@ -2,8 +2,9 @@
 `next_tier_at` has come. Its cost follows the number of customers crossing a threshold: an index
 range scan finds them, and the columns hold every fact a tier needs (no state to decode).
 Callers hold `store.db.write_transaction`; the due customers' rows are locked, and those another
-transaction holds are skipped (a batch folding them moves their tiers itself), so two sweeps at
-once share the work and a sweep never waits on a batch."""
+transaction is writing are skipped (a batch writing them moves their tiers itself), so two sweeps
+at once share the work and a sweep never waits on a batch. Each row it moves gets a new revision:
+a batch that read the customer before writes nothing over it and plans them again."""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ from sqlalchemy import text
 from cloudapi.signature import SIGNATURE_HEADER, sign
 from store import db
 from wapulse.services import ensure_redis
-from workers import inbox, runtime
+import workers.context
+from workers import inbox
 from workers.reminders import REMINDER_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,11 +127,14 @@ def env(monkeypatch, database_url, redis, no_config) -> dict:
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("WAPULSE_NOW", raising=False)
-    runtime.settings.cache_clear()
-    runtime.redis_connection.cache_clear()
-    yield values
-    runtime.settings.cache_clear()
-    runtime.redis_connection.cache_clear()
+    monkeypatch.setattr(workers.context, "_installed", None)  # the first job builds it from this environment
+    return values
+
+
+def reread_environment() -> None:
+    """The next job this process runs builds its context from the environment as it is then, as
+    a restarted worker would."""
+    workers.context._installed = None
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ from store import db, queries
 from wapulse import replay as replaying
 from wapulse.services import ensure_redis
 from scoring.tiers import Tier
-from workers import inbox, runtime
+from workers import inbox
+from workers.context import Context, install
 from workers.rebuild import rebuild as rebuild_all
 from workers.reminders import REMINDER_QUEUE, request_delivery
 from store.accounts import create_link, password_set_at, set_password
@@ -49,11 +50,10 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def _use_now(now: str | None) -> None:
-    """`--now`: the instant this process and the jobs it runs in-process take as now."""
-    if now:
-        os.environ["WAPULSE_NOW"] = parse_instant(now, "--now").isoformat()
-        runtime.settings.cache_clear()
+def _context(now: str | None = None) -> Context:
+    """What this command's work runs with: the environment's settings, checked, and time fixed
+    at `--now` when given."""
+    return Context.from_env().as_of(parse_instant(now, "--now") if now else None)
 
 
 def _clear_errors(command):
@@ -165,8 +165,7 @@ def worker(queue: str, burst: bool, processes: int):
     """Run RQ workers on one queue (in-process jobs: no fork per batch).
 
     Two ingest processes drain at once: one parses while the other holds the write transaction."""
-    settings = _settings().check()
-    redis = Redis.from_url(settings.redis_url)
+    redis = install(_context()).redis  # the jobs this process runs take it (pool processes build their own)
     if queue == "ingest":
         inbox.request_drain_if_backlog(redis)
     queues = WORKER_QUEUES[queue]
@@ -232,16 +231,16 @@ def demo(customers, seed, port, no_serve):
                       PORT=port, WAPULSE_PUBLIC_URL="")
     os.environ.pop("WAPULSE_NOW", None)
     os.environ.setdefault("WAPULSE_SECRET_KEY", secrets.token_hex(32))  # make run writes one into .env
-    runtime.settings.cache_clear()
-    settings = _settings().check()
+    context = _context()
+    settings = context.settings
     db.upgrade(settings.database_url)
     made = business(customers, settings.now_ts(), seed)
     click.echo(f"replaying {len(made.bodies):,} webhook bodies about {customers:,} customers through the worker...")
     # the whole history in one batch: a customer whose history were split across batches would
     # look, for a moment, as silent as their first part left them, and owe reminders for it
-    replaying.commit_all(_progress([replaying.Recording("demo", body) for body in made.bodies], "demo"), 10**6)
-    sweep_tiers()
-    refresh_figures()
+    replaying.commit_all(context, _progress([replaying.Recording("demo", body) for body in made.bodies], "demo"), 10**6)
+    sweep_tiers(context)
+    refresh_figures(context)
     click.echo(f"demo database: {database} (tiers, follow-ups and figures as of now)")
     from webhook import create_app
     from webhook.desk.auth import link_for
@@ -279,10 +278,9 @@ def replay(paths, url, secret, now):
         posted = replaying.post_all(url, secret, _progress(recordings, "posting"))
         click.echo(f"bodies: {posted} posted to {url}, all acknowledged")
         return
-    _use_now(now)
-    settings = _settings().check()
-    db.upgrade(settings.database_url)
-    totals, not_json = replaying.commit_all(_progress(recordings, "replaying"), settings.batch_size)
+    context = _context(now)
+    db.upgrade(context.settings.database_url)
+    totals, not_json = replaying.commit_all(context, _progress(recordings, "replaying"), context.settings.batch_size)
     counts = vars(totals)
     click.echo("  ".join(f"{name.replace('_', ' ')}: {value}" for name, value in counts.items()))
     if not_json:
@@ -310,8 +308,7 @@ def _progress(items: list, label: str):
 @_clear_errors
 def customers(tier, output, now):
     """List customers, most recently active first, with tiers and figures as of now."""
-    _use_now(now)
-    settings = _settings().check()
+    settings = _context(now).settings
     views = queries.list_customers(db.engine_for(settings.database_url), settings.now_ts(), settings.figure_rules, tier)
     if output == "json":
         click.echo(_json.encode(views).decode())
@@ -354,8 +351,7 @@ def _pick(view: dict, columns: list[str]) -> list:
 @_clear_errors
 def customer(key, output, now):
     """One customer's card, by key, wa_id, BSUID or username, with the tier history."""
-    _use_now(now)
-    settings = _settings().check()
+    settings = _context(now).settings
     view = queries.find_customer(db.engine_for(settings.database_url), key, settings.now_ts(), settings.figure_rules)
     if view is None:
         raise click.ClickException(f"no customer is known as {key!r}")
@@ -517,9 +513,7 @@ def reminders_retry(delivery_id):
 @_clear_errors
 def sweep(now):
     """Move every customer whose next tier threshold has passed (rq cron runs this every minute)."""
-    _use_now(now)
-    _settings().check()
-    result = sweep_tiers()
+    result = sweep_tiers(_context(now))
     click.echo(f"customers due: {result['customers']}  tier changes: {result['changes']}")
 
 
@@ -528,11 +522,10 @@ def sweep(now):
 @_clear_errors
 def rebuild(now):
     """Re-derive every event, counter, signal, tier and tier change from the raw archive."""
-    _use_now(now)
-    settings = _settings().check()
-    db.upgrade(settings.database_url)
+    context = _context(now)
+    db.upgrade(context.settings.database_url)
     with tqdm(desc="rebuilding", unit="body", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
-        result = rebuild_all(progress=bar.update)
+        result = rebuild_all(context, progress=bar.update)
     click.echo("  ".join(f"{name}: {value}" for name, value in vars(result).items()))
 
 
@@ -552,8 +545,7 @@ def report(first_day, last_day, compare, number, owner, form, output_file, now):
     """The activity report: tiers, reply rates, content, funnel, local time, reply speed, action plan."""
     from report.build import produce, request_of
 
-    _use_now(now)
-    settings = _settings().check()
+    settings = _context(now).settings
     options = {"from": first_day, "to": last_day, "compare": compare, "number": number, "owner": owner, "format": form}
     try:
         request = request_of(options, settings.now_ts(), settings.reps, settings.reminder_setup.rep_numbers, prefix="--")

@@ -13,6 +13,7 @@ import requests
 
 from cloudapi.body import is_json
 from cloudapi.signature import SIGNATURE_HEADER, sign
+from workers.context import Context
 from workers.inbox import INVALID, VALID
 from workers.ingest import DrainTotals, commit_isolating_poison
 from workers.reminders import plan_settled_reminders
@@ -56,7 +57,7 @@ def read_recordings(paths: Iterable[str]) -> Iterator[Recording]:
             raise ConfigError(f"{path}: expected a .json body, a .jsonl recording or a folder")
 
 
-def commit_all(recordings: Iterable[Recording], batch_size: int) -> tuple[DrainTotals, list[str]]:
+def commit_all(context: Context, recordings: Iterable[Recording], batch_size: int) -> tuple[DrainTotals, list[str]]:
     """Commit bodies in this process, `batch_size` at a time, through the worker's own code
     (parse, keyword signals, the write transaction, reminder planning, dead letters), as if
     handed off: but not through Redis, so the workers of a stack that runs meanwhile, on another
@@ -70,17 +71,17 @@ def commit_all(recordings: Iterable[Recording], batch_size: int) -> tuple[DrainT
             not_json.append(recording.source)
         batch.append((f"{received_ms}-{first + number}", {b"b": recording.body, b"v": VALID if valid else INVALID}))
         if len(batch) >= batch_size:
-            totals.add(commit_batch(batch))
+            totals.add(commit_batch(context, batch))
             batch = []
     if batch:
-        totals.add(commit_batch(batch))
+        totals.add(commit_batch(context, batch))
     return totals, not_json
 
 
-def commit_batch(entries: list[tuple[str, dict]]) -> DrainTotals:
+def commit_batch(context: Context, entries: list[tuple[str, dict]]) -> DrainTotals:
     """One batch, then the reminders its customers owe (no batch of this replay is still running)."""
-    totals = commit_isolating_poison(entries, from_inbox=False)
-    plan_settled_reminders(None)
+    totals = commit_isolating_poison(context, entries, from_inbox=False)
+    plan_settled_reminders(context, from_inbox=False)
     return totals
 
 

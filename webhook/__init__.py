@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
         return {"status": "ok", "inbox": waiting}
 
     api.register(app, settings)
-    desk.init_app(app, settings)
+    desk.init_app(app, settings, redis)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -16,9 +16,8 @@ from scoring import figures
 from scoring.customer import CustomerState
 from store import figure_base
 from store.figure_base import Base
-from store.db import engine_for, in_chunks, retry_on_conflict, write_transaction
-
-from workers.runtime import settings
+from store.db import in_chunks, retry_on_conflict, write_transaction
+from workers.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +26,9 @@ KEYS_EVERY_S = 6 * 3600
 STALE_BATCH = 20_000
 
 
-def refresh_figures() -> dict:
-    """RQ job: the base when it is due, then the stale customers' sort keys."""
-    config = settings()
-    engine, now = engine_for(config.database_url), config.now_ts()
+def refresh_figures(context: Context) -> dict:
+    """The base when it is due, then the stale customers' sort keys."""
+    config, engine, now = context.settings, context.engine, context.now_ts()
     with engine.connect() as connection:
         computed_at = figure_base.base_computed_at(connection)
     if computed_at is None or now - computed_at >= BASE_EVERY_S or computed_at > now:

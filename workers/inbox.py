@@ -32,7 +32,7 @@ DRAIN_REQUESTED = "wapulse:ingest:drain-requested"
 DRAIN_REQUEST_TTL_S = 30  # a lost enqueue blocks new drain jobs for at most this long
 STATS = "wapulse:stats"
 INGEST_QUEUE = "wapulse-ingest"
-DRAIN_JOB = "workers.ingest.drain_inbox"
+DRAIN_JOB = "workers.jobs.drain_inbox"
 VALID, INVALID = b"1", b"0"
 
 

@@ -1,6 +1,7 @@
-"""The ingest job: drain the inbox in batches, each committed in one transaction.
+"""Ingestion: drain the inbox in batches, each committed in one transaction.
 
-The job takes no arguments: the bodies stay in Redis and in the archive, never in job data.
+Its job (`workers.jobs.drain_inbox`) takes no arguments: the bodies stay in Redis and in the
+archive, never in job data.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from cloudapi.body import decode
 from cloudapi.parse import parse_body
 from scoring.events import Item
+from scoring.signals import SignalMatcher
 from store.batch import BatchResult, Delivery, commit, prepare
-from store.db import engine_for, read_snapshot, retry_on_conflict, write_transaction
+from store.db import read_snapshot, retry_on_conflict, write_transaction
 from workers import inbox
+from workers.context import Context
 from workers.reminders import plan_settled_reminders, plan_within, request_delivery
-from workers.runtime import redis_connection, settings
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,16 @@ class DrainTotals:
             setattr(self, name, getattr(self, name) + value)
 
 
-def drain_inbox() -> dict:
-    """RQ job: process handed-off bodies until the inbox is empty or the time budget is spent."""
-    redis = redis_connection()
+def drain_inbox(context: Context) -> dict:
+    """Process handed-off bodies until the inbox is empty or the time budget is spent."""
+    redis = context.redis
     redis.delete(inbox.DRAIN_REQUESTED)  # bodies arriving from now on request a new drain
     inbox.ensure_group(redis)
     consumer = f"{socket.gethostname()}:{os.getpid()}"
     deadline = time.monotonic() + DRAIN_BUDGET_S
     totals = DrainTotals()
-    while entries := _next_entries(redis, consumer):
-        batch = commit_isolating_poison(entries)
+    while entries := _next_entries(context, consumer):
+        batch = commit_isolating_poison(context, entries)
         totals.add(batch)
         ids = [entry_id for entry_id, _ in entries]
         pipeline = redis.pipeline(transaction=True)
@@ -77,18 +78,19 @@ def drain_inbox() -> dict:
         for name, value in vars(batch).items():
             pipeline.hincrby(inbox.STATS, name, value)
         pipeline.execute()
-        plan_settled_reminders(redis)  # this batch's customers may be settled now, and others' with them
+        plan_settled_reminders(context, from_inbox=True)  # this batch's customers may be settled now, and others' with them
         if time.monotonic() > deadline:
             inbox.request_drain_if_backlog(redis)
             break
     return vars(totals)
 
 
-def _next_entries(redis: Redis, consumer: str) -> list[tuple[bytes, dict]]:
+def _next_entries(context: Context, consumer: str) -> list[tuple[bytes, dict]]:
     """Entries abandoned by a dead worker first, then new ones."""
-    batch_size = settings().batch_size
+    redis, batch_size = context.redis, context.settings.batch_size
     response = redis.xautoclaim(
-        inbox.INBOX, inbox.GROUP, consumer, min_idle_time=settings().stale_after_ms, start_id="0-0", count=batch_size
+        inbox.INBOX, inbox.GROUP, consumer, min_idle_time=context.settings.stale_after_ms, start_id="0-0",
+        count=batch_size,
     )
     claimed, vanished = response[1], response[2] if len(response) > 2 else []  # Redis 6.2 sends no third
     if vanished:
@@ -100,7 +102,8 @@ def _next_entries(redis: Redis, consumer: str) -> list[tuple[bytes, dict]]:
     return response[0][1] if response else []
 
 
-def commit_isolating_poison(entries: list[tuple[bytes, dict]], from_inbox: bool = True, in_turn: bool = True) -> DrainTotals:
+def commit_isolating_poison(context: Context, entries: list[tuple[bytes, dict]], from_inbox: bool = True,
+                            in_turn: bool = True) -> DrainTotals:
     """Commit a batch; if it fails for a reason other than an unavailable database or Redis, find
     the bodies that fail alone and keep them as dead letters, so one body can never block the
     inbox. Transient failures propagate: the entries stay pending and are retried. Entries not
@@ -108,7 +111,7 @@ def commit_isolating_poison(entries: list[tuple[bytes, dict]], from_inbox: bool 
     from the inbox commits `in_turn` (its bodies one by one do not wait: the first is in turn)."""
     position = max(inbox.position(entry_id) for entry_id, _ in entries) if from_inbox else None
     try:
-        return DrainTotals.of(process_entries(entries, position, in_turn=from_inbox and in_turn))
+        return DrainTotals.of(process_entries(context, entries, position, in_turn=from_inbox and in_turn))
     except TRANSIENT_ERRORS:
         raise
     except Exception as error:
@@ -116,27 +119,30 @@ def commit_isolating_poison(entries: list[tuple[bytes, dict]], from_inbox: bool 
             log.warning("a batch of %d bodies failed (%s): committing them one by one", len(entries), describe_error(error))
             totals = DrainTotals()
             for entry in entries:
-                totals.add(commit_isolating_poison([entry], from_inbox, in_turn=False))
+                totals.add(commit_isolating_poison(context, [entry], from_inbox, in_turn=False))
             return totals
         (entry_id, fields), reason = entries[0], describe_error(error)
         log.error("inbox entry %s could not be processed (%s): kept as a dead letter", _text(entry_id), reason)
-        return DrainTotals.of(commit_deliveries([_delivery(entry_id, fields, parse=False, error=reason)], position))
+        dead_letter = _delivery(context.settings.signal_matcher, entry_id, fields, parse=False, error=reason)
+        return DrainTotals.of(commit_deliveries(context, [dead_letter], position))
 
 
-def process_entries(entries: list[tuple[bytes, dict]], position: int | None, in_turn: bool = False) -> BatchResult:
+def process_entries(context: Context, entries: list[tuple[bytes, dict]], position: int | None,
+                    in_turn: bool = False) -> BatchResult:
     """Parse entries (outside any lock) and commit their effects in one transaction; `in_turn`:
     after the batches holding earlier inbox entries (`inbox.wait_for_turn`)."""
     first = min(entries, key=lambda entry: inbox.position(entry[0]))[0]
-    turn = (lambda: inbox.wait_for_turn(redis_connection(), first)) if in_turn else None
-    return commit_deliveries([_delivery(entry_id, fields) for entry_id, fields in entries], position, turn)
+    turn = (lambda: inbox.wait_for_turn(context.redis, first)) if in_turn else None
+    matcher = context.settings.signal_matcher
+    deliveries = [_delivery(matcher, entry_id, fields) for entry_id, fields in entries]
+    return commit_deliveries(context, deliveries, position, turn)
 
 
-def commit_deliveries(deliveries: list[Delivery], position: int | None, turn=None) -> BatchResult:
+def commit_deliveries(context: Context, deliveries: list[Delivery], position: int | None, turn=None) -> BatchResult:
     """Read and plan deliveries outside the write lock, then write them in one short write
     transaction; all of it again when another writer changed what they read. `position`: how far
     in the inbox they reach (None: not from the inbox); `turn`: waited for before writing."""
-    config = settings()
-    engine, rules, now = engine_for(config.database_url), config.tier_rules, config.now_ts()
+    engine, rules, now = context.engine, context.settings.tier_rules, context.now_ts()
 
     def attempt() -> tuple[BatchResult, bool]:
         with read_snapshot(engine) as connection:
@@ -145,11 +151,11 @@ def commit_deliveries(deliveries: list[Delivery], position: int | None, turn=Non
             turn()
         with write_transaction(engine) as connection:
             result = commit(connection, prepared, rules, now, position)
-            return result, plan_within(connection, result.customers)
+            return result, plan_within(connection, context.settings, now, result.customers)
 
     result, reminders_due = retry_on_conflict(attempt)
     if reminders_due:
-        request_delivery(redis_connection())
+        request_delivery(context.redis)
     return result
 
 
@@ -164,12 +170,14 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _delivery(entry_id: bytes | str, fields: dict, parse: bool = True, error: str | None = None) -> Delivery:
+def _delivery(matcher: SignalMatcher, entry_id: bytes | str, fields: dict, parse: bool = True,
+              error: str | None = None) -> Delivery:
     entry_id = _text(entry_id)
     body = fields[b"b"]
     received_at_ms = int(entry_id.split("-", 1)[0])
     valid_json = fields.get(b"v", inbox.VALID) == inbox.VALID
-    items = parse_items(body, received_at_ms // 1000, f"inbox entry {entry_id}") if valid_json and parse else ()
+    label = f"inbox entry {entry_id}"
+    items = parse_items(body, received_at_ms // 1000, label, matcher) if valid_json and parse else ()
     return Delivery(
         delivery_id=entry_id,
         received_at_ms=received_at_ms,
@@ -181,19 +189,18 @@ def _delivery(entry_id: bytes | str, fields: dict, parse: bool = True, error: st
     )
 
 
-def parse_items(body: bytes, received_at: int, label: str) -> tuple[Item, ...]:
+def parse_items(body: bytes, received_at: int, label: str, matcher: SignalMatcher) -> tuple[Item, ...]:
     """A body's items with their keyword signals; the text is matched here and goes no further."""
     parsed = parse_body(decode(body), received_at)
     if parsed.problems:
         log.warning("%s: skipped %d malformed items: %s", label, len(parsed.problems), "; ".join(parsed.problems[:5]))
-    matcher = settings().signal_matcher
     return tuple(
         item if not item.text else Item(item.identity, item.event.with_signals(matcher.match(item.text)))
         for item in parsed.items
     )
 
 
-def recover_inbox() -> bool:
-    """Cron job: start a drain when bodies wait with no drain job queued (a worker died, Redis
-    restarted, a lost enqueue). Returns whether there was a backlog."""
-    return inbox.request_drain_if_backlog(redis_connection())
+def recover_inbox(context: Context) -> bool:
+    """Start a drain when bodies wait with no drain job queued (a worker died, Redis restarted, a
+    lost enqueue). Returns whether there was a backlog."""
+    return inbox.request_drain_if_backlog(context.redis)

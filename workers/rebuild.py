@@ -15,16 +15,17 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, delete, func, select, text, update
 
-from scoring.tiers import Cause, TierRules
+from scoring.tiers import Cause
 from store.batch import commit, prepare_items, raw_bodies
-from store.db import engine_for, in_chunks, write_transaction
+from store.db import in_chunks, write_transaction
 from store.history import tier_changes
 from store.models import (
     Customer, CustomerAlias, EventRow, OutboundMessageRow, Reminder, ReminderAction, ReminderDelivery,
 )
+from workers.context import Context
 from workers.ingest import TRANSIENT_ERRORS, describe_error, parse_items
 from workers.reminders import plan_settled_within, plan_within
-from workers.runtime import settings
+from workers.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,12 @@ class RebuildResult:
     failed_bodies: int = 0
 
 
-def rebuild(progress=None) -> RebuildResult:
-    """Re-derive all state from the archive as of the system's now. `progress(n)` is told how many
-    bodies each chunk held."""
-    config = settings()
-    now, rules = config.now_ts(), config.tier_rules
+def rebuild(context: Context, progress=None) -> RebuildResult:
+    """Re-derive all state from the archive as of the context's now. `progress(n)` is told how
+    many bodies each chunk held."""
+    config, now = context.settings, context.now_ts()
     result = RebuildResult()
-    with write_transaction(engine_for(config.database_url), exclusive=True) as connection:
+    with write_transaction(context.engine, exclusive=True) as connection:
         recorded = _recorded_causes(connection)
         _defer_reminders_key(connection)
         kept = _KeptByKey.read(connection)
@@ -64,23 +64,23 @@ def rebuild(progress=None) -> RebuildResult:
             .limit(CHUNK)
         ).all():
             last_id = chunk[-1].id
-            _replay_chunk(connection, chunk, rules, now, result)
+            _replay_chunk(connection, chunk, config, now, result)
             if progress:
                 progress(len(chunk))
         result.customers = connection.execute(select(func.count()).select_from(customers)).scalar_one()
         _restore_causes(connection, recorded)
         kept.restore(connection)
         every_customer = connection.execute(select(customers.c.id)).scalars().all()
-        plan_within(connection, every_customer)  # as live processing would
-        plan_settled_within(connection, None)  # cron sends what is due
+        plan_within(connection, config, now, every_customer)  # as live processing would
+        plan_settled_within(connection, config, now, None)  # cron sends what is due
     return result
 
 
-def _replay_chunk(connection: Connection, chunk, rules: TierRules, now: int, result: RebuildResult) -> None:
+def _replay_chunk(connection: Connection, chunk, config: Settings, now: int, result: RebuildResult) -> None:
     """One chunk under a savepoint; if it fails, body by body, keeping the failing ones as dead
     letters (as live processing does) and clearing the mark of those that now go through."""
     try:
-        _replay_under_savepoint(connection, chunk, rules, now, result)
+        _replay_under_savepoint(connection, chunk, config, now, result)
         return
     except TRANSIENT_ERRORS:
         raise
@@ -88,7 +88,7 @@ def _replay_chunk(connection: Connection, chunk, rules: TierRules, now: int, res
         pass
     for row in chunk:
         try:
-            _replay_under_savepoint(connection, [row], rules, now, result)
+            _replay_under_savepoint(connection, [row], config, now, result)
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:
@@ -97,12 +97,13 @@ def _replay_chunk(connection: Connection, chunk, rules: TierRules, now: int, res
             result.failed_bodies += 1
 
 
-def _replay_under_savepoint(connection: Connection, rows, rules: TierRules, now: int, result: RebuildResult) -> None:
+def _replay_under_savepoint(connection: Connection, rows, config: Settings, now: int, result: RebuildResult) -> None:
+    rules = config.tier_rules
     with connection.begin_nested():
         archived = [
             (row.id, item)
             for row in rows
-            for item in parse_items(row.body, row.received_at // 1000, f"archived body {row.id}")
+            for item in parse_items(row.body, row.received_at // 1000, f"archived body {row.id}", config.signal_matcher)
         ]
         batch = commit(connection, prepare_items(connection, archived, rules, now), rules, now)
         result.bodies += len(rows)

@@ -24,18 +24,20 @@ from rq import Queue
 from sqlalchemy import Connection, and_, select, update
 
 from store import followups
-from store.db import engine_for, retry_on_conflict, write_transaction
+from store.db import retry_on_conflict, write_transaction
 from store.models import Reminder, ReminderDelivery
 from scoring.reminders import SERVICE_WINDOW_S
 from store.reminders import FAILED, PENDING, SENDING, SENT, last_message_from, plan_reminders, plan_settled
 from workers import channels, inbox
-from workers.runtime import redis_connection, settings
+from workers.context import Context
+from workers.settings import Settings
+from workers.wording import Wording
 
 log = logging.getLogger(__name__)
 
 REMINDER_QUEUE = "wapulse-reminders"
 DELIVERY_REQUESTED = "wapulse:reminders:delivery-requested"
-DELIVERY_JOB = "workers.reminders.deliver_due"
+DELIVERY_JOB = "workers.jobs.deliver_due"
 BACKOFF_S = (10, 30, 120, 600, 1800, 3600)  # after the 1st, 2nd... failed attempt
 MAX_ATTEMPTS = len(BACKOFF_S) + 1
 STUCK_AFTER_S = 600
@@ -47,43 +49,40 @@ reminders, deliveries = Reminder.__table__, ReminderDelivery.__table__
 
 
 
-def plan_within(connection: Connection, touched: Iterable[int] = ()) -> bool:
-    """Inside the caller's write transaction, for `touched`, the customers it wrote (their rows
-    locked): settle the follow-ups their behaviour answered, and owe what is theirs alone (see
+def plan_within(connection: Connection, config: Settings, now: int, touched: Iterable[int] = ()) -> bool:
+    """Inside the caller's write transaction, for `touched`, the customers it wrote: settle the
+    follow-ups their behaviour answered, and owe what is theirs alone (see
     store.reminders.plan_reminders). True when deliveries are due."""
-    config = settings()
     if not config.reps:
         return False
-    touched, now = sorted(touched), config.now_ts()
+    touched = sorted(touched)
     followups.settle(connection, touched, now)
     return bool(plan_reminders(connection, config.reminder_setup, now, touched))
 
 
-def plan_settled_within(connection: Connection, unsettled_from: int | None) -> bool:
+def plan_settled_within(connection: Connection, config: Settings, now: int, unsettled_from: int | None) -> bool:
     """Owe the reminders of settled customers (store.reminders.plan_settled) and wake the snoozed
     follow-ups whose time has come, in the caller's transaction. True when deliveries are due."""
-    config = settings()
     if not config.reps:
         return False
-    now = config.now_ts()
     return bool(plan_settled(connection, config.reminder_setup, now, unsettled_from)
                 + followups.wake(connection, config.reminder_setup, now))
 
 
-def plan_settled_reminders(redis: Redis | None) -> None:
+def plan_settled_reminders(context: Context, from_inbox: bool) -> None:
     """After a batch is acknowledged (and from cron): plan for the customers that every body
-    before them has now reached, in a short transaction of its own; without `redis` (a replay in
-    this process, outside the inbox) every customer counts as settled."""
-    if not settings().reps:
+    before them has now reached, in a short transaction of its own; not `from_inbox` (a replay
+    in this process) every customer counts as settled, and delivery is left to the workers."""
+    if not context.settings.reps:
         return
-    unsettled_from = inbox.unsettled_from(redis) if redis is not None else None
+    unsettled_from = inbox.unsettled_from(context.redis) if from_inbox else None
 
     def plan() -> bool:
-        with write_transaction(engine_for(settings().database_url)) as connection:
-            return plan_settled_within(connection, unsettled_from)
+        with write_transaction(context.engine) as connection:
+            return plan_settled_within(connection, context.settings, context.now_ts(), unsettled_from)
 
-    if retry_on_conflict(plan) and redis is not None:
-        request_delivery(redis)
+    if retry_on_conflict(plan) and from_inbox:
+        request_delivery(context.redis)
 
 
 def request_delivery(redis: Redis) -> None:
@@ -93,17 +92,16 @@ def request_delivery(redis: Redis) -> None:
                                                         description="deliver due reminders")
 
 
-def deliver_due() -> dict:
-    """RQ job (and cron every minute): send every delivery that is due, each claimed first;
+def deliver_due(context: Context) -> dict:
+    """Send every delivery that is due, each claimed first;
     deliveries held for one channel (quiet hours, a daily digest) go together as one digest.
 
     Sends run side by side, at most `deliveries_in_flight` at once and each within
     `delivery_deadline_s`; a free sender claims the next delivery at once, so a slow rep's
     endpoint holds one sender for a bounded time and no one else's reminder waits behind it.
     This job runs on its own queue and worker: ingestion never waits on it."""
-    redis_connection().delete(DELIVERY_REQUESTED)
-    config = settings()
-    engine, now = engine_for(config.database_url), config.now_ts()
+    context.redis.delete(DELIVERY_REQUESTED)
+    config, engine, now = context.settings, context.engine, context.now_ts()
     with engine.begin() as connection:  # put back what a dead worker left half-sent, unless it has no attempt left
         stuck = and_(deliveries.c.status == SENDING, deliveries.c.due_at <= now - STUCK_AFTER_S)
         connection.execute(update(deliveries).where(stuck, deliveries.c.attempts >= MAX_ATTEMPTS).values(
@@ -118,15 +116,15 @@ def deliver_due() -> dict:
             while len(sending) < config.deliveries_in_flight and time.monotonic() < stop_at:
                 if not waiting and not (waiting := _due(engine, now)):
                     break
-                if rows := _claim(engine, waiting.pop(0), config.now_ts()):
-                    sending.add(senders.submit(_send, engine, rows))
+                if rows := _claim(engine, waiting.pop(0), context.now_ts()):
+                    sending.add(senders.submit(_send, context, rows))
             if not sending:
                 break
             done, sending = wait(sending, return_when=FIRST_COMPLETED)
             for future in done:
                 counts.update(future.result())
     if time.monotonic() >= stop_at and _due(engine, now):
-        request_delivery(redis_connection())  # a fresh job takes the rest, well before this one's timeout
+        request_delivery(context.redis)  # a fresh job takes the rest, well before this one's timeout
     return dict(counts)
 
 
@@ -171,14 +169,14 @@ def _claim(engine, group: list[int], now: int) -> list:
         ).all()
 
 
-def _send(engine, rows: list) -> Counter:
+def _send(context: Context, rows: list) -> Counter:
     """Send claimed deliveries (one, or a digest) and record the outcome on each: a failure
     worth retrying backs each row off by its own attempts, from the moment the attempt ended,
     and gives up on those out of them."""
-    failure = _attempt(engine, rows, settings().now_ts())
-    ended = settings().now_ts()
+    failure = _attempt(context, rows)
+    ended = context.now_ts()
     counts = Counter()
-    with engine.begin() as connection:
+    with context.engine.begin() as connection:
         for row in rows:
             if failure is None:
                 status, error, due_at = SENT, None, ended
@@ -196,9 +194,9 @@ def _send(engine, rows: list) -> Counter:
     return counts
 
 
-def _attempt(engine, rows: list, now: int) -> channels.RetryLater | channels.Refused | None:
+def _attempt(context: Context, rows: list) -> channels.RetryLater | channels.Refused | None:
     """One attempt at sending: None when it went, else why not."""
-    config, first = settings(), rows[0]
+    config, first = context.settings, rows[0]
     rep = config.reps.get(first.rep)
     labels = rep.channel_labels() if rep else []
     if first.channel not in labels:
@@ -210,9 +208,9 @@ def _attempt(engine, rows: list, now: int) -> channels.RetryLater | channels.Ref
         if config.whatsapp_token else None,
     )
     try:
-        outgoing = _outgoing(rep.name, [_as_sent(row) for row in rows])
-        channels.send(channel, outgoing, accounts, config.delivery_deadline_s,
-                      free_form=_rep_window_open(engine, channel, outgoing, accounts, now))
+        outgoing = _outgoing(config.reminder_wording, rep.name, [_as_sent(row) for row in rows])
+        free_form = _rep_window_open(context.engine, channel, outgoing, accounts, context.now_ts())
+        channels.send(channel, outgoing, accounts, config.delivery_deadline_s, free_form=free_form)
     except TemplateError as error:  # a custom template that the start-up samples did not trip
         return channels.Refused(f"the wording fails on this reminder: {error}")
     except (channels.RetryLater, channels.Refused) as error:
@@ -229,8 +227,7 @@ def _as_sent(row) -> dict:
     return row.content if not row.wave else {**row.content, "id": f"{row.content['id']}.{row.wave}"}
 
 
-def _outgoing(rep_name: str, contents: list[dict]) -> channels.Outgoing:
-    wording = settings().reminder_wording
+def _outgoing(wording: Wording, rep_name: str, contents: list[dict]) -> channels.Outgoing:
     if len(contents) == 1:
         (content,) = contents
         text = wording.render(content)

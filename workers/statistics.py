@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 
-from store.db import analyze_changed_tables, engine_for
-from workers.runtime import settings
+from store.db import analyze_changed_tables
+from workers.context import Context
 
 log = logging.getLogger(__name__)
 
 
-def keep_statistics() -> list[str]:
-    """Cron job: the tables analyzed."""
-    analyzed = analyze_changed_tables(engine_for(settings().database_url))
+def keep_statistics(context: Context) -> list[str]:
+    """Returns the tables analyzed."""
+    analyzed = analyze_changed_tables(context.engine)
     if analyzed:
         log.info("analyzed %s (autovacuum is off)", ", ".join(analyzed))
     return analyzed

@@ -16,8 +16,10 @@ from store.models import Customer, EventRow
 from tests.conftest import FIXTURES
 from workers import inbox
 from workers.ingest import _delivery
+from workers.settings import Settings
 
 RULES = TierRules()
+MATCHER = Settings().signal_matcher
 T0 = 1_794_328_383
 TEMPLATE = json.loads((FIXTURES / "cloudapi" / "messages__text.json").read_bytes())
 
@@ -29,7 +31,7 @@ def body(entry_id: str, *messages: tuple[str, str, int]) -> Delivery:
     change["contacts"] = [{"profile": {"name": f"Buyer {wa_id[-2:]}"}, "wa_id": wa_id} for wa_id, _, _ in messages]
     change["messages"] = [{"from": wa_id, "id": message_id, "timestamp": str(at), "type": "text",
                            "text": {"body": "How much is it?"}} for wa_id, message_id, at in messages]
-    return _delivery(entry_id, {b"b": json.dumps(value).encode(), b"v": inbox.VALID})
+    return _delivery(MATCHER, entry_id, {b"b": json.dumps(value).encode(), b"v": inbox.VALID})
 
 
 def from_bsuid(entry_id: str, message_id: str, at: int, user_id: str, wa_id: str | None = None) -> Delivery:
@@ -39,7 +41,7 @@ def from_bsuid(entry_id: str, message_id: str, at: int, user_id: str, wa_id: str
     change["contacts"] = [{"profile": {"name": "Buyer"}, "user_id": user_id, **({"wa_id": wa_id} if wa_id else {})}]
     change["messages"] = [{**({"from": wa_id} if wa_id else {}), "from_user_id": user_id, "id": message_id,
                            "timestamp": str(at), "type": "text", "text": {"body": "Any news?"}}]
-    return _delivery(entry_id, {b"b": json.dumps(value).encode(), b"v": inbox.VALID})
+    return _delivery(MATCHER, entry_id, {b"b": json.dumps(value).encode(), b"v": inbox.VALID})
 
 
 def read_then_write(engine, *batches: list[Delivery]):

@@ -14,9 +14,9 @@ from store.models import Reminder, ReminderAction
 from tests.conftest import FIXTURES
 from tests.workers.test_reminders import SHEENA_AT, configure, deliveries, our_reply_to_sheena, sheena_goes_cold, webhook
 from tests.workers.test_tiers import process, set_now
-from workers.reminders import deliver_due
-from workers.runtime import settings
-from workers.sweep import sweep_tiers
+from workers.jobs import deliver_due
+from workers.context import installed
+from workers.jobs import sweep_tiers
 
 SHEENA_ASKS = (FIXTURES / "cloudapi" / "messages__text.json").read_bytes()  # "Does it come in another color?"
 
@@ -112,7 +112,7 @@ def test_done_closes_a_follow_up_once_and_reassign_moves_the_customer_and_their_
     with write_transaction(engine) as connection:
         assert followups.close(connection, went_cold.id, "ana", Action.DONE, "ana", now)
         assert not followups.close(connection, went_cold.id, "ana", Action.DONE, "ana", now)
-        queued = followups.reassign(connection, settings().reminder_setup, went_cold.customer_id, "ben", "ana", now)
+        queued = followups.reassign(connection, installed().settings.reminder_setup, went_cold.customer_id, "ben", "ana", now)
     assert reminders_of(engine) == [("unanswered", "ana", "closed", "reassign"), ("unanswered", "ben", "open", None),
                                     ("went_cold", "ana", "closed", "done")]
     assert [(row.rep, row.status) for row in deliveries(engine) if row.id in queued] == [("ben", "pending")]

@@ -18,10 +18,9 @@ from sqlalchemy import select
 from store.models import RawBody
 
 from tests.cloudapi.expected_fixtures import EXPECTED
-from tests.conftest import APP_SECRET, FIXTURES, ROOT
+from tests.conftest import APP_SECRET, FIXTURES, ROOT, reread_environment
 from wapulse.cli import main
-from workers import runtime
-from workers.reminders import deliver_due
+from workers.jobs import deliver_due
 
 SCENARIO = FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl"
 TIER_MOVES = FIXTURES / "scenarios" / "messages__timeline__tier_moves.jsonl"
@@ -119,7 +118,7 @@ def test_wapulse_toml_extends_the_keyword_signals(env, monkeypatch, tmp_path):
     config = tmp_path / "wapulse.toml"
     config.write_text('[signals.competitor_mention]\nkeywords = ["alibaba"]\n[signals.price_inquiry]\nkeywords = ["tarifa"]\n')
     monkeypatch.setenv("WAPULSE_CONFIG", str(config))
-    runtime.settings.cache_clear()
+    reread_environment()
     body = json.loads((FIXTURES / "cloudapi" / "messages__text.json").read_bytes())
     body["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "Alibaba sells it cheaper, tarifa?"
     path = tmp_path / "body.json"
@@ -162,15 +161,17 @@ def test_sweep_customers_by_tier_and_the_card_with_its_history(env, monkeypatch,
     run("replay", str(week), "--now", "2026-09-27T10:00:00Z")
     (hot,) = json.loads(run("customers", "--tier", "hot", "--format", "json"))
     assert hot["wa_id"] == "919812345670" and hot["tier_since"] == "2026-09-25T09:40:00Z"
-    assert "customers due: 1  tier changes: 1" in run("sweep", "--now", "2026-10-03T12:00:00Z")
-    assert "customers due: 0  tier changes: 0" in run("sweep", "--now", "2026-10-03T12:00:00Z")
-    assert json.loads(run("customers", "--tier", "hot", "--format", "json")) == []
-    card = run("customer", "919812345670")
+    later = "2026-10-03T12:00:00Z"  # each command's --now is its own: none leaks into the next
+    assert "customers due: 1  tier changes: 1" in run("sweep", "--now", later)
+    assert "customers due: 0  tier changes: 0" in run("sweep", "--now", later)
+    assert json.loads(run("customers", "--tier", "hot", "--format", "json", "--now", later)) == []
+    card = run("customer", "919812345670", "--now", later)
     assert "2026-10-03T09:50:00Z  hot -> warm  (time)" in card
     assert "2026-09-25T09:40:00Z  warm -> hot  (event)" in card
-    before = json.loads(run("customer", "919812345670", "--format", "json"))
-    assert "failed_bodies: 0" in run("rebuild")
-    assert json.loads(run("customer", "919812345670", "--format", "json")) == before
+    before = json.loads(run("customer", "919812345670", "--format", "json", "--now", later))
+    assert "failed_bodies: 0" in run("rebuild", "--now", later)
+    assert json.loads(run("customer", "919812345670", "--format", "json", "--now", later)) == before
+    assert os.environ["WAPULSE_NOW"] == "2026-09-27T10:00:00Z"
     assert "Usage" in run("customers", "--tier", "lukewarm", expect=2)
 
 
@@ -207,7 +208,7 @@ def test_owners_import_then_reminders_list_show_and_retry(env, monkeypatch, tmp_
 
     run("sweep", "--now", "2026-12-10T18:00:00Z")
     monkeypatch.setenv("WAPULSE_NOW", "2026-12-10T18:00:00Z")
-    runtime.settings.cache_clear()
+    reread_environment()
     deliver_due()  # the reminders worker's job
     (failed,) = json.loads(run("reminders", "--status", "failed", "--format", "json"))
     assert (failed["rule"], failed["rep"], failed["channel"], failed["last_error"]) == ("went_cold", "ben", "webhook",

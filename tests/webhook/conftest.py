@@ -17,7 +17,7 @@ from store.db import write_transaction
 from tests.conftest import FIXTURES
 from tests.workers.test_tiers import process, set_now
 from webhook import create_app
-from workers.figures import refresh_figures
+from workers.jobs import refresh_figures
 from workers.settings import Settings
 
 SECRET_KEY = "desk-secret-key-for-tests-0123456789abcdef"

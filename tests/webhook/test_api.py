@@ -17,7 +17,7 @@ from tests.workers.test_tiers import process, set_now
 from webhook import create_app
 from webhook.api import BAD_NAME
 from workers.settings import Settings
-from workers.sweep import sweep_tiers
+from workers.jobs import sweep_tiers
 
 TOKEN = "api-token-for-tests"
 REPS = """

@@ -18,11 +18,12 @@ import store.batch
 import workers.ingest
 from scoring.events import iso
 from store import db
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, reread_environment
 from tests.peers import hang, peer
 from tests.workers.test_reminders import SHEENA_AT
 from tests.workers.test_ingest import all_bodies, customer, hand_off_all, snapshot
-from workers import inbox, runtime
+from workers import inbox
+from workers.context import installed
 
 CRASH_HOOK = Path(__file__).parent / "crash_hook"
 
@@ -44,11 +45,11 @@ def reference_state(bodies, redis, drain, monkeypatch, tmp_path) -> list[dict]:
     db.upgrade(url)
     test_url = os.environ["DATABASE_URL"]
     monkeypatch.setenv("DATABASE_URL", url)
-    runtime.settings.cache_clear()
+    reread_environment()
     hand_off_all(redis, bodies)
     drain()
     monkeypatch.setenv("DATABASE_URL", test_url)
-    runtime.settings.cache_clear()
+    reread_environment()
     return snapshot(db.engine_for(url))
 
 
@@ -64,7 +65,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(
     assert victim.wait(timeout=120) == -9, victim.stderr.read().decode()[-2000:]
     assert inbox.backlog(redis) > 0  # the dead worker's entries are still there, unacknowledged
     monkeypatch.setenv("WAPULSE_STALE_AFTER_MS", "0")  # the next drain claims them at once
-    runtime.settings.cache_clear()
+    reread_environment()
     drain()
     assert inbox.backlog(redis) == 0
     assert snapshot(engine) == expected
@@ -186,7 +187,7 @@ def with_reps(monkeypatch, tmp_path, now: int) -> dict:
     settings = {"WAPULSE_CONFIG": str(config), "WAPULSE_NOW": iso(now)}
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    runtime.settings.cache_clear()
+    reread_environment()
     return settings
 
 
@@ -246,7 +247,7 @@ def test_two_batches_with_one_body_at_once_conflict_and_the_loser_runs_again(eng
     monkeypatch.setattr(store.batch, "_archive", archive_together)
     entry = ("1794328383000-0", {b"b": numbered_messages(1)[0], b"v": inbox.VALID})
     with caplog.at_level(logging.INFO, logger="store.db"):
-        threads = [threading.Thread(target=workers.ingest.process_entries, args=([entry], None)) for _ in range(2)]
+        threads = [threading.Thread(target=workers.ingest.process_entries, args=(installed(), [entry], None)) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:

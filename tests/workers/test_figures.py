@@ -11,8 +11,8 @@ from store.figure_base import Base, current_base, load_base
 from store.models import Customer
 from tests.workers.test_ingest import all_bodies, hand_off_all
 from tests.workers.test_tiers import set_now
-from workers.figures import refresh_figures
-from workers.runtime import settings
+from workers.jobs import refresh_figures
+from workers.context import installed
 
 NOW = 1_795_000_000
 
@@ -31,8 +31,8 @@ def test_the_job_keeps_the_base_and_every_customers_sort_keys(redis, engine, dra
     assert {keys[3] for keys in keys_of(engine).values()} == {None}  # written, not yet ranked
     assert refresh_figures()["customers"] == len(keys_of(engine))
     with engine.connect() as connection:
-        kept = load_base(connection, settings().figure_rules)
-        worked_out = Base.load(connection, NOW, settings().figure_rules)
+        kept = load_base(connection, installed().settings.figure_rules)
+        worked_out = Base.load(connection, NOW, installed().settings.figure_rules)
         rows = connection.execute(select(Customer.__table__)).all()
     assert (kept.now, kept.rfm, kept.model) == (NOW, worked_out.rfm, worked_out.model)
     for row in rows:
@@ -62,5 +62,5 @@ def test_a_base_from_before_the_clock_or_too_old_is_worked_out_again(redis, engi
     set_now(monkeypatch, NOW + 1800)
     refresh_figures()
     with engine.connect() as connection:
-        assert load_base(connection, settings().figure_rules).now == NOW + 1800
-        assert current_base(connection, NOW + 1900, settings().figure_rules).now == NOW + 1900
+        assert load_base(connection, installed().settings.figure_rules).now == NOW + 1800
+        assert current_base(connection, NOW + 1900, installed().settings.figure_rules).now == NOW + 1900

@@ -15,8 +15,8 @@ from scoring.tiers import REORDER_WINDOW_S
 from store import db, queries
 from store.models import Customer, CustomerAlias, EventRow, RawBody
 from tests.cloudapi.expected_fixtures import CUSTOMER_COUNTRY, EXPECTED
-from tests.conftest import FIXTURES, post_signed
-from workers import inbox, runtime
+from tests.conftest import FIXTURES, post_signed, reread_environment
+from workers import inbox
 
 BODIES = sorted((FIXTURES / "cloudapi").glob("*.json"))
 SCENARIO = FIXTURES / "scenarios" / "messages__timeline__two_weeks.jsonl"
@@ -111,7 +111,7 @@ def snapshot_of_ordered_arrival(redis, drain, tmp_path, monkeypatch, bodies: lis
     fresh = f"sqlite:///{tmp_path / 'ordered.db'}"
     db.upgrade(fresh)
     monkeypatch.setenv("DATABASE_URL", fresh)
-    runtime.settings.cache_clear()
+    reread_environment()
     hand_off_all(redis, bodies)
     drain()
     return snapshot(db.engine_for(fresh))
@@ -292,7 +292,7 @@ def test_an_unavailable_database_leaves_the_bodies_waiting_instead_of_dead_lette
     assert inbox.backlog(redis) == 3
     monkeypatch.setattr(workers.ingest, "commit", real_commit)  # the database is back
     monkeypatch.setenv("WAPULSE_STALE_AFTER_MS", "0")
-    runtime.settings.cache_clear()
+    reread_environment()
     drain()
     assert inbox.backlog(redis) == 0 and queries.dead_letters(engine) == []
 

@@ -22,16 +22,15 @@ from store.db import write_transaction
 from store import queries
 from store.models import Customer, Reminder, ReminderDelivery
 from store.reminders import retry_delivery
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, reread_environment
 from tests.peers import answer, hang, peer, read_request, reset, trickle
 from tests.workers.test_tiers import DAY, JOAO, JOAO_LAST, PRIYA, PRIYA_BACK, PRIYA_LAST, TIMELINE, process, set_now
-from workers import channels, cron_config, runtime
-from workers.reminders import (
-    BACKOFF_S, DELIVERY_BUDGET_S, DELIVERY_JOB_TIMEOUT_S, MAX_ATTEMPTS, STUCK_AFTER_S, deliver_due,
-)
-from workers.settings import MAX_DELIVERY_DEADLINE_S, ConfigError, Settings
+from workers import channels, cron_config
+from workers.context import Context, installed
+from workers.jobs import deliver_due, sweep_tiers
 from workers.rebuild import rebuild
-from workers.sweep import sweep_tiers
+from workers.reminders import BACKOFF_S, DELIVERY_BUDGET_S, DELIVERY_JOB_TIMEOUT_S, MAX_ATTEMPTS, STUCK_AFTER_S
+from workers.settings import MAX_DELIVERY_DEADLINE_S, ConfigError, Settings
 
 SECRET = "rep-endpoint-secret"
 HOOK = "https://crm.example.test/hooks/wapulse"
@@ -46,7 +45,7 @@ def configure(monkeypatch, tmp_path, channels_toml: str, extra: str = "", rep: s
     config.write_text(f'[[reps]]\nid = "ana"\nname = "Ana Ruiz"\ntimezone = "Europe/Madrid"\n{rep}'
                       f'channels = [{channels_toml}]\n\n[owners]\ndefault = "ana"\n{extra}')
     monkeypatch.setenv("WAPULSE_CONFIG", str(config))
-    runtime.settings.cache_clear()
+    reread_environment()
 
 
 def webhook(url: str) -> str:
@@ -315,9 +314,8 @@ def test_a_permanent_smtp_refusal_fails_at_once_and_no_smtp_url_is_a_clear_error
     (row,) = deliveries(engine)
     assert (row.status, row.last_error) == ("failed", "SMTP 550")
     monkeypatch.delenv("SMTP_URL")
-    runtime.settings.cache_clear()
     with pytest.raises(ConfigError, match="its email channel needs SMTP_URL"):
-        runtime.settings().check()
+        Context.from_env()
 
 
 @pytest.mark.parametrize("fixture, customer, at, reason", [
@@ -505,10 +503,10 @@ def test_wording_comes_from_wapulse_toml_and_a_bad_template_is_named(
     assert json.loads(received[0][1])["text"] == "Se ha enfriado · Sheena Nelson · 30 días"
     configure(monkeypatch, tmp_path, webhook(url), '\n[reminders.templates]\ntext = "{{ customer.nmae }}"\n')
     with pytest.raises(ConfigError, match=r"\[reminders.templates\] text fails on a went_cold reminder: .*nmae"):
-        runtime.settings().check()
+        Context.from_env()
     configure(monkeypatch, tmp_path, webhook(url), '\n[reminders.templates]\ntext = "{% if %}"\n')
     with pytest.raises(ConfigError, match=r"\[reminders.templates\] text is not a valid template"):
-        runtime.settings().check()
+        Context.from_env()
 
 
 def test_a_second_opt_out_bounce_owes_no_second_reminder(redis, engine, drain, monkeypatch, tmp_path, endpoint):
@@ -679,7 +677,7 @@ def test_a_rebuild_keeps_the_follow_ups_and_the_owners_a_store_has(redis, engine
         connection.execute(Customer.__table__.update().values(owner="ben"))  # given by hand to someone else
         before = connection.execute(select(Reminder.__table__.c.id, Reminder.__table__.c.rule)).all()
     assert before  # she went cold: a follow-up
-    result = rebuild()
+    result = rebuild(installed())
     assert result.failed_bodies == 0
     with engine.connect() as connection:
         assert connection.execute(select(Reminder.__table__.c.id, Reminder.__table__.c.rule)).all() == before

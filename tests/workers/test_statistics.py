@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from store import db
 from tests.workers.test_ingest import BODIES, hand_off_all
-from workers.statistics import keep_statistics
+from workers.jobs import keep_statistics
 
 
 def modified_since_analysis(engine, table: str) -> int:

@@ -12,10 +12,11 @@ from scoring.events import iso
 from scoring.figures import FigureRules
 from store import queries
 from store.models import Customer, RawBody, TierChangeRow
-from tests.conftest import FIXTURES
-from workers import inbox, runtime
+from tests.conftest import FIXTURES, reread_environment
+from workers import inbox
+from workers.context import installed
+from workers.jobs import sweep_tiers
 from workers.rebuild import rebuild
-from workers.sweep import sweep_tiers
 
 TIMELINE = FIXTURES / "scenarios" / "messages__timeline__tier_moves.jsonl"
 DAY = 86_400
@@ -27,7 +28,7 @@ JOAO_FIRST, JOAO_LAST = T0 + DAY + 5000, T0 + 3 * DAY + 7000
 
 def set_now(monkeypatch, at: int) -> None:
     monkeypatch.setenv("WAPULSE_NOW", iso(at))
-    runtime.settings.cache_clear()
+    reread_environment()
 
 
 def card(engine, key: str, now: int) -> dict:
@@ -185,7 +186,7 @@ def test_rebuild_gives_the_state_live_processing_gave(redis, engine, drain, monk
     process(redis, drain, comeback)
     sweep_tiers()  # as cron does every minute: live state is current as of now
     live = everything(engine, PRIYA_BACK + 60)
-    result = rebuild()
+    result = rebuild(installed())
     assert result.failed_bodies == 0 and result.bodies > len(week)
     assert everything(engine, PRIYA_BACK + 60) == live
 
@@ -197,7 +198,7 @@ def test_rebuild_with_other_thresholds_records_what_it_changed_as_rebuild(redis,
     config.write_text('[tiers]\npreset = "b2b_long_cycle"\n')
     monkeypatch.setenv("WAPULSE_CONFIG", str(config))
     set_now(monkeypatch, PRIYA_LAST + 20 * DAY)
-    rebuild()
+    rebuild(installed())
     assert history(engine, PRIYA, PRIYA_LAST + 20 * DAY) == [
         (None, "warm", iso(T0), "event"),
         ("warm", "hot", iso(PRIYA_FIFTH), "event"),
@@ -211,7 +212,7 @@ def test_rebuild_retries_dead_letters_and_clears_those_that_now_go_through(redis
     raw = RawBody.__table__
     with engine.begin() as connection:
         connection.execute(raw.update().values(error="RuntimeError at parse.py:1"))
-    rebuild()
+    rebuild(installed())
     with engine.connect() as connection:
         assert connection.execute(select(raw.c.error)).scalars().all() == [None, None]
         assert connection.execute(select(func.count()).select_from(Customer.__table__)).scalar_one() == 1

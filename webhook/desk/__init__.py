@@ -18,6 +18,7 @@ from flask import Flask, abort, current_app, g, redirect, render_template, reque
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from redis import Redis
 
 from scoring.followups import RULE_TITLES
 from scoring.reps import Rep
@@ -29,10 +30,11 @@ limiter = Limiter(key_func=get_remote_address)
 SESSION_DAYS = 7
 
 
-def init_app(app: Flask, settings: Settings) -> None:
+def init_app(app: Flask, settings: Settings, redis: Redis) -> None:
     from webhook.desk import auth, customers, followups
 
     app.extensions["wapulse.settings"] = settings
+    app.extensions["wapulse.redis"] = redis  # where a reassignment asks for its reminders' delivery
     app.secret_key = settings.secret_key
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 
 from scoring.followups import (
     RULE_TITLES, SNOOZE_LABELS, Action, Snooze, State, may_reassign, may_work, snooze_until,
@@ -109,9 +109,8 @@ def reassign(reminder: str, rep: str):
                                 settings().now_ts())
     if queued:
         from workers.reminders import request_delivery
-        from workers.runtime import redis_connection
 
-        request_delivery(redis_connection())
+        request_delivery(current_app.extensions["wapulse.redis"])
     flash(f"{row.name or row.key} is now {name_of(to_rep)}'s, with the follow-ups that were open about them.", "done")
     return _back()
 
