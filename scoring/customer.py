@@ -7,10 +7,11 @@ customer from every stored event otherwise; both paths give the same state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Iterable
+
+import msgspec
 
 from scoring.events import (
     MARKETING_OPT_OUT_ERROR,
@@ -61,9 +62,9 @@ def event_order(event: Event) -> tuple[int, str]:
     return (event.at, event.key)
 
 
-@dataclass
-class CustomerState:
-    """Everything derived from one customer's events. Serialised as JSON in the store."""
+class CustomerState(msgspec.Struct, kw_only=True):
+    """Everything derived from one customer's events. Stored as JSON, which the worker decodes
+    straight into this struct and encodes straight from it (no dict in between)."""
 
     last_event_at: int | None = None
     last_event_key: str | None = None
@@ -74,23 +75,23 @@ class CustomerState:
     phone_number_id: str | None = None  # the business number they last dealt with
     # what the customer did
     inbound: int = 0
-    inbound_by_type: dict[str, int] = field(default_factory=dict)
-    signals: dict[str, int] = field(default_factory=dict)
-    days: dict[str, int] = field(default_factory=dict)  # UTC day -> interactions that day
+    inbound_by_type: dict[str, int] = {}
+    signals: dict[str, int] = {}
+    days: dict[str, int] = {}  # UTC day -> interactions that day
     first_inbound_at: int | None = None
     last_inbound_at: int | None = None
     last_type: str | None = None  # the type of their last message (text, image, order...)
-    last_signals: list[str] = field(default_factory=list)
+    last_signals: list[str] = []
     last_signals_at: int | None = None
-    signal_log: list[list] = field(default_factory=list)  # [[at, [signals]], ...], latest SIGNAL_LOG_LENGTH
-    ad_ids: list[str] = field(default_factory=list)
+    signal_log: list[list] = []  # [[at, [signals]], ...], latest SIGNAL_LOG_LENGTH
+    ad_ids: list[str] = []
     # what we sent and how far it got
     outbound: int = 0
     delivered: int = 0
     read: int = 0
     played: int = 0
     failed: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = {}
     first_outbound_at: int | None = None
     last_outbound_at: int | None = None
     last_outbound_campaign: str | None = None
@@ -104,9 +105,9 @@ class CustomerState:
     response_time_total: int = 0
     # commerce
     orders: int = 0
-    order_value: dict[str, str] = field(default_factory=dict)  # currency -> decimal string
+    order_value: dict[str, str] = {}  # currency -> decimal string
     order_items: int = 0
-    order_log: list[list] = field(default_factory=list)  # [[at, {currency: decimal string}], ...]
+    order_log: list[list] = []  # [[at, {currency: decimal string}], ...]
     # consent and reachability
     opt_outs: int = 0
     opt_ins: int = 0
@@ -114,7 +115,7 @@ class CustomerState:
     consent_at: int | None = None
     last_unreachable_at: int | None = None
     # who they became: kind -> [at, value] of the identifier the latest identity change named
-    changed_to: dict[str, list] = field(default_factory=dict)
+    changed_to: dict[str, list] = {}
 
     # ---- derived views -------------------------------------------------------------------
 
@@ -145,13 +146,18 @@ class CustomerState:
     # ---- serialisation -------------------------------------------------------------------
 
     def to_json(self) -> dict:
-        return {name: getattr(self, name) for name in _STATE_FIELDS}
+        return msgspec.to_builtins(self)
 
     @classmethod
     def from_json(cls, data: dict | None) -> CustomerState:
-        if not data:
-            return cls()
-        return cls(**{name: value for name, value in data.items() if name in _STATE_FIELDS})
+        return msgspec.convert(data, cls) if data else cls()
+
+    def encode(self) -> str:
+        return _encoder.encode(self).decode()
+
+    @classmethod
+    def decode(cls, text: str | bytes | None) -> CustomerState:
+        return _decoder.decode(text) if text else cls()
 
     # ---- the fold ------------------------------------------------------------------------
 
@@ -295,7 +301,7 @@ _HANDLERS = {
 }
 
 
-_STATE_FIELDS = dict.fromkeys(f.name for f in fields(CustomerState))  # ordered, quick to test; fields() is slow
+_encoder, _decoder = msgspec.json.Encoder(), msgspec.json.Decoder(CustomerState)
 
 
 def _bump(counter: dict[str, int], name: str) -> None:

@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, case, delete, insert, select, update
+from sqlalchemy import Connection, Text, case, cast, delete, insert, select, update
 
 from scoring.customer import CustomerState, current_identifiers, event_order
 from scoring.events import Event, Item, OutboundMessage
@@ -256,7 +256,10 @@ def _known_owners(connection: Connection, items: list[Item]) -> KnownOwners:
     return known
 
 
-_customer_columns = [column for column in customers.c if column.name != "checkpoint"]  # read only when refolding
+_customer_columns = [  # the checkpoint is read only when refolding; the state as text, for CustomerState.decode
+    cast(column, Text).label("state") if column.name == "state" else column
+    for column in customers.c if column.name != "checkpoint"
+]
 
 
 def _customer_rows(connection: Connection, customer_ids: Iterable[int]) -> dict:
@@ -291,7 +294,7 @@ def _snapshots(connection: Connection, planned: set[int], rows: dict, new_events
                merged: set[int], absorbed_by: dict[int, list[int]]) -> dict[int, Snapshot]:
     """What each customer's fold needs, as `scoring.planner` decides it: a few statements for the
     customers folding forward, a few more for each that refolds."""
-    states = {cid: CustomerState.from_json(rows[cid].state) if cid in rows else CustomerState() for cid in planned}
+    states = {cid: CustomerState.decode(rows[cid].state) if cid in rows else CustomerState() for cid in planned}
     forward = {cid for cid in planned if folds_forward(states[cid], new_events.get(cid, []), cid in merged)}
     outbound = _load_outbound(connection, outbound_ids(e for cid in forward for e in new_events[cid]))
     rewinds = {cid: at for cid in forward if cid in rows
@@ -554,7 +557,7 @@ def _columns(row, state: CustomerState, known_aliases: dict[Alias, int]) -> dict
         "awaiting_reply_since": state.awaiting_reply_since,
         "question_since": state.question_since,
         "unreachable": state.unreachable,
-        "state": json_text(state.to_json()),
+        "state": state.encode(),
         "figures_at": None,  # what the desk sorts by is to be worked out again (workers.figures)
     }
 
