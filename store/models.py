@@ -229,3 +229,30 @@ class FigureBase(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=16)
     computed_at: int = Field(sa_type=BigInteger)
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Erasure(SQLModel, table=True):
+    """The erasure log: that a person was erased and when. Who it was is kept only as salted
+    hashes of their identifiers (HMAC-SHA256 with WAPULSE_SECRET_KEY), which answer "was this
+    number erased?" for someone who has the number and the key, and nothing else."""
+
+    __tablename__ = "erasure"
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
+    identifier_hash: str = Field(index=True, max_length=64)
+    erased_at: int = Field(sa_type=BigInteger)
+
+
+class ErasedActivity(SQLModel, table=True):
+    """What erased customers leave behind for the activity report: how many messages were
+    exchanged, per UTC day, business number, owner, direction and content kind, added up over
+    everyone erased, with no identity and no time finer than the day."""
+
+    __tablename__ = "erased_activity"
+
+    day: int = Field(primary_key=True, sa_type=BigInteger)  # Unix seconds of the UTC midnight
+    phone_number_id: str = Field(primary_key=True, max_length=64)  # "" when the events named none
+    owner: str = Field(primary_key=True, max_length=64)  # the rep who owned them then, "" for none
+    direction: str = Field(primary_key=True, max_length=8)  # "in": theirs, "out": ours
+    kind: str = Field(primary_key=True, max_length=16)  # a report content kind for "in", "sent" for "out"
+    messages: int = 0

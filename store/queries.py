@@ -89,21 +89,26 @@ def list_customers(engine: Engine, now: int, rules: figures.FigureRules, tier: s
 def find_customer(engine: Engine, key_or_alias: str, now: int, rules: figures.FigureRules) -> dict | None:
     """A customer by key or by any identifier it has had (wa_id with or without +, BSUID,
     username), with their tier history, oldest first."""
-    value = key_or_alias.strip()
     with engine.connect() as connection:
-        row = connection.execute(select(customers).where(customers.c.key == value)).first()
-        if row is None:
-            owner = connection.execute(
-                select(aliases.c.customer_id).where(aliases.c.value.in_({value, value.lstrip("+")})).limit(1)
-            ).scalar()
-            if owner is not None:
-                row = connection.execute(select(customers).where(customers.c.id == owner)).first()
-        if row is None:
+        customer_id = customer_id_for(connection, key_or_alias)
+        if customer_id is None:
             return None
+        row = connection.execute(select(customers).where(customers.c.id == customer_id)).one()
         view = customer_view(row, CustomerState.from_json(row.state), current_base(connection, now, rules))
         view["tier_history"] = tier_history(connection, row.id)
         view["reminders"] = [reminder_view(delivery) for delivery in delivery_rows(connection, customer_id=row.id)]
     return view
+
+
+def customer_id_for(connection: Connection, key_or_alias: str) -> int | None:
+    """Whom a key, or any identifier a customer has had (wa_id with or without +, BSUID,
+    username), names."""
+    value = key_or_alias.strip()
+    found = connection.execute(select(customers.c.id).where(customers.c.key == value)).scalar()
+    if found is None:
+        found = connection.execute(select(aliases.c.customer_id)
+                                   .where(aliases.c.value.in_({value, value.lstrip("+")})).limit(1)).scalar()
+    return found
 
 
 def reminder_view(row) -> dict:

@@ -560,6 +560,25 @@ def report(first_day, last_day, compare, number, owner, form, output_file, now):
         click.echo(body, nl=False)  # bytes go to the binary stream as they are
 
 
+@main.command()
+@click.argument("key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_clear_errors
+def erase(key, yes):
+    """Erase a customer (by key, wa_id, BSUID or username) and every trace of them: events,
+    follow-ups, tier history, and their part of the archived bodies. Cannot be undone."""
+    from workers.erasure import erase_customer
+
+    context = _context()
+    db.upgrade(context.settings.database_url)
+    if not yes:
+        click.confirm(f"erase the customer known as {visible(key)} and everything about them, for good?", abort=True)
+    erased = erase_customer(context, key)
+    if erased is None:
+        raise click.ClickException(f"no customer is known as {key!r}")
+    click.echo("erased: " + "  ".join(f"{name.replace('_', ' ')}: {value}" for name, value in vars(erased).items()))
+
+
 @main.command("dead-letters")
 @_clear_errors
 def dead_letters():

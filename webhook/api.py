@@ -1,5 +1,5 @@
 """The API for the systems around wapulse (a CRM, a script): read a customer, set who owns them,
-fetch the activity report.
+erase them, fetch the activity report.
 
 Every route needs `Authorization: Bearer <WAPULSE_API_TOKEN>`; without the variable the API is
 off. Answers are JSON; a bad request changes nothing and says why.
@@ -12,6 +12,7 @@ import hmac
 import msgspec
 from flask import Blueprint, Flask, Response, g, request
 
+from workers.context import Context
 from workers.settings import Settings
 
 MAX_OWNERS_PER_REQUEST = 10_000
@@ -22,6 +23,7 @@ def register(app: Flask, settings: Settings) -> None:
     if settings.api_token:
         settings.reps  # a wapulse.toml the API cannot use stops start-up, not a request
     api = Blueprint("api", __name__, url_prefix="/api")
+    context = Context(settings)  # for the use cases the API runs (its engine is made at first use)
 
     @api.before_request
     def authenticate():
@@ -46,6 +48,20 @@ def register(app: Flask, settings: Settings) -> None:
         if view is None:
             return _answer({"error": "no customer is known by that key, wa_id, BSUID or username"}, 404)
         return _answer(view)
+
+    @api.delete("/customers/<path:customer>")
+    def erase_customer(customer: str):
+        """Erasure (GDPR Art. 17 and the like), as `wapulse erase`: everything about them, for good."""
+        from workers.erasure import erase_customer as erase
+
+        if not _fits(customer):
+            return _answer({"error": BAD_NAME}, 400)
+        if not settings.secret_key:
+            return _answer({"error": "erasure needs WAPULSE_SECRET_KEY on the server"}, 503)
+        erased = erase(context, customer)
+        if erased is None:
+            return _answer({"error": "no customer is known by that key, wa_id, BSUID or username"}, 404)
+        return _answer({"erased": True, **vars(erased)})
 
     @api.put("/customers/<path:customer>/owner")
     def set_owner(customer: str):

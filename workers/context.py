@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from redis import Redis
-from sqlalchemy import Engine
 
 from workers.settings import Settings
+
+if TYPE_CHECKING:  # the web process loads the store only when a request needs it
+    from sqlalchemy import Engine
 
 
 @dataclass(frozen=True)

@@ -286,3 +286,15 @@ def test_an_in_process_replay_goes_to_its_own_database_while_a_stack_runs_on_ano
         assert connection.execute("SELECT count(*) FROM customer").fetchone()[0] == 2
     with sqlite3.connect(live) as connection:
         assert connection.execute("SELECT count(*) FROM customer").fetchone()[0] == 0
+
+
+def test_erase_asks_first_and_says_what_it_removed(env, monkeypatch):
+    monkeypatch.setenv("WAPULSE_SECRET_KEY", "s" * 32)
+    run("replay", str(FIXTURES / "cloudapi" / "messages__text.json"))
+    declined = CliRunner().invoke(main, ["erase", "16505551234"], input="n\n")
+    assert declined.exit_code == 1 and "Aborted" in declined.output
+    assert "Sheena Nelson" in run("customer", "16505551234")
+    assert "events: 1  bodies deleted: 1  bodies redacted: 0" in run("erase", "+16505551234", "--yes")
+    assert run("erase", "16505551234", "--yes", expect=1).strip() == "Error: no customer is known as '16505551234'"
+    monkeypatch.delenv("WAPULSE_SECRET_KEY")
+    assert "WAPULSE_SECRET_KEY" in run("erase", "16505551234", "--yes", expect=1)

@@ -151,3 +151,21 @@ def test_names_no_text_encoding_holds_are_a_bad_request_not_unavailable(api):
                       headers=headers, timeout=5),
     ):
         assert (answer.status_code, answer.json()["error"]) == (400, BAD_NAME)
+
+
+def test_a_customer_erased_through_the_api_is_gone_and_the_others_stay(api, engine, monkeypatch):
+    def erase(customer: str, headers=BEARER) -> requests.Response:
+        return requests.delete(f"{api}/customers/{customer}", headers=headers, timeout=5)
+
+    assert erase("16505551234", headers={}).status_code == 401
+    assert (erase("16505551234").status_code, erase("16505551234").json()["error"]) == (
+        503, "erasure needs WAPULSE_SECRET_KEY on the server")  # this server has none: nothing was erased
+    assert requests.get(f"{api}/customers/16505551234", headers=BEARER, timeout=5).status_code == 200
+    monkeypatch.setenv("WAPULSE_SECRET_KEY", "k" * 32)
+    app = create_app(Settings.from_env()).test_client()
+    assert app.delete("/api/customers/19999999999", headers=BEARER).status_code == 404
+    assert app.delete("/api/customers/1650%00", headers=BEARER).json["error"] == BAD_NAME
+    answer = app.delete("/api/customers/+16505551234", headers=BEARER)
+    assert answer.status_code == 200 and answer.json["erased"] and answer.json["events"] == 1
+    assert app.get("/api/customers/16505551234", headers=BEARER).status_code == 404
+    assert app.get("/api/customers/5511991234567", headers=BEARER).status_code == 200
