@@ -47,7 +47,9 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     common = {"hide_parameters": True, "json_serializer": json_text, "json_deserializer": msgspec.json.decode}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **common)
+        # a server that does not answer (a half-open connection) fails a connect in 10 s, not hangs it
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                             connect_args={"connect_timeout": 10}, **common)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **common)

@@ -171,17 +171,22 @@ def web_server(redis_server) -> str:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    wait_until_served(url, process)
+    yield f"{url}/webhook"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def wait_until_served(url: str, process: subprocess.Popen) -> None:
+    """Until the server at `url` answers `/health`; its own error if it exits first."""
+    for _ in range(200):
         try:
             requests.get(f"{url}/health", timeout=1)
-            break
+            return
         except requests.ConnectionError:
             if process.poll() is not None:
                 raise RuntimeError(process.stderr.read().decode())
             time.sleep(0.1)
-    yield f"{url}/webhook"
-    process.terminate()
-    process.wait(timeout=10)
 
 
 def post_signed(url: str, body: bytes, secret: str = APP_SECRET, **headers) -> requests.Response:

@@ -33,7 +33,7 @@ from store import db, queries
 from wapulse import replay as replaying
 from wapulse.services import ensure_redis
 from scoring.tiers import Tier
-from workers import inbox
+from workers import inbox, metrics
 from workers.context import Context, install
 from workers.rebuild import rebuild as rebuild_all
 from workers.reminders import REMINDER_QUEUE, request_delivery
@@ -192,11 +192,28 @@ def up():
     settings.require_secret()
     db.upgrade(settings.database_url)
     click.echo(ensure_redis(settings.redis_url))
+    metrics.clear_folder()  # the processes about to start count from zero
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
-    click.echo(f"webhook: http://{host}:{port}/webhook   health: http://{host}:{port}/health")
+    click.echo(f"webhook: http://{host}:{port}/webhook   health: http://{host}:{port}/health   "
+               f"metrics: http://{host}:{port}/metrics")
     click.echo("next: wapulse replay fixtures/cloudapi --url http://%s:%s/webhook ; wapulse customers" % (host, port))
     honcho = shutil.which("honcho") or os.path.join(os.path.dirname(sys.executable), "honcho")
     os.execv(honcho, [honcho, "start", "-f", "Procfile", "--port", port])  # web, first, gets PORT
+
+
+@main.command("metrics")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (keep it private: no token).")
+@click.option("--port", type=click.IntRange(1, 65535), default=9108, show_default=True)
+@_clear_errors
+def serve_metrics(host, port):
+    """Serve /metrics for this host's processes without a token, on an address of its own (for
+    a host that runs workers but no `wapulse web`)."""
+    from prometheus_client import start_http_server
+
+    settings = _settings()
+    _, serving = start_http_server(port, host, metrics.registry(Redis.from_url(settings.redis_url)))
+    click.echo(f"metrics of this host's wapulse processes: http://{host}:{port}/metrics")
+    serving.join()
 
 
 @main.command()

@@ -44,11 +44,29 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
 
     @app.get("/health")
     def health():
+        """Whether Redis and the database answer, and how long the oldest acknowledged body has
+        waited for a worker: 503 when either is down, so a load balancer stops sending Meta here."""
+        from workers.metrics import oldest_waiting_s
+
+        answer: dict = {"redis": "ok", "database": "ok"}
         try:
-            waiting = inbox.backlog(redis)
+            answer.update(inbox=inbox.backlog(redis), oldest_waiting_s=round(oldest_waiting_s(redis), 3))
         except RedisError:
-            return {"status": "redis unavailable"}, 503
-        return {"status": "ok", "inbox": waiting}
+            answer["redis"] = "unavailable"
+        if not _database_answers(settings):
+            answer["database"] = "unavailable"
+        healthy = answer["redis"] == answer["database"] == "ok"
+        return {"status": "ok" if healthy else "unavailable", **answer}, 200 if healthy else 503
+
+    @app.get("/metrics")
+    def scrape():
+        """Prometheus's scrape, behind the API's bearer token (`wapulse metrics` serves the same
+        without one, on an address of its own)."""
+        if refusal := api.refusal(settings):
+            return refusal
+        from workers import metrics
+
+        return Response(metrics.exposition(redis), 200, content_type=metrics.CONTENT_TYPE)
 
     api.register(app, settings)
     desk.init_app(app, settings, redis)
@@ -65,6 +83,20 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
         return _plain("temporarily unavailable", 503, retry_after=True)
 
     return app
+
+
+def _database_answers(settings: Settings) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.db import engine_for
+
+    try:
+        with engine_for(settings.database_url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError:
+        return False
 
 
 def _plain(text: str, status: int, retry_after: bool = False) -> Response:

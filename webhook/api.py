@@ -27,13 +27,8 @@ def register(app: Flask, settings: Settings) -> None:
 
     @api.before_request
     def authenticate():
-        if not settings.api_token:
-            return _answer({"error": "the API is off: set WAPULSE_API_TOKEN"}, 403)
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.api_token.encode()):
-            response = _answer({"error": "a valid Authorization: Bearer token is required"}, 401)
-            response.headers["WWW-Authenticate"] = 'Bearer realm="wapulse"'
-            return response
+        if refused := refusal(settings):
+            return refused
         from store.db import engine_for  # imported here: a webhook-only process never loads the store
 
         g.engine = engine_for(settings.database_url)
@@ -119,6 +114,18 @@ def register(app: Flask, settings: Settings) -> None:
 
 
 BAD_NAME = "customers and reps are named by 1 to 255 printable characters"
+
+
+def refusal(settings: Settings) -> Response | None:
+    """The answer to a request without the bearer token (None: it has it)."""
+    if not settings.api_token:
+        return _answer({"error": "the API is off: set WAPULSE_API_TOKEN"}, 403)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.api_token.encode()):
+        response = _answer({"error": "a valid Authorization: Bearer token is required"}, 401)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="wapulse"'
+        return response
+    return None
 
 
 def _json_body():

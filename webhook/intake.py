@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from cloudapi.signature import SIGNATURE_HEADER, is_valid
 from cloudapi.body import is_json
 from webhook import RETRY_AFTER_S, WEBHOOK_PATH, create_app
-from workers import inbox
+from workers import inbox, metrics
 from workers.settings import MAX_BODY_BYTES, Settings
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,8 @@ class Intake:
     async def _serve(self, scope: dict, receive, send) -> None:
         headers = dict(scope["headers"])
         acknowledging = scope["path"] == WEBHOOK_PATH and scope["method"] == "POST"
+        if acknowledging:
+            send = _counting_answers(send)
         limit = MAX_BODY_BYTES if acknowledging else MAX_OTHER_BODY_BYTES
         refusal = _refusal_before_reading(headers, acknowledging, limit)
         if refusal:
@@ -169,6 +171,17 @@ class Intake:
         if not valid_json:
             return 400, "body is not JSON (kept as a dead letter)"
         return 200, "ok"
+
+
+def _counting_answers(send):
+    """`send`, counting the status it answers Meta's POST with (metrics.ACKNOWLEDGED)."""
+
+    async def counted(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            metrics.ACKNOWLEDGED.labels(code=str(message["status"])).inc()
+        await send(message)
+
+    return counted
 
 
 def _refusal_before_reading(headers: dict[bytes, bytes], acknowledging: bool, limit: int) -> Answer | None:

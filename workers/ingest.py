@@ -12,6 +12,7 @@ import os
 import socket
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from scoring.events import Item
 from scoring.signals import SignalMatcher
 from store.batch import BatchResult, Delivery, commit, prepare
 from store.db import read_snapshot, retry_on_conflict, write_transaction
-from workers import inbox
+from workers import inbox, metrics
 from workers.context import Context
 from workers.reminders import plan_settled_reminders, plan_within, request_delivery
 
@@ -149,14 +150,29 @@ def commit_deliveries(context: Context, deliveries: list[Delivery], position: in
             prepared = prepare(connection, deliveries, rules, now)
         if turn is not None:
             turn()
+        started = time.perf_counter()
         with write_transaction(engine) as connection:
             result = commit(connection, prepared, rules, now, position)
-            return result, plan_within(connection, context.settings, now, result.customers)
+            reminders_due = plan_within(connection, context.settings, now, result.customers)
+        metrics.BATCH_COMMIT.observe(time.perf_counter() - started)  # a transaction that conflicted is not timed
+        return result, reminders_due
 
     result, reminders_due = retry_on_conflict(attempt)
+    _count(result, len(deliveries))
     if reminders_due:
         request_delivery(context.redis)
     return result
+
+
+def _count(result: BatchResult, bodies: int) -> None:
+    metrics.BATCH_BODIES.observe(bodies)
+    by_kind = Counter()
+    for (kind, _), count in result.types.items():
+        by_kind[kind] += count
+    for kind, count in by_kind.items():
+        metrics.EVENTS.labels(kind=kind).inc(count)
+    if result.dead_letters:
+        metrics.DEAD_LETTERS.inc(result.dead_letters)
 
 
 def describe_error(error: Exception) -> str:

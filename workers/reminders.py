@@ -28,7 +28,7 @@ from store.db import retry_on_conflict, write_transaction
 from store.models import Reminder, ReminderDelivery
 from scoring.reminders import SERVICE_WINDOW_S
 from store.reminders import FAILED, PENDING, SENDING, SENT, last_message_from, plan_reminders, plan_settled
-from workers import channels, inbox
+from workers import channels, inbox, metrics
 from workers.context import Context
 from workers.settings import Settings
 from workers.wording import Wording
@@ -189,6 +189,7 @@ def _send(context: Context, rows: list) -> Counter:
             connection.execute(update(deliveries).where(deliveries.c.id == row.id).values(
                 status=status, last_error=error, due_at=due_at, sent_at=ended if status == SENT else None))
             counts[status] += 1
+            metrics.REMINDERS.labels(rule=row.content.get("rule", "unknown"), outcome=status).inc()
     if failure is not None:
         log.warning("reminder deliveries %s on %s: %s", [row.id for row in rows], rows[0].channel, failure)
     return counts

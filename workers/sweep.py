@@ -6,6 +6,7 @@ import logging
 
 from store.db import retry_on_conflict, write_transaction
 from store.sweep import SweepResult, sweep
+from workers import metrics
 from workers.context import Context
 from workers.reminders import plan_settled_reminders, plan_within, request_delivery
 
@@ -18,7 +19,7 @@ def sweep_tiers(context: Context) -> dict:
     config, now = context.settings, context.now_ts()
 
     def run() -> tuple[SweepResult, bool]:
-        with write_transaction(context.engine) as connection:
+        with metrics.SWEEP.time(), write_transaction(context.engine) as connection:
             result = sweep(connection, config.tier_rules, now)
             return result, plan_within(connection, config, now, result.customers)
 
