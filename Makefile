@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python -m bench.webhook
 	$(BIN)/python -m bench.slow_clients
 	$(BIN)/python -m bench.slow_reminders
+	$(BIN)/python -m bench.durability
 	$(BIN)/python -m bench.end_to_end
 	$(BIN)/python -m bench.report
 	$(BIN)/python -m bench.desk

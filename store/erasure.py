@@ -11,23 +11,22 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import msgspec
-from sqlalchemy import Connection, Text, cast, delete, or_, select, text, tuple_, update
+from sqlalchemy import Connection, Text, cast, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from scoring.events import EventKind
+from store import followups
 from store.db import in_chunks
-from store.queries import customer_id_for
 from store.models import (
-    Customer, CustomerAlias, ErasedActivity, Erasure, EventRow, OutboundMessageRow, RawBody, Reminder, ReminderAction,
-    ReminderDelivery, TierChangeRow,
+    Customer, CustomerAlias, ErasedActivity, Erasure, EventRow, OutboundMessageRow, RawBody, Reminder, TierChangeRow,
 )
+from store.queries import customer_id_for
 
 customers, aliases, events, outbound = (
     Customer.__table__, CustomerAlias.__table__, EventRow.__table__, OutboundMessageRow.__table__,
 )
 raw_bodies, tier_changes, reminders = RawBody.__table__, TierChangeRow.__table__, Reminder.__table__
-actions, deliveries = ReminderAction.__table__, ReminderDelivery.__table__
 erasures, erased_activity = Erasure.__table__, ErasedActivity.__table__
 
 
@@ -99,11 +98,8 @@ def remove(connection: Connection, who: Person, bodies: dict[int, bytes | None])
     replace the others' bytes."""
     owned = [who.id]
     their_reminders = select(reminders.c.id, reminders.c.rep).where(reminders.c.customer_id == who.id)
-    pairs = connection.execute(their_reminders).all()
-    for chunk in in_chunks([tuple(pair) for pair in pairs]):
-        for table in (deliveries, actions):
-            connection.execute(delete(table).where(tuple_(table.c.reminder_id, table.c.rep).in_(chunk)))
-    connection.execute(delete(reminders).where(reminders.c.customer_id.in_(owned)))
+    pairs = [tuple(pair) for pair in connection.execute(their_reminders)]
+    followups.delete_with_history(connection, pairs)
     changes = connection.execute(delete(tier_changes).where(tier_changes.c.customer_id.in_(owned))).rowcount
     connection.execute(delete(outbound).where(outbound.c.customer_id.in_(owned)))
     removed_events = connection.execute(delete(events).where(events.c.customer_id.in_(owned))).rowcount

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, case, delete, func, select, tuple_, update
 
 from scoring.followups import URGENCY, Action, State, settled_by
 from scoring.reminders import Rule
@@ -159,3 +159,11 @@ def record(connection: Connection, reminder: str, rep: str, actor: str | None, a
     """Keep what was done about a follow-up (a template sent, say) with who did it and when."""
     connection.execute(actions.insert().values(reminder_id=reminder, rep=rep, actor=actor, action=action.value,
                                                at=now, detail=detail))
+
+
+def delete_with_history(connection: Connection, pairs: list[tuple[str, str]]) -> None:
+    """Delete follow-ups ((reminder id, rep) pairs) with their actions and deliveries."""
+    for chunk in in_chunks(pairs):
+        for table in (deliveries, actions, reminders):
+            key = (table.c.id if table is reminders else table.c.reminder_id, table.c.rep)
+            connection.execute(delete(table).where(tuple_(*key).in_(chunk)))

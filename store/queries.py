@@ -1,16 +1,15 @@
-"""Read side: customers as the CLI and the API show them; archive retention."""
+"""Read side: customers as the CLI and the API show them, dead letters."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, select
 
 from scoring import figures
 from scoring.customer import CustomerState
 from scoring.events import iso
-from store.db import write_transaction
 from store.figure_base import Base, current_base, load_base
 from store.history import tier_changes
 from store.reminders import delivery_rows
@@ -131,13 +130,6 @@ def tier_history(connection: Connection, customer_id: int) -> list[dict]:
         {"from": row.from_tier, "to": row.to_tier, "at": iso(row.at), "cause": row.cause}
         for row in connection.execute(query)
     ]
-
-
-def purge_raw_bodies(engine: Engine, received_before_ms: int) -> int:
-    """Delete archived bodies received before the instant; events and customers stay as they are."""
-    raw_bodies = RawBody.__table__
-    with write_transaction(engine) as connection:
-        return connection.execute(delete(raw_bodies).where(raw_bodies.c.received_at < received_before_ms)).rowcount
 
 
 def dead_letters(engine: Engine) -> list[dict]:

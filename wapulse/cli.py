@@ -611,10 +611,23 @@ def dead_letters():
 @_clear_errors
 def purge(days):
     """Delete archived raw bodies older than DAYS (counters and events are kept)."""
-    settings = _settings()
-    cutoff = settings.clock() - timedelta(days=days)
-    deleted = queries.purge_raw_bodies(db.engine_for(settings.database_url), int(cutoff.timestamp() * 1000))
+    from workers.retention import purge_bodies
+
+    context = _context()
+    cutoff = context.settings.clock() - timedelta(days=days)
+    deleted = purge_bodies(context, int(cutoff.timestamp() * 1000))
     click.echo(f"deleted {deleted} archived bodies received before {cutoff.isoformat()}")
+
+
+@main.command()
+@click.option("--now", "now", help="ISO-8601 instant taken as now.")
+@_clear_errors
+def retention(now):
+    """Delete what [retention] in wapulse.toml no longer keeps (cron does it every day)."""
+    from workers.retention import apply_retention
+
+    deleted = apply_retention(_context(now))
+    click.echo("deleted: " + "  ".join(f"{name.replace('_', ' ')}: {count}" for name, count in deleted.items()))
 
 
 def _safe_url(url: str) -> str:

@@ -12,3 +12,4 @@ cron.register(jobs.deliver_due, REMINDER_QUEUE, interval=60, result_ttl=0, name=
               job_timeout=DELIVERY_JOB_TIMEOUT_S)
 cron.register(jobs.refresh_figures, INGEST_QUEUE, interval=60, result_ttl=0, name="refresh-figures", job_timeout=1200)
 cron.register(jobs.keep_statistics, INGEST_QUEUE, interval=15, result_ttl=0, name="keep-statistics")
+cron.register(jobs.apply_retention, INGEST_QUEUE, cron="40 3 * * *", result_ttl=0, name="apply-retention", job_timeout=3600)

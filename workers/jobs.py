@@ -4,7 +4,7 @@ number or name ever sits in Redis as job data."""
 
 from __future__ import annotations
 
-from workers import figures, ingest, reminders, statistics, sweep
+from workers import figures, ingest, reminders, retention, statistics, sweep
 from workers.context import installed
 
 
@@ -31,6 +31,11 @@ def deliver_due() -> dict:
 def refresh_figures() -> dict:
     """Cron, every minute: the figure base and stale sort keys."""
     return figures.refresh_figures(installed())
+
+
+def apply_retention() -> dict:
+    """Cron, every day: what `[retention]` no longer keeps."""
+    return retention.apply_retention(installed())
 
 
 def keep_statistics() -> list[str]:

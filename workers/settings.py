@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where used: the web process never loads the scorin
     from scoring.signals import SignalMatcher
     from scoring.tiers import TierRules
     from store.reminders import ReminderSetup
+    from workers.retention import Retention
     from workers.wording import Wording
 
 DEFAULT_DATABASE_URL = "sqlite:///var/wapulse.db"
@@ -106,6 +107,14 @@ class Settings:
         except ValueError as error:
             raise ConfigError(f"{self.config_path}: {error}") from None
         return SignalMatcher.from_keywords(merged)
+
+    @cached_property
+    def retention(self) -> Retention:
+        """`[retention]`: days each kind of record is kept (workers.retention)."""
+        from workers.retention import Retention
+
+        return self._rules_table("retention", lambda table: Retention.from_config(
+            table, self.reminder_setup.rules.max_age_s))
 
     @cached_property
     def tier_rules(self) -> TierRules:
@@ -226,6 +235,7 @@ class Settings:
     def check(self) -> Settings:
         """Load everything loaded lazily, so a bad wapulse.toml stops start-up, not a job."""
         self.signal_matcher, self.tier_rules, self.figure_rules, self.reminder_setup, self.reminder_wording, self.chat_url, self.templates
+        self.retention
         return self
 
     def clock(self) -> datetime:
