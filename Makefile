@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install secrets chromium run test bench clean
+.PHONY: install secrets chromium run test faults bench clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
@@ -35,6 +35,9 @@ chromium:  # the browser the desk's tests drive (Playwright cannot download its 
 
 test: install chromium
 	$(BIN)/python -m pytest -q
+
+faults: install  # the fault suite alone, with a table of what was tried and survived (make test runs it too)
+	$(BIN)/python -m pytest -q -m fault
 
 bench: install
 	@command -v wrk >/dev/null && command -v nginx >/dev/null && test -f /usr/include/ev.h || \

@@ -185,7 +185,7 @@ def wait_until_served(url: str, process: subprocess.Popen) -> None:
             return
         except requests.ConnectionError:
             if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode())
+                raise RuntimeError(process.stderr.read().decode() if process.stderr else f"exited with {process.returncode}")
             time.sleep(0.1)
 
 
@@ -243,3 +243,34 @@ def process_until_drained(redis: Redis, timeout_s: float = 600) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the inbox still holds {inbox.backlog(redis)} bodies after {timeout_s:.0f}s")
         time.sleep(0.2)
+
+
+# ---- the fault suite's table (`make faults`: pytest -m fault) ----------------------------------
+
+_FAULTS: dict[str, str] = {}  # test id -> the fault it tries
+_OUTCOMES: dict[str, list[str]] = {}  # the fault -> the outcome of each of its cases
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if marker := item.get_closest_marker("fault"):
+            _FAULTS[item.nodeid] = marker.args[0]
+
+
+def pytest_runtest_logreport(report) -> None:
+    what = _FAULTS.get(report.nodeid)
+    if what and (report.when == "call" or report.outcome != "passed"):
+        _OUTCOMES.setdefault(what, []).append(report.outcome)
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """What the fault suite tried and whether wapulse survived it: every case passed."""
+    if "fault" not in (config.option.markexpr or "") or not _OUTCOMES:
+        return
+    width = max(map(len, _OUTCOMES))
+    terminalreporter.write_sep("=", "faults tried")
+    terminalreporter.write_line(f"{'fault'.ljust(width)}  cases  survived")
+    for what, outcomes in _OUTCOMES.items():
+        passed, skipped = outcomes.count("passed"), outcomes.count("skipped")
+        verdict = "yes" if passed and passed + skipped == len(outcomes) else "skipped" if skipped == len(outcomes) else "NO"
+        terminalreporter.write_line(f"{what.ljust(width)}  {len(outcomes):5d}  {verdict}")

@@ -69,7 +69,10 @@ def drain_inbox(context: Context) -> dict:
     consumer = f"{socket.gethostname()}:{os.getpid()}"
     deadline = time.monotonic() + DRAIN_BUDGET_S
     totals = DrainTotals()
-    while entries := _next_entries(context, consumer):
+    own = True  # first what this process read before and left unacknowledged
+    while entries := (own and _own_pending(redis, consumer, context.settings.batch_size)) or _next_entries(
+            context, consumer):
+        own = own and bool(entries)
         batch = commit_isolating_poison(context, entries)
         totals.add(batch)
         ids = [entry_id for entry_id, _ in entries]
@@ -84,6 +87,17 @@ def drain_inbox(context: Context) -> dict:
             inbox.request_drain_if_backlog(redis)
             break
     return vars(totals)
+
+
+def _own_pending(redis, consumer: str, count: int) -> list[tuple[bytes, dict]]:
+    """Entries this process read and did not acknowledge: a drain of it failed half-way (Redis
+    restarted, the database refused it). Nothing else holds them, so they are taken again at
+    once, not after `stale_after_ms` like those of a worker that may still be at work on them."""
+    response = redis.xreadgroup(inbox.GROUP, consumer, {inbox.INBOX: "0"}, count=count)
+    pending = response[0][1] if response else []
+    if vanished := [entry_id for entry_id, fields in pending if not fields]:  # deleted since: nothing to do
+        redis.xack(inbox.INBOX, inbox.GROUP, *vanished)
+    return [(entry_id, fields) for entry_id, fields in pending if fields]
 
 
 def _next_entries(context: Context, consumer: str) -> list[tuple[bytes, dict]]:

@@ -129,6 +129,7 @@ def test_a_body_of_unknown_length_that_is_not_chunked_is_411_and_stores_nothing(
     assert stored(redis) == []
 
 
+@pytest.mark.fault("Redis restarted under the webhook (lost scripts, killed connections)")
 def test_the_hand_off_survives_a_restarted_redis_lost_scripts_and_killed_connections(web_server, redis):
     """A Redis restart flushes its scripts and drops every client: the next POST still lands."""
     posts = 12  # more than the server's threads: each has a connection to lose
@@ -150,6 +151,7 @@ def test_bad_framing_is_refused_before_reading_and_stores_nothing(redis):
 # ---- slow and hostile clients ----------------------------------------------------------------------
 
 
+@pytest.mark.fault("slow connections on the webhook (bodies never finished)")
 def test_a_hundred_connections_that_never_finish_their_bodies_hold_up_neither_meta_nor_health(web_server, redis):
     """Each promises 1,000 bytes and sends 10: the server reads bodies on its event loop, so they
     wait there and no thread is taken from Meta's POSTs or the health check."""

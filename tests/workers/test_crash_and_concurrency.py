@@ -53,6 +53,7 @@ def reference_state(bodies, redis, drain, monkeypatch, tmp_path) -> list[dict]:
     return snapshot(db.engine_for(url))
 
 
+@pytest.mark.fault("worker SIGKILLed mid-batch (between fold and write, before commit, before acknowledgement)")
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["between_fold_and_write", "before_commit", "before_ack"])
 def test_a_worker_killed_mid_batch_loses_nothing_and_counts_nothing_twice(

@@ -28,6 +28,7 @@ def send_within(channel: Channel, deadline_s: float, accounts: channels.Accounts
     return None
 
 
+@pytest.mark.fault("a reminder peer that trickles its answer")
 def test_an_answer_trickled_a_byte_at_a_time_is_cut_at_the_deadline():
     """Each byte comes well within the 10 s read timeout: only the deadline ends the request."""
     with peer(trickle(every_s=0.2)) as slow:
@@ -74,6 +75,7 @@ def test_a_redirect_is_refused_and_not_even_read(location):
     (answer(503), "HTTP 503"),
     (answer(200, after_s=0.1), None),
 ])
+@pytest.mark.fault("a reminder peer that is silent, resets or fails")
 def test_silent_resetting_and_failing_peers_are_worth_another_attempt(behave, expected):
     with peer(behave) as endpoint:
         failure = send_within(webhook_to(endpoint.url), 1)

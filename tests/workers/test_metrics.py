@@ -43,8 +43,8 @@ def stack(env, tmp_path):
                    "PORT": str(port), "WEB_CONCURRENCY": "2", "WHATSAPP_APP_SECRET": APP_SECRET}
     (tmp_path / "metrics").mkdir()
     started = [subprocess.Popen([sys.executable, "-m", "wapulse.cli", *command], env=process_env, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-               for command in (["web"], ["worker", "--processes", "2"])]
+                                stdout=subprocess.DEVNULL, stderr=(tmp_path / f"{command[0]}.log").open("w"))
+               for command in (["web"], ["worker", "--processes", "2"])]  # logs to files: a full pipe would stop them
     url = f"http://127.0.0.1:{port}"
     wait_until_served(url, started[0])
     yield url

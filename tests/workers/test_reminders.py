@@ -567,6 +567,7 @@ def test_a_digest_that_fails_backs_off_each_reminder_by_its_own_attempts(redis, 
 # ---- slow, failing and resetting endpoints ------------------------------------------------------
 
 
+@pytest.mark.fault("slow, silent, resetting and failing reminder endpoints")
 def test_slow_silent_resetting_and_failing_endpoints_are_sent_side_by_side_and_bounded(
     redis, engine, drain, monkeypatch, tmp_path, endpoint
 ):
