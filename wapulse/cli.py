@@ -584,9 +584,10 @@ def report(first_day, last_day, compare, number, owner, form, output_file, now):
 def erase(key, yes):
     """Erase a customer (by key, wa_id, BSUID or username) and every trace of them: events,
     follow-ups, tier history, and their part of the archived bodies. Cannot be undone."""
-    from workers.erasure import erase_customer
+    from workers.erasure import erase_customer, erasure_key
 
     context = _context()
+    erasure_key(context.settings)  # refused before asking, not after
     db.upgrade(context.settings.database_url)
     if not yes:
         click.confirm(f"erase the customer known as {visible(key)} and everything about them, for good?", abort=True)

@@ -27,7 +27,7 @@ from report.figures import content_kind
 from store import erasure as store
 from store.db import retry_on_conflict, write_transaction
 from workers.context import Context
-from workers.settings import ConfigError
+from workers.settings import ConfigError, Settings
 
 DAY_S = 86_400
 
@@ -43,11 +43,7 @@ class Erased:
 
 def erase_customer(context: Context, key_or_alias: str) -> Erased | None:
     """Erase the customer known by `key_or_alias`; None when no one is known by it."""
-    secret = context.settings.secret_key
-    if not secret:
-        raise ConfigError("erasure needs WAPULSE_SECRET_KEY (make run writes one into .env): the erasure log keeps "
-                          "the identifiers only as hashes salted with it")
-    now = context.now_ts()
+    secret, now = erasure_key(context.settings), context.now_ts()
 
     def run() -> Erased | None:
         with write_transaction(context.engine) as connection:
@@ -63,6 +59,14 @@ def erase_customer(context: Context, key_or_alias: str) -> Erased | None:
                           removed.reminders)
 
     return retry_on_conflict(run)
+
+
+def erasure_key(settings: Settings) -> str:
+    """The key the erasure log's hashes are made with; ConfigError without one."""
+    if not settings.secret_key:
+        raise ConfigError("erasure needs WAPULSE_SECRET_KEY (make run writes one into .env): the erasure log keeps "
+                          "the identifiers only as hashes salted with it")
+    return settings.secret_key
 
 
 def identifier_hash(secret: str, identifier: str) -> str:

@@ -297,4 +297,4 @@ def test_erase_asks_first_and_says_what_it_removed(env, monkeypatch):
     assert "events: 1  bodies deleted: 1  bodies redacted: 0" in run("erase", "+16505551234", "--yes")
     assert run("erase", "16505551234", "--yes", expect=1).strip() == "Error: no customer is known as '16505551234'"
     monkeypatch.delenv("WAPULSE_SECRET_KEY")
-    assert "WAPULSE_SECRET_KEY" in run("erase", "16505551234", "--yes", expect=1)
+    assert "WAPULSE_SECRET_KEY" in run("erase", "16505551234", expect=1)  # said before asking anything
