@@ -79,13 +79,13 @@ def sent_to(connection: Connection, customer_id: int) -> list[tuple[int, str | N
                                    .where(outbound.c.customer_id == customer_id)))
 
 
-def bodies_naming(connection: Connection, who: Person) -> list:
-    """Archived bodies that hold their events, and any other that contains one of their
+def bodies_naming(connection: Connection, who: Person, searched: Iterable[str]) -> list:
+    """Archived bodies that hold their events, and any other that contains one of the `searched`
     identifiers byte for byte (a redelivery whose events were already known, a dead letter):
     a scan of the archive, which an erasure may afford."""
     holding = select(events.c.raw_body_id).where(events.c.customer_id == who.id, events.c.raw_body_id.is_not(None))
     postgres = connection.dialect.name == "postgresql"
-    needles = {f"n{i}": identifier.encode() for i, identifier in enumerate(sorted(who.identifiers))}
+    needles = {f"n{i}": identifier.encode() for i, identifier in enumerate(sorted(searched))}
     contains = [text(f"position(:{name} in body) > 0" if postgres else f"instr(body, :{name}) > 0")
                 .bindparams(**{name: value}) for name, value in needles.items()]
     query = select(raw_bodies.c.id, raw_bodies.c.body, raw_bodies.c.valid_json).where(

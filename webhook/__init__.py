@@ -45,7 +45,9 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     @app.get("/health")
     def health():
         """Whether Redis and the database answer, and how long the oldest acknowledged body has
-        waited for a worker: 503 when either is down, so a load balancer stops sending Meta here."""
+        waited for a worker. 503 only when Redis is down, when no POST can be acknowledged: with
+        the database down Meta's POSTs are still taken (the inbox holds them), so the status is
+        "degraded" and a load balancer keeps sending them here."""
         from workers.metrics import oldest_waiting_s
 
         answer: dict = {"redis": "ok", "database": "ok"}
@@ -55,8 +57,9 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
             answer["redis"] = "unavailable"
         if not _database_answers(settings):
             answer["database"] = "unavailable"
-        healthy = answer["redis"] == answer["database"] == "ok"
-        return {"status": "ok" if healthy else "unavailable", **answer}, 200 if healthy else 503
+        if answer["redis"] != "ok":
+            return {"status": "unavailable", **answer}, 503
+        return {"status": "ok" if answer["database"] == "ok" else "degraded", **answer}, 200
 
     @app.get("/metrics")
     def scrape():

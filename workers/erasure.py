@@ -17,12 +17,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 
 from cloudapi.body import decode
 from cloudapi.parse import parse_body
-from cloudapi.redact import redact
+from cloudapi.redact import MIN_IDENTIFIER_LENGTH, naming, redact
 from report.figures import content_kind
 from store import erasure as store
 from store.db import retry_on_conflict, write_transaction
@@ -51,8 +52,9 @@ def erase_customer(context: Context, key_or_alias: str) -> Erased | None:
             if who is None:
                 return None
             store.keep_activity(connection, _day_counts(connection, who))
-            bodies = {row.id: _without(row.body, row.valid_json, who.identifiers)
-                      for row in store.bodies_naming(connection, who)}
+            searched = [value for value in who.identifiers if len(value) >= MIN_IDENTIFIER_LENGTH]  # short: by events
+            bodies = {row.id: kept for row in store.bodies_naming(connection, who, searched)
+                      if (kept := _without(row.body, row.valid_json, who.identifiers)) is not UNCHANGED}
             removed = store.remove(connection, who, bodies)
             store.log(connection, {identifier_hash(secret, value) for value in who.identifiers}, now)
             return Erased(removed.events, removed.bodies_deleted, removed.bodies_redacted, removed.tier_changes,
@@ -86,15 +88,23 @@ def _day_counts(connection, who: store.Person) -> Counter:
     return counts
 
 
-def _without(body: bytes, valid_json: bool, identifiers: frozenset[str]) -> bytes | None:
-    """A body without them, or None when nothing of anyone else is left in it (or it is a dead
-    letter that cannot be taken apart: it names them, so it goes)."""
+UNCHANGED = object()  # a body found by the archive's byte search that does not name them after all
+
+
+def _without(body: bytes, valid_json: bool, identifiers: frozenset[str]) -> bytes | object | None:
+    """A body without them; None when nothing of anyone else is left in it, or when it is a dead
+    letter naming them (it cannot be taken apart, so it goes); UNCHANGED when it does not name
+    them (a number of theirs inside someone else's longer number, say)."""
     if not valid_json:
-        return None
+        pattern = naming(identifiers)
+        return None if pattern is not None and re.search(pattern.pattern.encode(), body) else UNCHANGED
     try:
-        kept = redact(decode(body), identifiers)
+        document = decode(body)
     except ValueError:
         return None
+    kept = redact(document, identifiers)
+    if kept == document:
+        return UNCHANGED
     if not parse_body(kept, 0).items:
         return None
     return json.dumps(kept, separators=(",", ":")).encode()  # ASCII: every value JSON allows, as Meta writes it

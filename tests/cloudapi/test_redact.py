@@ -36,9 +36,15 @@ def test_an_identity_change_a_history_thread_and_a_shared_card_are_theirs():
     kept = redact(history, frozenset({"34612345678"}))["entry"][0]["changes"][0]["value"]["history"][0]["threads"]
     assert "34612345678" in [thread["id"] for thread in threads]
     assert kept == [thread for thread in threads if thread["id"] != "34612345678"]
-    card = fixture("messages__contacts")  # Ana shares Barbara's card: Barbara's erasure takes her phone out of it
+    card = fixture("messages__contacts")  # Ana shares Barbara's card: Barbara's erasure takes the card out
     kept = redact(card, frozenset({"14155550829"}))["entry"][0]["changes"][0]["value"]["messages"][0]
-    assert kept["from"] == "34612345678" and kept["contacts"][0]["phones"] == []
+    assert kept["from"] == "34612345678" and [card["name"]["first_name"] for card in kept["contacts"]] == ["María"]
+    assert "Barbara" not in json.dumps(kept) and "barbara.johnson@example.com" not in json.dumps(kept)
+
+
+def test_a_longer_number_that_holds_theirs_is_someone_else():
+    body = fixture("messages__text")  # Sheena, 16505551234: erasing 6505551234 or 1650555123 leaves her be
+    assert redact(body, frozenset({"6505551234", "1650555123", "+6505551234"})) == body
 
 
 def test_other_strings_naming_them_are_blanked():
