@@ -69,10 +69,12 @@ def drain_inbox(context: Context) -> dict:
     consumer = f"{socket.gethostname()}:{os.getpid()}"
     deadline = time.monotonic() + DRAIN_BUDGET_S
     totals = DrainTotals()
-    own = True  # first what this process read before and left unacknowledged
-    while entries := (own and _own_pending(redis, consumer, context.settings.batch_size)) or _next_entries(
-            context, consumer):
-        own = own and bool(entries)
+    own = True  # first what this process read before and left unacknowledged, until none is left
+    while True:
+        entries = _own_pending(redis, consumer, context.settings.batch_size) if own else []
+        own = bool(entries)
+        if not (entries := entries or _next_entries(context, consumer)):
+            break
         batch = commit_isolating_poison(context, entries)
         totals.add(batch)
         ids = [entry_id for entry_id, _ in entries]
