@@ -96,15 +96,14 @@ def bodies_naming(connection: Connection, who: Person, searched: Iterable[str]) 
 def remove(connection: Connection, who: Person, bodies: dict[int, bytes | None]) -> Removed:
     """Delete every row about them; of the archived `bodies`, delete those mapped to None and
     replace the others' bytes."""
-    owned = [who.id]
     their_reminders = select(reminders.c.id, reminders.c.rep).where(reminders.c.customer_id == who.id)
     pairs = [tuple(pair) for pair in connection.execute(their_reminders)]
     followups.delete_with_history(connection, pairs)
-    changes = connection.execute(delete(tier_changes).where(tier_changes.c.customer_id.in_(owned))).rowcount
-    connection.execute(delete(outbound).where(outbound.c.customer_id.in_(owned)))
-    removed_events = connection.execute(delete(events).where(events.c.customer_id.in_(owned))).rowcount
-    connection.execute(delete(aliases).where(aliases.c.customer_id.in_(owned)))
-    connection.execute(delete(customers).where(customers.c.id.in_(owned)))
+    changes = connection.execute(delete(tier_changes).where(tier_changes.c.customer_id == who.id)).rowcount
+    connection.execute(delete(outbound).where(outbound.c.customer_id == who.id))
+    removed_events = connection.execute(delete(events).where(events.c.customer_id == who.id)).rowcount
+    connection.execute(delete(aliases).where(aliases.c.customer_id == who.id))
+    connection.execute(delete(customers).where(customers.c.id == who.id))
     gone = [body_id for body_id, body in bodies.items() if body is None]
     for chunk in in_chunks(gone):
         connection.execute(delete(raw_bodies).where(raw_bodies.c.id.in_(chunk)))

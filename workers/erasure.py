@@ -19,7 +19,6 @@ import hmac
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
 
 from cloudapi.body import decode
 from cloudapi.parse import parse_body
@@ -33,20 +32,11 @@ from workers.settings import ConfigError, Settings
 DAY_S = 86_400
 
 
-@dataclass(frozen=True)
-class Erased:
-    events: int
-    bodies_deleted: int
-    bodies_redacted: int
-    tier_changes: int
-    reminders: int
-
-
-def erase_customer(context: Context, key_or_alias: str) -> Erased | None:
+def erase_customer(context: Context, key_or_alias: str) -> store.Removed | None:
     """Erase the customer known by `key_or_alias`; None when no one is known by it."""
     secret, now = erasure_key(context.settings), context.now_ts()
 
-    def run() -> Erased | None:
+    def run() -> store.Removed | None:
         with write_transaction(context.engine) as connection:
             who = store.person(connection, key_or_alias)
             if who is None:
@@ -57,8 +47,7 @@ def erase_customer(context: Context, key_or_alias: str) -> Erased | None:
                       if (kept := _without(row.body, row.valid_json, who.identifiers)) is not UNCHANGED}
             removed = store.remove(connection, who, bodies)
             store.log(connection, {identifier_hash(secret, value) for value in who.identifiers}, now)
-            return Erased(removed.events, removed.bodies_deleted, removed.bodies_redacted, removed.tier_changes,
-                          removed.reminders)
+            return removed
 
     return retry_on_conflict(run)
 
