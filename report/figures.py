@@ -105,8 +105,9 @@ class Sent(NamedTuple):
     number: str | None = None  # the business phone number id it went from
 
 
-class Erased(NamedTuple):
-    """Messages of customers erased since, as the store keeps them: a count per UTC day."""
+class Retired(NamedTuple):
+    """Messages whose events are gone (their customer erased, or past `[retention] events_days`),
+    as the store keeps them: a count per UTC day."""
 
     day: int
     direction: str  # "in": theirs, "out": ours
@@ -137,7 +138,7 @@ class Activity:
     readers: frozenset[int] = frozenset()  # customers who have ever sent a read receipt
     excluded: dict[str, int] = field(default_factory=dict)  # events left out, by reason
     wabas: dict[str, str] = field(default_factory=dict)  # business phone number id: its WABA id, where known
-    erased: Sequence[Erased] = ()  # what erased customers left to the day counts (the trend and content)
+    retired: Sequence[Retired] = ()  # what deleted events left to the day counts (the trend and content)
 
 
 def share(part: int, whole: int) -> float | None:
@@ -171,13 +172,13 @@ def compute(activity: Activity, period: Period, tier_thresholds: dict, sections:
         "segmentation": lambda: _segmentation(activity.people, tier_thresholds, inbound, period),
         "reply_rate": lambda: _reply_rate(people, inbound, outbound, sent_in_period, period, activity.readers),
         "frequency": lambda: _frequency(people, in_period, period),
-        "content": lambda: _content(in_period, [row for row in activity.erased if row.day in period]),
+        "content": lambda: _content(in_period, [row for row in activity.retired if row.day in period]),
         "funnel": lambda: _funnel(people, in_period, sent_in_period),
         "reactivation": lambda: _reactivation(people, inbound, outbound, period),
         "local_time": lambda: _local_time(people, in_period),
         "reply_speed": lambda: _reply_speed(people, inbound, in_period, outbound, period),
         "action_plan": lambda: _action_plan(people, inbound, in_period),
-        "trend": lambda: _trend(in_period, sent_in_period, period, [row for row in activity.erased if row.day in period]),
+        "trend": lambda: _trend(in_period, sent_in_period, period, [row for row in activity.retired if row.day in period]),
         CUSTOMER_ROWS: lambda: _customer_rows(people, inbound, in_period, sent_in_period),
     }
     return {name: figures[name]() for name in sections}
@@ -317,9 +318,9 @@ def _frequency(people: dict, in_period: dict, period: Period) -> dict:
             for band, c in bands.items()}
 
 
-def _content(in_period: dict, erased: Sequence[Erased]) -> dict:
+def _content(in_period: dict, retired: Sequence[Retired]) -> dict:
     counts, customers = Counter(), defaultdict(set)
-    for row in erased:
+    for row in retired:
         if row.direction == "in":
             counts[row.kind] += row.messages
     kinds_of: dict[frozenset[str], str] = {}  # messages share a few dozen signal sets
@@ -538,9 +539,9 @@ def _action_row(person: Person, messages: list[Message] | None, in_period: list[
     }
 
 
-def _trend(in_period: dict, sent_in_period: dict, period: Period, erased: Sequence[Erased]) -> list[dict]:
+def _trend(in_period: dict, sent_in_period: dict, period: Period, retired: Sequence[Retired]) -> list[dict]:
     """Week by week from the period's start (the last week may be shorter): messages from
-    customers, messages of ours (erased customers' too), and how many customers wrote."""
+    customers, messages of ours (erased customers' and retired events' too), and how many customers wrote."""
     weeks = range(period.start, period.end, WEEK_S)
     inbound, outbound, writers = [0] * len(weeks), [0] * len(weeks), [set() for _ in weeks]
     for customer, messages in in_period.items():
@@ -551,7 +552,7 @@ def _trend(in_period: dict, sent_in_period: dict, period: Period, erased: Sequen
     for sent in sent_in_period.values():
         for message in sent:
             outbound[(message.at - period.start) // WEEK_S] += 1
-    for row in erased:
+    for row in retired:
         (inbound if row.direction == "in" else outbound)[(row.day - period.start) // WEEK_S] += row.messages
     return [{"from": iso(start), "days": (min(start + WEEK_S, period.end) - start) // 86_400, "inbound": inbound[i],
              "outbound": outbound[i], "customers_writing": len(writers[i])} for i, start in enumerate(weeks)]

@@ -9,15 +9,15 @@ from typing import Sequence
 import msgspec
 from sqlalchemy import Connection, Select, Table, Text, cast, func, select
 
-from report.figures import Activity, Erased, Message, Period, Person, Sent, READ
+from report.figures import Activity, Message, Period, Person, Retired, Sent, READ
 from scoring.events import EventKind
 from store import db
-from store.models import Customer, ErasedActivity, EventRow, OutboundMessageRow, RawBody, TierChangeRow
+from store.models import Customer, EventRow, OutboundMessageRow, RawBody, RetiredActivity, TierChangeRow
 
 customers, events, outbound, tier_changes, raw_bodies = (
     Customer.__table__, EventRow.__table__, OutboundMessageRow.__table__, TierChangeRow.__table__, RawBody.__table__,
 )
-erased_activity = ErasedActivity.__table__
+retired_activity = RetiredActivity.__table__
 EXCLUDED_KINDS = {
     EventKind.ERROR.value: "errors about a business number (no customer)",
     EventKind.IDENTITY.value: "number or BSUID changes (not activity)",
@@ -65,11 +65,11 @@ def load(connection: Connection, periods: Sequence[Period], since: int, scope: S
                         .scalars()) & ids
     excluded = _excluded(connection, periods, scope, from_reps)
     wabas = _wabas(connection, [number for number in numbers if number])
-    erased = _erased(connection, min(period.start for period in periods), until, scope)
+    retired = _retired(connection, min(period.start for period in periods), until, scope)
     return [
         Activity([Person(row.id, row.key, row.name, row.country, row.timezone, row.owner, row.phone_number_id,
                          tiers[period.start].get(row.id), tiers[period.end].get(row.id)) for row in rows],
-                 messages, sent, readers, excluded[period], wabas, erased)
+                 messages, sent, readers, excluded[period], wabas, retired)
         for period in periods
     ]
 
@@ -87,13 +87,13 @@ def _people_query(scope: Scope) -> Select:
     return query
 
 
-def _erased(connection: Connection, since: int, until: int, scope: Scope) -> list[Erased]:
-    """The day counts erased customers left, in scope (their number and owner as they were)."""
-    table = erased_activity
+def _retired(connection: Connection, since: int, until: int, scope: Scope) -> list[Retired]:
+    """The day counts deleted events left, in scope (their number and owner as they were)."""
+    table = retired_activity
     query = select(table.c.day, table.c.direction, table.c.kind, func.sum(table.c.messages)).where(
         table.c.day >= since, table.c.day < until, *_on_number(table, scope),
         *([table.c.owner == scope.owner] if scope.owner else [])).group_by(table.c.day, table.c.direction, table.c.kind)
-    return [Erased(day, direction, kind, int(messages)) for day, direction, kind, messages in connection.execute(query)]
+    return [Retired(day, direction, kind, int(messages)) for day, direction, kind, messages in connection.execute(query)]
 
 
 def _on_number(table: Table, scope: Scope) -> list:

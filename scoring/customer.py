@@ -315,3 +315,78 @@ def fold(events: Iterable[Event]) -> tuple[CustomerState, dict[str, OutboundMess
         state.apply(event, outbound)
     return state, outbound
 
+
+
+def combine(a: CustomerState, b: CustomerState) -> CustomerState:
+    """One person's state from the folds of two disjoint sets of their events, when the events
+    themselves are gone (retention keeps only a fold of the old ones: see scoring.tiers.Floor).
+    Counts add up, first and last instants take the earlier and the later, and what describes the
+    latest moment comes from the side whose events end later. Every count and instant is exact;
+    the conversation's turns are taken within each side, so a reply whose message of ours is on
+    the other side is not counted as a reply, and an open question is the earliest one either side
+    left open after the later side's last message of ours."""
+    later, earlier = (a, b) if _last(a) >= _last(b) else (b, a)
+    last_out = _latest(a.last_outbound_at, b.last_outbound_at)
+    inbound_side = a if (a.last_inbound_at or 0) >= (b.last_inbound_at or 0) else b
+    signal_side = a if (a.last_signals_at or 0) >= (b.last_signals_at or 0) else b
+    consent_side = a if (a.consent_at or -1) >= (b.consent_at or -1) else b
+    awaiting = [since for side in (a, b) if side.last_turn == "in" and (since := _open_since(side.awaiting_reply_since,
+                                                                                                 side.last_inbound_at, last_out))]
+    questions = [side.question_since for side in (a, b)
+                 if side.question_since is not None and (last_out is None or side.question_since > last_out)]
+    order_value = {currency: str(Decimal(a.order_value.get(currency, "0")) + Decimal(b.order_value.get(currency, "0")))
+                   for currency in sorted(a.order_value.keys() | b.order_value.keys())}
+    return CustomerState(
+        last_event_at=later.last_event_at, last_event_key=later.last_event_key,
+        first_seen_at=_earliest(a.first_seen_at, b.first_seen_at),
+        name=later.name or earlier.name, username=later.username or earlier.username,
+        phone_number_id=later.phone_number_id or earlier.phone_number_id,
+        inbound=a.inbound + b.inbound, inbound_by_type=_added(a.inbound_by_type, b.inbound_by_type),
+        signals=_added(a.signals, b.signals), days=_added(a.days, b.days),
+        first_inbound_at=_earliest(a.first_inbound_at, b.first_inbound_at),
+        last_inbound_at=_latest(a.last_inbound_at, b.last_inbound_at), last_type=inbound_side.last_type,
+        last_signals=list(signal_side.last_signals), last_signals_at=signal_side.last_signals_at,
+        signal_log=sorted([*a.signal_log, *b.signal_log], key=lambda entry: entry[0])[-SIGNAL_LOG_LENGTH:],
+        ad_ids=[*earlier.ad_ids, *(ad for ad in later.ad_ids if ad not in earlier.ad_ids)],
+        outbound=a.outbound + b.outbound, delivered=a.delivered + b.delivered, read=a.read + b.read,
+        played=a.played + b.played, failed=a.failed + b.failed, errors=_added(a.errors, b.errors),
+        first_outbound_at=_earliest(a.first_outbound_at, b.first_outbound_at), last_outbound_at=last_out,
+        last_outbound_campaign=(a if (a.last_outbound_at or 0) >= (b.last_outbound_at or 0) else b).last_outbound_campaign,
+        last_turn="in" if awaiting else ("out" if last_out is not None else None),
+        awaiting_reply_since=min(awaiting, default=None), question_since=min(questions, default=None),
+        replies=a.replies + b.replies, reply_latency_total=a.reply_latency_total + b.reply_latency_total,
+        our_responses=a.our_responses + b.our_responses, response_time_total=a.response_time_total + b.response_time_total,
+        orders=a.orders + b.orders, order_value=order_value, order_items=a.order_items + b.order_items,
+        order_log=sorted([*a.order_log, *b.order_log], key=lambda entry: entry[0]),
+        opt_outs=a.opt_outs + b.opt_outs, opt_ins=a.opt_ins + b.opt_ins,
+        opted_out=consent_side.opted_out, consent_at=consent_side.consent_at,
+        last_unreachable_at=_latest(a.last_unreachable_at, b.last_unreachable_at),
+        changed_to={kind: max(value for value in (a.changed_to.get(kind), b.changed_to.get(kind)) if value)
+                    for kind in a.changed_to.keys() | b.changed_to.keys()},
+    )
+
+
+def _last(state: CustomerState) -> tuple[int, str]:
+    return (state.last_event_at if state.last_event_at is not None else -1, state.last_event_key or "")
+
+
+def _earliest(*instants: int | None) -> int | None:
+    return min((at for at in instants if at is not None), default=None)
+
+
+def _latest(*instants: int | None) -> int | None:
+    return max((at for at in instants if at is not None), default=None)
+
+
+def _added(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {name: a.get(name, 0) + b.get(name, 0) for name in sorted(a.keys() | b.keys())}
+
+
+def _open_since(awaiting: int | None, last_inbound_at: int | None, last_out: int | None) -> int | None:
+    """When one side's unanswered messages began, after the last message of ours on either side:
+    its own start when that is later, else its last message (an earlier one of the run may be
+    later still, but the side no longer says which)."""
+    for since in (awaiting, last_inbound_at):
+        if since is not None and (last_out is None or since > last_out):
+            return since
+    return None

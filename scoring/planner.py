@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 
 from scoring.customer import CustomerState
 from scoring.events import Event, EventKind, Identity, Item, OutboundMessage
-from scoring.tiers import Cause, Checkpoint, Tier, TierChange, TierRules, TierTrack, apply_events, fold_with_tiers
+from scoring.tiers import Cause, Checkpoint, Floor, Tier, TierChange, TierRules, TierTrack, apply_events, fold_with_tiers
 
 ALIAS_KINDS = ("wa_id", "user_id", "parent_user_id", "username")
 """In order of preference when two aliases were first seen at the same instant."""
@@ -176,7 +176,8 @@ def folds_forward(state: CustomerState, fresh: list[Event], merged: bool) -> boo
 
 
 def refold_start(checkpoint: Checkpoint | None, fresh: list[Event], merged: bool) -> Checkpoint | None:
-    """Where a refold starts: the checkpoint when every new event comes after it, else scratch."""
+    """Where a refold starts: the checkpoint when every new event comes after it, else None (the
+    customer's floor when retention left one, else scratch)."""
     if merged or checkpoint is None or not fresh or fresh[0].at <= checkpoint.through:
         return None
     return checkpoint
@@ -217,6 +218,7 @@ class Snapshot:
     stored_checkpoint: Checkpoint | None = None
     stored: list[Event] = field(default_factory=list)
     recorded: Mapping[tuple[str, int], str] = field(default_factory=dict)
+    floor: Floor | None = None
 
 
 @dataclass
@@ -228,6 +230,7 @@ class CustomerPlan:
     history_after: int | None  # recorded changes after this instant are replaced (0: all); None: kept
     checkpoint: Checkpoint | None  # the checkpoint to store
     checkpoint_changed: bool
+    floor: Floor | None = None  # a new floor to store (None: the stored one stays)
 
 
 def plan_customer(snapshot: Snapshot, fresh: list[Event], merged: bool, rules: TierRules, now: int | None) -> CustomerPlan:
@@ -239,11 +242,13 @@ def plan_customer(snapshot: Snapshot, fresh: list[Event], merged: bool, rules: T
         return CustomerPlan(state, track, changes, {mid: outbound[mid] for mid in touched}, snapshot.rewound_after,
                             snapshot.stored_checkpoint, checkpoint_changed=False)
     start = snapshot.start
-    refold = fold_with_tiers([*snapshot.stored, *fresh], rules, now, start, snapshot.outbound)
+    after_start = [event for event in fresh if start is None or event.at > start.through]  # older: in the floor
+    refold = fold_with_tiers([*snapshot.stored, *after_start], rules, now, start, snapshot.outbound)
     new_cause = Cause.MERGE if merged else None
     changes = [_with_recorded_cause(change, snapshot.recorded, new_cause) for change in refold.changes]
     return CustomerPlan(refold.state, refold.track, changes, refold.outbound, start.through if start else 0,
-                        refold.checkpoint, checkpoint_changed=merged or refold.checkpoint is not snapshot.stored_checkpoint)
+                        refold.checkpoint, checkpoint_changed=merged or refold.checkpoint is not snapshot.stored_checkpoint,
+                        floor=snapshot.floor)
 
 
 def _with_recorded_cause(change: TierChange, recorded: Mapping[tuple[str, int], str], new_cause: Cause | None) -> TierChange:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, fields
 from enum import StrEnum
+from functools import reduce
 from typing import Iterable, Mapping, NamedTuple
 
-from scoring.customer import CustomerState, event_order, fold
+from scoring.customer import CustomerState, combine, event_order
 from scoring.events import Event, EventKind, OutboundMessage
 
 DAY = 86_400
@@ -217,6 +218,73 @@ class Checkpoint:
         return cls(data["through"], data["state"], Tier(data["tier"]) if data["tier"] else None, data["since"])
 
 
+@dataclass(frozen=True)
+class Floor:
+    """What retention keeps of a customer's events at or before `through` once it deletes them:
+    the fold they made, the tier then, and our messages as those events left them (a later status
+    of one must find it as it was). A refold that cannot start from the checkpoint starts here
+    instead of from scratch, so counters and tiers stay what the deleted events made them."""
+
+    through: int
+    state: dict  # CustomerState JSON
+    tier: Tier | None
+    since: int | None
+    outbound: dict[str, list]  # message id -> [at, rank, failed, error code, campaign, business number]
+
+    def start(self) -> Checkpoint:
+        return Checkpoint(self.through, self.state, self.tier, self.since)
+
+    def messages(self) -> dict[str, OutboundMessage]:
+        return {mid: OutboundMessage(message_id=mid, at=at, rank=rank, failed=failed, error_code=error_code,
+                                     campaign=campaign, phone_number_id=number)
+                for mid, (at, rank, failed, error_code, campaign, number) in self.outbound.items()}
+
+    def to_json(self) -> dict:
+        return {**self.start().to_json(), "outbound": self.outbound}
+
+    @classmethod
+    def from_json(cls, data: Mapping | None) -> Floor | None:
+        if not data:
+            return None
+        start = Checkpoint.from_json(data)
+        return cls(start.through, start.state, start.tier, start.since, data["outbound"])
+
+
+def _packed(outbound: Mapping[str, OutboundMessage]) -> dict[str, list]:
+    return {mid: [m.at, m.rank, m.failed, m.error_code, m.campaign, m.phone_number_id] for mid, m in sorted(outbound.items())}
+
+
+def raise_floor(floor: Floor | None, events: Iterable[Event], through: int, track: TierTrack) -> Floor:
+    """The floor moved up to `through` over the customer's events after the old floor and at or
+    before `through` (which retention deletes next); `track` is their tier as recorded then."""
+    state = CustomerState.from_json(copy.deepcopy(floor.state)) if floor else CustomerState()
+    outbound = floor.messages() if floor else {}
+    for event in sorted(events, key=event_order):
+        state.apply(event, outbound)
+    return Floor(through, state.to_json(), track.tier, track.since, _packed(outbound))
+
+
+def join_floors(floors: list[Floor], loose: Iterable[Event], rules: TierRules) -> Floor:
+    """One floor, at the latest of `floors`, from them and from events at or before it that none
+    of them holds: a late event older than the floor, or the kept events of a record a merge
+    joins to one with an older floor. Their folds are combined (`scoring.customer.combine`), as
+    their events are gone; the tier then is what the combined facts say, since the latest floor's
+    change when it is the same tier."""
+    latest = max(floors, key=lambda floor: floor.through)
+    outbound: dict[str, OutboundMessage] = {}
+    for floor in floors:
+        outbound.update(floor.messages())
+    extra = CustomerState()
+    for event in sorted(loose, key=event_order):
+        extra.apply(event, outbound)
+    state = reduce(combine, [CustomerState.from_json(copy.deepcopy(floor.state)) for floor in floors] + [extra])
+    tier, since = latest.tier, latest.since
+    if any(floor.tier is not None for floor in floors) or extra.last_event_at is not None:
+        tier = classify(TierFacts.of(state), latest.through, rules)
+        since = latest.since if tier == latest.tier else latest.through
+    return Floor(latest.through, state.to_json(), tier, since, _packed(outbound))
+
+
 class Fold(NamedTuple):
     state: CustomerState
     outbound: dict[str, OutboundMessage]
@@ -249,8 +317,12 @@ def fold_with_tiers(
     return Fold(state, outbound, track, changes, checkpoint)
 
 
-def outbound_as_of(events: Iterable[Event]) -> dict[str, OutboundMessage]:
-    """Outbound messages as their own statuses and echoes (`events`) leave them: what a message
-    is depends on its own events only."""
-    _, outbound = fold(event for event in events if event.kind in (EventKind.STATUS, EventKind.ECHO))
+def outbound_as_of(events: Iterable[Event], floor: Floor | None = None) -> dict[str, OutboundMessage]:
+    """Outbound messages as their own statuses and echoes (`events`) leave them, from where the
+    customer's floor left them: what a message is depends on its own events only (a status
+    counted in the floor and still stored is applied again harmlessly: ranks only rise)."""
+    state, outbound = CustomerState(), floor.messages() if floor else {}
+    for event in sorted(events, key=event_order):
+        if event.kind in (EventKind.STATUS, EventKind.ECHO):
+            state.apply(event, outbound)
     return outbound

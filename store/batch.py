@@ -35,7 +35,7 @@ from scoring.planner import (
     folds_forward, outbound_ids, plan_customer, refold_start, resolve_identities, rewind_instant, track_before,
 )
 from scoring.signals import normalise
-from scoring.tiers import Checkpoint, Tier, TierFacts, TierRules, TierTrack, outbound_as_of
+from scoring.tiers import Checkpoint, Floor, Tier, TierFacts, TierRules, TierTrack, join_floors, outbound_as_of
 from store.db import StaleSnapshot, execute_many, in_chunks, insert_many, json_text
 from store.history import rows_of, tier_changes, tier_columns
 from store.identity import locate
@@ -256,9 +256,9 @@ def _known_owners(connection: Connection, items: list[Item]) -> KnownOwners:
     return known
 
 
-_customer_columns = [  # the checkpoint is read only when refolding; the state as text, for CustomerState.decode
+_customer_columns = [  # the checkpoint and floor are read only when refolding; the state as text, for CustomerState.decode
     cast(column, Text).label("state") if column.name == "state" else column
-    for column in customers.c if column.name != "checkpoint"
+    for column in customers.c if column.name not in ("checkpoint", "floor")
 ]
 
 
@@ -276,7 +276,7 @@ def _plan(connection: Connection, prepared: PreparedBatch, planned: set[int], ro
     resolution, absorbed_by = prepared.resolution, defaultdict(list)
     for absorbed, into in resolution.merged_into.items():
         absorbed_by[into].append(absorbed)
-    snapshots = _snapshots(connection, planned, rows, prepared.new_events, resolution.merged, absorbed_by)
+    snapshots = _snapshots(connection, planned, rows, prepared.new_events, resolution.merged, absorbed_by, rules)
     stored_aliases = _alias_rows(connection, [c for group in ([c, *absorbed_by[c]] for c in planned if c > 0) for c in group])
     batch_aliases = resolution.aliases_by_customer()
     for customer_id in planned:
@@ -291,7 +291,7 @@ def _plan(connection: Connection, prepared: PreparedBatch, planned: set[int], ro
 
 
 def _snapshots(connection: Connection, planned: set[int], rows: dict, new_events: dict[int, list[Event]],
-               merged: set[int], absorbed_by: dict[int, list[int]]) -> dict[int, Snapshot]:
+               merged: set[int], absorbed_by: dict[int, list[int]], rules: TierRules) -> dict[int, Snapshot]:
     """What each customer's fold needs, as `scoring.planner` decides it: a few statements for the
     customers folding forward, a few more for each that refolds."""
     states = {cid: CustomerState.decode(rows[cid].state) if cid in rows else CustomerState() for cid in planned}
@@ -299,7 +299,7 @@ def _snapshots(connection: Connection, planned: set[int], rows: dict, new_events
     outbound = _load_outbound(connection, outbound_ids(e for cid in forward for e in new_events[cid]))
     rewinds = {cid: at for cid in forward if cid in rows
                and (at := rewind_instant(new_events[cid], rows[cid].tier_since)) is not None}
-    history = _tier_history(connection, sorted(rewinds))
+    history = tier_histories(connection, sorted(rewinds))
     snapshots = {}
     for cid in forward:
         row = rows.get(cid)
@@ -311,25 +311,50 @@ def _snapshots(connection: Connection, planned: set[int], rows: dict, new_events
         snapshots[cid] = Snapshot(states[cid], track, mine, rewound_after=rewinds.get(cid))
     late = planned - forward
     checkpoints = _load_checkpoints(connection, [cid for cid in late if cid > 0 and cid not in merged])
+    floors = _load_floors(connection, [c for cid in late for c in (cid, *absorbed_by.get(cid, ())) if c > 0])
     for cid in late:
         fresh = new_events.get(cid, [])
-        start = refold_start(checkpoints.get(cid), fresh, cid in merged)
         owners = [c for c in (cid, *absorbed_by.get(cid, ())) if c > 0]
+        start, floor = refold_start(checkpoints.get(cid), fresh, cid in merged), floors.get(cid)
+        joined = None
+        if start is None and (owned := [floors[c] for c in owners if c in floors]):
+            joined = _joined_floor(connection, owners, floors, owned, fresh, rules)
+            floor = joined or floor
+            start = floor.start()
         after = [events.c.at > start.through] if start else []
-        stored = _stored_events(connection, events.c.customer_id.in_(owners), *after) if owners else []
+        stored = stored_events(connection, events.c.customer_id.in_(owners), *after) if owners else []
         at_start = {}
         if start is not None and (touched := sorted(outbound_ids([*stored, *fresh]))):
-            at_start = outbound_as_of(
-                earlier
+            earlier = [] if start.through == (floor.through if floor else None) else [
+                event
                 for chunk in in_chunks(touched)
-                for earlier in _stored_events(connection, events.c.message_id.in_(chunk),
-                                              events.c.customer_id.in_(owners), events.c.at <= start.through)
-            )
+                for event in stored_events(connection, events.c.message_id.in_(chunk),
+                                           events.c.customer_id.in_(owners), events.c.at <= start.through)
+            ]
+            at_start = {mid: message for mid, message in outbound_as_of(earlier, floor).items() if mid in touched}
         snapshots[cid] = Snapshot(
             states[cid], TierTrack(), at_start, Approach.FROM_CHECKPOINT if start else Approach.WHOLE, start=start,
             stored_checkpoint=checkpoints.get(cid), stored=stored, recorded=_recorded_causes(connection, owners, start),
+            floor=joined,
         )
     return snapshots
+
+
+def _joined_floor(connection: Connection, owners: list[int], floors: dict[int, Floor], owned: list[Floor],
+                  fresh: list[Event], rules: TierRules) -> Floor | None:
+    """The floor a refold of the customer must start from when it is not their stored one as it
+    stands: a merge joins floors (or one floor and a record without), and a new event at or
+    before the floor is combined into it (`scoring.tiers.join_floors`). None: the stored one."""
+    through = max(floor.through for floor in owned)
+    loose = [event for event in fresh if event.at <= through]
+    for owner in owners:
+        if owner in floors and floors[owner].through == through:
+            continue  # its events up to the floor are in it (late ones already combined)
+        kept = [events.c.at > floors[owner].through] if owner in floors else []
+        loose += stored_events(connection, events.c.customer_id == owner, events.c.at <= through, *kept)
+    if not loose and len(owned) == 1 and owners[0] in floors:
+        return None
+    return join_floors(owned, loose, rules)
 
 
 def _alias_rows(connection: Connection, customer_ids: list[int]) -> dict[int, list[tuple[Alias, int]]]:
@@ -340,7 +365,7 @@ def _alias_rows(connection: Connection, customer_ids: list[int]) -> dict[int, li
     return found
 
 
-def _tier_history(connection: Connection, customer_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+def tier_histories(connection: Connection, customer_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
     history: dict[int, list[tuple[str, int]]] = defaultdict(list)
     for chunk in in_chunks(customer_ids):
         query = (select(tier_changes.c.customer_id, tier_changes.c.to_tier, tier_changes.c.at)
@@ -359,6 +384,16 @@ def _recorded_causes(connection: Connection, owners: list[int], start: Checkpoin
     return {(row.to_tier, row.at): row.cause for row in connection.execute(query)}
 
 
+def _load_floors(connection: Connection, customer_ids: list[int]) -> dict[int, Floor]:
+    return {
+        row.id: floor
+        for chunk in in_chunks(sorted(set(customer_ids)))
+        for row in connection.execute(select(customers.c.id, customers.c.floor).where(customers.c.id.in_(chunk),
+                                                                                       customers.c.floor.is_not(None)))
+        if (floor := Floor.from_json(row.floor)) is not None
+    }
+
+
 def _load_checkpoints(connection: Connection, customer_ids: list[int]) -> dict[int, Checkpoint]:
     return {
         row.id: checkpoint
@@ -368,7 +403,7 @@ def _load_checkpoints(connection: Connection, customer_ids: list[int]) -> dict[i
     }
 
 
-def _stored_events(connection: Connection, *conditions) -> list[Event]:
+def stored_events(connection: Connection, *conditions) -> list[Event]:
     stored = connection.execute(
         select(events.c.key, events.c.kind, events.c.type, events.c.at, events.c.phone_number_id, events.c.data).where(
             *conditions
@@ -485,9 +520,9 @@ def _apply_identities(connection: Connection, resolution: Resolution, revisions:
 
 
 def _write_customers(connection: Connection, prepared: PreparedBatch, final, position: int | None) -> int:
-    """Write each touched customer's columns, checkpoint, tier history and outbound messages;
+    """Write each touched customer's columns, checkpoint, floor, tier history and outbound messages;
     returns the number of tier changes."""
-    updates, checkpoints, history, outbound, owner, replaced = [], [], [], {}, {}, defaultdict(list)
+    updates, checkpoints, floors, history, outbound, owner, replaced = [], [], [], [], {}, {}, defaultdict(list)
     for provisional, plan in sorted(prepared.plans.items()):
         customer_id = final(provisional)
         revision = prepared.revisions[provisional]
@@ -495,6 +530,8 @@ def _write_customers(connection: Connection, prepared: PreparedBatch, final, pos
                         "written_through": position, "planned_from": revision})
         if plan.checkpoint_changed:
             checkpoints.append((json_text(plan.checkpoint.to_json()) if plan.checkpoint else None, customer_id))
+        if plan.floor is not None:
+            floors.append((json_text(plan.floor.to_json()), customer_id))
         if plan.history_after is not None:
             replaced[plan.history_after].append(customer_id)
         history += rows_of(customer_id, plan.changes)
@@ -511,6 +548,7 @@ def _write_customers(connection: Connection, prepared: PreparedBatch, final, pos
         if written < len(updates):
             raise StaleSnapshot("another batch wrote a customer between the check and the write")
     execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key}", ["checkpoint"], checkpoints)
+    execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key}", ["floor"], floors)
     insert_many(connection, tier_changes, history)
     _save_outbound(connection, outbound, owner)
     return len(history)

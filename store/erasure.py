@@ -10,24 +10,21 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterable
 
-import msgspec
-from sqlalchemy import Connection, Text, cast, delete, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, delete, or_, select, text, update
 
-from scoring.events import EventKind
 from store import followups
 from store.db import in_chunks
 from store.models import (
-    Customer, CustomerAlias, ErasedActivity, Erasure, EventRow, OutboundMessageRow, RawBody, Reminder, TierChangeRow,
+    Customer, CustomerAlias, Erasure, EventRow, OutboundMessageRow, RawBody, Reminder, TierChangeRow,
 )
 from store.queries import customer_id_for
+from store.retention import messages_where
 
 customers, aliases, events, outbound = (
     Customer.__table__, CustomerAlias.__table__, EventRow.__table__, OutboundMessageRow.__table__,
 )
 raw_bodies, tier_changes, reminders = RawBody.__table__, TierChangeRow.__table__, Reminder.__table__
-erasures, erased_activity = Erasure.__table__, ErasedActivity.__table__
+erasures = Erasure.__table__
 
 
 @dataclass(frozen=True)
@@ -64,13 +61,7 @@ def person(connection: Connection, key_or_alias: str) -> Person | None:
 
 def messages_of(connection: Connection, customer_id: int) -> list[tuple[int, list[str], str | None]]:
     """Their messages as the report counts them: (instant, signals, business number)."""
-    rows = connection.execute(select(events.c.at, cast(events.c.data["sig"], Text), events.c.phone_number_id).where(
-        events.c.customer_id == customer_id, events.c.kind == EventKind.MESSAGE.value))
-    return [(at, _signals(signals), number) for at, signals, number in rows]
-
-
-def _signals(encoded: str | None) -> list[str]:
-    return msgspec.json.decode(encoded) if encoded and encoded != "null" else []
+    return [(at, signals, number) for _, at, signals, number in messages_where(connection, events.c.customer_id == customer_id)]
 
 
 def sent_to(connection: Connection, customer_id: int) -> list[tuple[int, str | None]]:
@@ -112,21 +103,6 @@ def remove(connection: Connection, who: Person, bodies: dict[int, bytes | None])
             connection.execute(update(raw_bodies).where(raw_bodies.c.id == body_id)
                                .values(body=body, sha256=hashlib.sha256(body).hexdigest()))
     return Removed(removed_events, len(gone), len(bodies) - len(gone), changes, len(pairs))
-
-
-def keep_activity(connection: Connection, counts: dict[tuple[int, str, str, str, str], int]) -> None:
-    """Add to the day counts that erased customers leave (keyed as `ErasedActivity`'s columns)."""
-    if not counts:
-        return
-    insert = postgres_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(erased_activity)
-    statement = statement.on_conflict_do_update(
-        index_elements=["day", "phone_number_id", "owner", "direction", "kind"],
-        set_={"messages": erased_activity.c.messages + statement.excluded.messages})
-    connection.execute(statement, [
-        {"day": day, "phone_number_id": number, "owner": owner, "direction": direction, "kind": kind, "messages": n}
-        for (day, number, owner, direction, kind), n in sorted(counts.items())
-    ])
 
 
 def log(connection: Connection, hashes: Iterable[str], now: int) -> None:

@@ -70,6 +70,7 @@ class Customer(SQLModel, table=True):
     next_tier_at: Optional[int] = Field(default=None, index=True, sa_type=BigInteger)  # when time alone moves the tier
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     checkpoint: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # scoring.tiers.Checkpoint
+    floor: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # scoring.tiers.Floor (retention)
     owner: Optional[str] = Field(default=None, index=True, max_length=64)  # the rep ([[reps]] id) who follows them up
     awaiting_reply_since: Optional[int] = Field(default=None, sa_type=BigInteger)  # their first message we left unanswered
     question_since: Optional[int] = Field(default=None, sa_type=BigInteger)  # ... of those, the first that asks
@@ -243,12 +244,13 @@ class Erasure(SQLModel, table=True):
     erased_at: int = Field(sa_type=BigInteger)
 
 
-class ErasedActivity(SQLModel, table=True):
-    """What erased customers leave behind for the activity report: how many messages were
-    exchanged, per UTC day, business number, owner, direction and content kind, added up over
-    everyone erased, with no identity and no time finer than the day."""
+class RetiredActivity(SQLModel, table=True):
+    """What deleted events leave behind for the activity report (erased customers' messages, and
+    events past `[retention] events_days`): how many messages were exchanged, per UTC day,
+    business number, owner, direction and content kind, added up, with no identity and no time
+    finer than the day."""
 
-    __tablename__ = "erased_activity"
+    __tablename__ = "retired_activity"
 
     day: int = Field(primary_key=True, sa_type=BigInteger)  # Unix seconds of the UTC midnight
     phone_number_id: str = Field(primary_key=True, max_length=64)  # "" when the events named none

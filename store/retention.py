@@ -1,15 +1,25 @@
-"""Retention's deletes, in the caller's write transaction: archived bodies received before an
-instant, and follow-ups closed before one, with their actions and deliveries."""
+"""Retention's reads and deletes, in the caller's write transaction: archived bodies received
+before an instant, follow-ups closed before one (with their actions and deliveries), and events
+at or before one (with the floors that keep what they made, and the report's day counts)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select
+import msgspec
+from sqlalchemy import Connection, Text, cast, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from scoring.events import Event, EventKind
+from scoring.tiers import Floor
 from store import followups
-from store.models import RawBody, Reminder
+from store.batch import stored_events
+from store.db import in_chunks
+from store.models import Customer, EventRow, RawBody, Reminder, RetiredActivity
 
-raw_bodies, reminders = RawBody.__table__, Reminder.__table__
-CHUNK = 5_000  # rows a transaction deletes at most: short transactions, so ingestion never waits long
+raw_bodies, reminders, events, customers = RawBody.__table__, Reminder.__table__, EventRow.__table__, Customer.__table__
+retired_activity = RetiredActivity.__table__
+CHUNK = 900  # rows a transaction deletes at most (ids in one IN list): short transactions, so ingestion never waits long
+CUSTOMERS = 200  # customers whose old events one transaction retires
 
 
 def delete_bodies_before(connection: Connection, received_before_ms: int) -> int:
@@ -28,3 +38,77 @@ def delete_follow_ups_closed_before(connection: Connection, closed_before: int) 
         select(reminders.c.id, reminders.c.rep).where(reminders.c.closed_at < closed_before).limit(CHUNK))]
     followups.delete_with_history(connection, pairs)
     return len(pairs)
+
+
+def customers_with_events_through(connection: Connection, through: int) -> list[int]:
+    """Up to CUSTOMERS customers with events at or before the instant (the oldest events first),
+    locked against a batch writing them meanwhile, in id order (as batches lock them)."""
+    found: list[int] = []
+    oldest = select(events.c.customer_id).where(events.c.at <= through).order_by(events.c.at).limit(CHUNK)
+    for customer_id in connection.execute(oldest).scalars():
+        if customer_id not in found:
+            found.append(customer_id)
+    ids = sorted(found[:CUSTOMERS])
+    if ids and connection.dialect.name == "postgresql":
+        connection.execute(select(customers.c.id).where(customers.c.id.in_(ids)).order_by(customers.c.id).with_for_update())
+    return ids
+
+
+def customer_rows(connection: Connection, customer_ids: list[int]) -> list:
+    """Their id, owner, floor and checkpoint."""
+    return connection.execute(select(customers.c.id, customers.c.owner, customers.c.floor, customers.c.checkpoint)
+                              .where(customers.c.id.in_(customer_ids)).order_by(customers.c.id)).all()
+
+
+def events_after_floor(connection: Connection, customer_id: int, floor: Floor | None, through: int) -> list[Event]:
+    """A customer's stored events after their floor and at or before `through`."""
+    after = [events.c.at > floor.through] if floor else []
+    return stored_events(connection, events.c.customer_id == customer_id, events.c.at <= through, *after)
+
+
+def messages_where(connection: Connection, *conditions) -> list[tuple[int, int, list[str], str | None]]:
+    """Customers' messages as the report counts them: (customer id, instant, signals, business number)."""
+    rows = connection.execute(select(events.c.customer_id, events.c.at, cast(events.c.data["sig"], Text),
+                                     events.c.phone_number_id)
+                              .where(events.c.kind == EventKind.MESSAGE.value, *conditions))
+    return [(customer_id, at, _signals(signals), number) for customer_id, at, signals, number in rows]
+
+
+def _signals(encoded: str | None) -> list[str]:
+    return msgspec.json.decode(encoded) if encoded and encoded != "null" else []
+
+
+def messages_through(connection: Connection, customer_ids: list[int], through: int) -> list:
+    """Their messages at or before `through` (`messages_where`'s tuples)."""
+    return messages_where(connection, events.c.customer_id.in_(customer_ids), events.c.at <= through)
+
+
+def retire_events(connection: Connection, floors: dict[int, Floor], checkpoints_before: list[int], through: int) -> int:
+    """Store each customer's floor, drop the checkpoints of `checkpoints_before` (they lie below
+    the floor, and a refold from one would need deleted events), move their revisions on (a batch
+    that read them before plans them again) and delete their events at or before `through`.
+    Returns how many events went."""
+    for customer_id, floor in sorted(floors.items()):
+        values = {"floor": floor.to_json(), "revision": customers.c.revision + 1}
+        if customer_id in checkpoints_before:
+            values["checkpoint"] = None
+        connection.execute(update(customers).where(customers.c.id == customer_id).values(**values))
+    deleted = 0
+    for chunk in in_chunks(sorted(floors)):
+        deleted += connection.execute(delete(events).where(events.c.customer_id.in_(chunk), events.c.at <= through)).rowcount
+    return deleted
+
+
+def keep_day_counts(connection: Connection, counts: dict[tuple[int, str, str, str, str], int]) -> None:
+    """Add to the day counts deleted events leave the report (keyed as `RetiredActivity`'s columns)."""
+    if not counts:
+        return
+    insert = postgres_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(retired_activity)
+    statement = statement.on_conflict_do_update(
+        index_elements=["day", "phone_number_id", "owner", "direction", "kind"],
+        set_={"messages": retired_activity.c.messages + statement.excluded.messages})
+    connection.execute(statement, [
+        {"day": day, "phone_number_id": number, "owner": owner, "direction": direction, "kind": kind, "messages": n}
+        for (day, number, owner, direction, kind), n in sorted(counts.items())
+    ])

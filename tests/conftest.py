@@ -40,7 +40,7 @@ APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = ("erasure", "erased_activity", "figure_base", "sign_in_link", "rep_account", "reminder_action", "reminder_delivery", "reminder", "tier_change", "event", "outbound_message", "customer_alias",
+TABLES = ("erasure", "retired_activity", "figure_base", "sign_in_link", "rep_account", "reminder_action", "reminder_delivery", "reminder", "tier_change", "event", "outbound_message", "customer_alias",
           "customer", "raw_body")
 
 

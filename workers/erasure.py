@@ -5,7 +5,7 @@ In one write transaction: their events, aliases, outbound messages, tier history
 reminder deliveries and customer row are deleted; the archived bodies that hold only them are
 deleted, and those that also hold others lose every element of theirs (`cloudapi.redact`), so a
 rebuild brings nothing of them back; the report's day counts keep their messages as numbers with
-no one behind them (`ErasedActivity`); and the erasure log keeps salted hashes of their
+no one behind them (`RetiredActivity`); and the erasure log keeps salted hashes of their
 identifiers with the instant. Other customers' rows are not touched.
 
 Bodies still waiting in the inbox are not searched: one that names them after the erasure makes
@@ -23,13 +23,12 @@ from collections import Counter
 from cloudapi.body import decode
 from cloudapi.parse import parse_body
 from cloudapi.redact import MIN_IDENTIFIER_LENGTH, naming, redact
-from report.figures import content_kind
 from store import erasure as store
 from store.db import retry_on_conflict, write_transaction
+from store.retention import keep_day_counts
 from workers.context import Context
+from workers.retention import DAY_S, message_counts
 from workers.settings import ConfigError, Settings
-
-DAY_S = 86_400
 
 
 def erase_customer(context: Context, key_or_alias: str) -> store.Removed | None:
@@ -41,7 +40,7 @@ def erase_customer(context: Context, key_or_alias: str) -> store.Removed | None:
             who = store.person(connection, key_or_alias)
             if who is None:
                 return None
-            store.keep_activity(connection, _day_counts(connection, who))
+            keep_day_counts(connection, _day_counts(connection, who))
             searched = [value for value in who.identifiers if len(value) >= MIN_IDENTIFIER_LENGTH]  # short: by events
             bodies = {row.id: kept for row in store.bodies_naming(connection, who, searched)
                       if (kept := _without(row.body, row.valid_json, who.identifiers)) is not UNCHANGED}
@@ -69,9 +68,8 @@ def identifier_hash(secret: str, identifier: str) -> str:
 def _day_counts(connection, who: store.Person) -> Counter:
     """Their messages and ours to them, per UTC day, business number and content kind: what the
     report's day counts keep of them."""
-    owner, counts = who.owner or "", Counter()
-    for at, signals, number in store.messages_of(connection, who.id):
-        counts[(at - at % DAY_S, number or "", owner, "in", content_kind(frozenset(signals)))] += 1
+    owner = who.owner or ""
+    counts = message_counts((owner, at, signals, number) for at, signals, number in store.messages_of(connection, who.id))
     for at, number in store.sent_to(connection, who.id):
         counts[(at - at % DAY_S, number or "", owner, "out", "sent")] += 1
     return counts

@@ -25,7 +25,7 @@ from store.models import (
 from workers.context import Context
 from workers.ingest import TRANSIENT_ERRORS, describe_error, parse_items
 from workers.reminders import plan_settled_within, plan_within
-from workers.settings import Settings
+from workers.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ def rebuild(context: Context, progress=None) -> RebuildResult:
     config, now = context.settings, context.now_ts()
     result = RebuildResult()
     with write_transaction(context.engine, exclusive=True) as connection:
+        if connection.execute(select(customers.c.id).where(customers.c.floor.is_not(None)).limit(1)).first():
+            raise ConfigError("wapulse rebuild cannot re-derive customers whose old events [retention] events_days "
+                              "deleted: their counters and tiers start from a floor (the fold of those events) that "
+                              "the archive cannot give back; nothing was changed")
         recorded = _recorded_causes(connection)
         _defer_reminders_key(connection)
         kept = _KeptByKey.read(connection)

@@ -6,7 +6,7 @@ import itertools
 import random
 from decimal import Decimal
 
-from scoring.customer import CustomerState, current_identifiers, event_order, fold
+from scoring.customer import CustomerState, combine, current_identifiers, event_order, fold
 from scoring.events import Event, EventKind, Identity
 
 T0 = 1_794_000_000  # 2026-11-06T...Z
@@ -152,3 +152,41 @@ def test_the_identifier_an_identity_change_names_is_current_at_its_instant_and_u
     later = aliases + [("user_id", "US.5", 200)]
     assert current_identifiers(later, {"user_id": [100, "US.1"]})["user_id"] == "US.5"
     assert current_identifiers(aliases, {"user_id": [100, "US.gone"]})["user_id"] == "US.9"  # not one of theirs
+
+
+def conversation(seed: int, threads: int = 40) -> list[list[Event]]:
+    """Threads of one customer's conversation over a few weeks: a message of theirs (some asking,
+    some ordering) or one of ours with its statuses."""
+    rng, threads_of_events = random.Random(seed), []
+    for n in range(threads):
+        at = T0 + rng.randrange(30 * 86400)
+        if rng.random() < 0.5:
+            signals = rng.choice([(), ("question",), ("price_inquiry", "question")])
+            extra = {"order_value": (("EUR", Decimal("12.50")),), "order_items": 2} if rng.random() < 0.1 else {}
+            threads_of_events.append([message(n, at, signals=signals, **extra)])
+        else:
+            levels = ["sent", "delivered", "read"][: rng.randrange(1, 4)]
+            threads_of_events.append([status(f"out{n}", level, at + i) for i, level in enumerate(levels)])
+    return threads_of_events
+
+
+def test_combining_the_folds_of_two_halves_keeps_every_count_and_instant():
+    """(Not the turns between the halves: replies and response times are counted within each.)"""
+    for seed in range(20):
+        threads = conversation(seed)
+        rng = random.Random(seed)
+        halves = ([], [])
+        for thread in threads:
+            halves[rng.random() < 0.5].extend(thread)
+        whole, _ = fold([event for thread in threads for event in thread])
+        combined = combine(fold(halves[0])[0], fold(halves[1])[0])
+        for name in ("inbound", "inbound_by_type", "signals", "days", "first_inbound_at", "last_inbound_at", "outbound",
+                     "delivered", "read", "failed", "first_outbound_at", "last_outbound_at", "orders", "order_value",
+                     "order_items", "first_seen_at", "last_event_at", "last_event_key", "last_type", "signal_log",
+                     "order_log", "last_turn"):
+            assert getattr(combined, name) == getattr(whole, name), (seed, name)
+
+
+def test_combining_with_nothing_changes_nothing():
+    state, _ = fold([event for thread in conversation(7) for event in thread])
+    assert combine(state, CustomerState()) == state == combine(CustomerState(), state)

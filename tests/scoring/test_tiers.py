@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from scoring.customer import CustomerState
 from scoring.events import Event, EventKind
+from scoring.planner import track_before
 from scoring.tiers import (
     DAY,
     PRESETS,
     REORDER_WINDOW_S,
     Cause,
+    Floor,
     Tier,
     TierChange,
     TierFacts,
@@ -18,7 +21,9 @@ from scoring.tiers import (
     apply_events,
     classify,
     fold_with_tiers,
+    join_floors,
     outbound_as_of,
+    raise_floor,
 )
 from tests.scoring.test_customer import T0, message, status
 
@@ -163,3 +168,33 @@ def test_a_late_event_folded_from_the_checkpoint_gives_what_a_whole_refold_gives
 def test_no_checkpoint_until_an_event_is_older_than_the_window():
     events = [message(1, T0), message(2, T0 + REORDER_WINDOW_S - 1)]
     assert fold_with_tiers(events, RULES, now=T0 + 2 * REORDER_WINDOW_S).checkpoint is None
+
+
+def test_a_refold_from_the_floor_gives_what_a_whole_refold_gives():
+    """Retention folds the events up to an instant into the floor and deletes them; a refold of
+    what is left, from the floor, ends as a refold of everything, our messages included (one sent
+    before the floor is read after it)."""
+    now = T0 + 60 * DAY
+    events = six_in_a_week() + [status("out1", "sent", T0 + 6 * DAY), status("out1", "delivered", T0 + 6 * DAY + 60),
+                                message(8, T0 + 20 * DAY), status("out1", "read", T0 + 21 * DAY), message(9, T0 + 22 * DAY)]
+    whole = fold_with_tiers(events, RULES, now=now)
+    through = T0 + 10 * DAY
+    history = [(change.to_tier.value, change.at) for change in whole.changes]
+    floor = raise_floor(None, [event for event in events if event.at <= through], through, track_before(history, through))
+    assert floor.through == through and floor.outbound["out1"][1] == 2  # delivered, as the floor's events left it
+    refold = fold_with_tiers([event for event in events if event.at > through], RULES, now, floor.start(),
+                             outbound_as_of([], floor))
+    assert refold.state == whole.state and refold.track == whole.track
+    assert refold.changes == [change for change in whole.changes if change.at > through]
+    assert Floor.from_json(floor.to_json()) == floor
+
+
+def test_joining_floors_adds_up_what_each_holds_and_what_no_floor_holds():
+    early = raise_floor(None, [message(1, T0), status("out1", "sent", T0 + 60)], T0 + DAY, TierTrack(Tier.WARM, T0))
+    later = raise_floor(None, [message(2, T0 + 2 * DAY, signals=("question",))], T0 + 3 * DAY, TierTrack(Tier.WARM, T0))
+    joined = join_floors([early, later], [status("out1", "read", T0 + 2 * DAY), message(3, T0 + 3 * DAY)], RULES)
+    state = CustomerState.from_json(joined.state)
+    assert joined.through == T0 + 3 * DAY
+    assert (state.inbound, state.outbound, state.read, state.signals) == (3, 1, 1, {"question": 1})
+    assert joined.outbound["out1"][1] == 3
+    assert (joined.tier, joined.since) == (Tier.WARM, T0)  # three interactions: warm, as the later floor said

@@ -4,17 +4,23 @@ goes, the rest and every counter and tier stay."""
 from __future__ import annotations
 
 import importlib
+import json
 
 import pytest
 from rq import cron as rq_cron
 from sqlalchemy import func, select, update
 
-from store.models import Customer, RawBody, Reminder, ReminderAction, ReminderDelivery
+from scoring.events import iso
+from store.models import Customer, EventRow, RawBody, Reminder, ReminderAction, ReminderDelivery, RetiredActivity
 from tests.conftest import FIXTURES, reread_environment
-from tests.workers.test_ingest import snapshot
+from tests.workers.test_erasure import kept_counts, past_report
+from tests.workers.test_ingest import (
+    SCENARIO, body_with, hand_off_all, no_batch_failed, snapshot, snapshot_of_ordered_arrival,
+)
 from tests.workers.test_tiers import process, set_now
 from workers import cron_config
 from workers.context import Context, installed
+from workers.rebuild import rebuild
 from workers.retention import apply_retention
 from workers.settings import ConfigError
 
@@ -65,7 +71,7 @@ def test_retention_deletes_what_is_past_each_limit_and_keeps_counters_and_tiers(
                 reminder_id=f"r{number}", rep="ana", actor="ana", action="done", at=NOW - 90 * DAY, detail={}))
     before = cards(engine)
 
-    assert apply_retention(installed()) == {"raw_bodies": 1, "reminders": 1}
+    assert apply_retention(installed()) == {"raw_bodies": 1, "events": 0, "reminders": 1}
 
     with engine.connect() as connection:
         kept = connection.execute(select(bodies.c.received_at).order_by(bodies.c.id)).scalars().all()
@@ -74,19 +80,19 @@ def test_retention_deletes_what_is_past_each_limit_and_keeps_counters_and_tiers(
     assert left == ["r1", "r2"]  # closed 59 days ago, and open however old
     assert count(engine, ReminderDelivery.__table__) == count(engine, ReminderAction.__table__) == 2
     assert cards(engine) == before
-    assert apply_retention(installed()) == {"raw_bodies": 0, "reminders": 0}  # nothing more is due
+    assert apply_retention(installed()) == {"raw_bodies": 0, "events": 0, "reminders": 0}  # nothing more is due
 
 
 def test_without_retention_nothing_is_deleted(redis, engine, drain, monkeypatch, tmp_path):
     configure(monkeypatch, tmp_path, "")
     set_now(monkeypatch, NOW + 1000 * DAY)
     process(redis, drain, [(FIXTURES / "cloudapi" / "messages__text.json").read_bytes()])
-    assert apply_retention(installed()) == {"raw_bodies": 0, "reminders": 0}
+    assert apply_retention(installed()) == {"raw_bodies": 0, "events": 0, "reminders": 0}
     assert count(engine, RawBody.__table__) == 1
 
 
 @pytest.mark.parametrize("table, message", [
-    ("events_days = 90", "events are what counters, tiers and the report are computed from"),
+    ("events_days = 7", "events_days must be 14 or more"),
     ("raw_bodies_days = 0", "raw_bodies_days must be a whole number of days, 1 or more"),
     ("reminders_days = 1.5", "reminders_days must be a whole number of days"),
     ("reminders_days = 1\n\n[reminders]\nmax_age_hours = 48", "must be longer than [reminders] max_age_hours"),
@@ -104,3 +110,153 @@ def test_cron_applies_retention_every_day():
     jobs = {job["name"]: job for job in rq_cron._job_data_registry}
     rq_cron._job_data_registry.clear()
     assert jobs["apply-retention"]["cron"] == "40 3 * * *"
+
+
+# ---- events: deleted once their fold is kept as the customer's floor ---------------------------
+
+THROUGH = 1_794_100_000  # the middle of the two-week timeline: events at or before it go
+EVENTS_NOW = THROUGH + 1 + 14 * DAY  # with events_days = 14
+EVENTS = "[retention]\nevents_days = 14\n"
+BRAZIL = "5511987654321"
+
+
+def events_at_or_before(engine, at: int) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(EventRow.__table__)
+                                  .where(EventRow.__table__.c.at <= at)).scalar_one()
+
+
+def floors(engine) -> dict[str, dict]:
+    with engine.connect() as connection:
+        return dict(connection.execute(select(Customer.key, Customer.floor).where(Customer.floor.is_not(None))).all())
+
+
+def read_moved_past_the_limit(bodies: list[bytes]) -> tuple[list[bytes], bytes]:
+    """The timeline without Brazil's first read status, and that status moved to after THROUGH,
+    for a message of ours sent before it: a refold after the floor must find the message as the
+    deleted events left it (delivered, not read)."""
+    for index, body in enumerate(bodies):
+        statuses = json.loads(body)["entry"][0]["changes"][0]["value"].get("statuses", [])
+        if [(status.get("recipient_id"), status["status"]) for status in statuses] == [(BRAZIL, "read")]:
+            moved = {**statuses[0], "timestamp": str(THROUGH + 3 * DAY)}
+            return bodies[:index] + bodies[index + 1:], body_with("statuses", moved)
+    raise AssertionError("the timeline has no read status for Brazil")
+
+
+def test_events_past_the_limit_go_and_later_refolds_start_from_their_floor_exactly(
+        redis, engine, drain, monkeypatch, tmp_path, caplog):
+    """The two-week timeline with its first half retired. Counters, tiers and tier history stay
+    as they were; late bodies afterwards (a message and a status older than the customer's
+    checkpoint, a read of a message sent before the limit) refold from the floor and end exactly
+    as the whole timeline arriving in order into a store that kept everything."""
+    bodies, moved = read_moved_past_the_limit(SCENARIO.read_bytes().splitlines())
+    late = [bodies[27], bodies[34], moved]  # a message of Spain's and a read of Brazil's, after the limit
+    configure(monkeypatch, tmp_path, EVENTS)
+    set_now(monkeypatch, EVENTS_NOW)
+    process(redis, drain, [body for body in bodies if body not in late])
+    before = snapshot(engine)
+
+    assert apply_retention(installed())["events"] == events_at_or_before_count(bodies)
+    assert THROUGH < min(map(first_instant, late))
+    assert events_at_or_before(engine, THROUGH) == 0
+    assert set(floors(engine)) == {"34655123456", BRAZIL, "33687654321"}  # the customers with events that old
+    assert all(floor["through"] == THROUGH for floor in floors(engine).values())
+    assert snapshot(engine) == before
+
+    for body in late:
+        hand_off_all(redis, [body])
+        drain()
+    assert no_batch_failed(caplog)
+    assert snapshot(engine) == snapshot_of_ordered_arrival(redis, drain, tmp_path, monkeypatch, bodies + [moved])
+
+
+def events_at_or_before_count(bodies: list[bytes]) -> int:
+    """Events at or before THROUGH in the timeline, counted from the bodies: each message once
+    (one is delivered twice), each status of a message once."""
+    found = set()
+    for body in map(json.loads, bodies):
+        value = body["entry"][0]["changes"][0]["value"]
+        found |= {(item["id"], item.get("status")) for item in value.get("messages", []) + value.get("statuses", [])
+                  if int(item["timestamp"]) <= THROUGH}
+    return len(found)
+
+
+def first_instant(body: bytes) -> int:
+    value = json.loads(body)["entry"][0]["changes"][0]["value"]
+    return min(int(item["timestamp"]) for item in value.get("messages", []) + value.get("statuses", []))
+
+
+def test_the_report_for_a_retired_period_keeps_its_day_counts(redis, engine, drain, monkeypatch, tmp_path):
+    configure(monkeypatch, tmp_path, EVENTS)
+    set_now(monkeypatch, EVENTS_NOW)
+    process(redis, drain, SCENARIO.read_bytes().splitlines())
+    report = past_report(engine)
+    apply_retention(installed())
+    assert events_at_or_before(engine, THROUGH) == 0
+    assert kept_counts(past_report(engine)) == kept_counts(report)
+    apply_retention(installed())  # again: nothing counted twice
+    assert kept_counts(past_report(engine)) == kept_counts(report)
+
+
+def message(who: str, message_id: str, at: int, text: str = "hello") -> bytes:
+    return body_with("messages", {"from": who, "id": message_id, "timestamp": str(at), "type": "text",
+                                  "text": {"body": text}})
+
+
+def test_two_records_with_floors_merged_later_keep_every_count(redis, engine, drain, monkeypatch, tmp_path):
+    """A number and the number it changed to both have floors when the change arrives (late,
+    itself older than the floors): the merged customer counts every message of both."""
+    change = json.loads((FIXTURES / "cloudapi" / "messages__system__user_changed_number.json").read_bytes())
+    system = change["entry"][0]["changes"][0]["value"]["messages"][0]
+    old, new = system["from"], system["system"]["wa_id"]
+    system["timestamp"] = str(THROUGH - 2 * DAY)
+    configure(monkeypatch, tmp_path, EVENTS)
+    set_now(monkeypatch, EVENTS_NOW)
+    process(redis, drain, [message(old, "wamid.o1", THROUGH - 5 * DAY, "what is the price?"),
+                           message(new, "wamid.n1", THROUGH - DAY)])
+    apply_retention(installed())
+    assert set(floors(engine)) == {old, new}
+    process(redis, drain, [json.dumps(change).encode()])
+    process(redis, drain, [message(new, "wamid.n2", THROUGH + DAY)])
+
+    views = snapshot(engine)
+    assert len(views) == 1
+    counters = views[0]["counters"]
+    assert counters["inbound"] == 3 and counters["active_days"] == 3
+    assert views[0]["signals"] == {"price_inquiry": 1, "question": 1}
+    assert views[0]["wa_id"] == new and views[0]["key"] == old
+    assert views[0]["last_inbound_at"] == iso(THROUGH + DAY)
+    assert events_at_or_before(engine, THROUGH) == 1  # the late change, combined into the floor
+    apply_retention(installed())
+    assert events_at_or_before(engine, THROUGH) == 0 and snapshot(engine) == views
+
+
+def test_an_event_older_than_the_floor_is_combined_into_it_and_counted_once(redis, engine, drain, monkeypatch,
+                                                                            tmp_path):
+    who = "34600000002"
+    configure(monkeypatch, tmp_path, EVENTS)
+    set_now(monkeypatch, EVENTS_NOW)
+    process(redis, drain, [message(who, "wamid.a", THROUGH - 3 * DAY), message(who, "wamid.b", THROUGH + DAY)])
+    apply_retention(installed())
+    process(redis, drain, [message(who, "wamid.late", THROUGH - 10 * DAY)])  # a replay of old traffic, say
+    view = snapshot(engine)[0]
+    assert view["counters"]["inbound"] == 3 and view["counters"]["active_days"] == 3
+    assert view["first_seen_at"] == iso(THROUGH - 10 * DAY)
+    process(redis, drain, [message(who, "wamid.late", THROUGH - 10 * DAY)])  # redelivered: the key is still there
+    assert snapshot(engine)[0]["counters"]["inbound"] == 3
+    apply_retention(installed())
+    assert snapshot(engine)[0] == view
+    with engine.connect() as connection:
+        retired = connection.execute(select(func.sum(RetiredActivity.messages))).scalar_one()
+    assert retired == 2  # wamid.a and wamid.late, each once
+
+
+def test_rebuild_is_refused_once_events_were_retired_and_changes_nothing(redis, engine, drain, monkeypatch, tmp_path):
+    configure(monkeypatch, tmp_path, EVENTS)
+    set_now(monkeypatch, EVENTS_NOW)
+    process(redis, drain, SCENARIO.read_bytes().splitlines())
+    apply_retention(installed())
+    before = snapshot(engine)
+    with pytest.raises(ConfigError, match="cannot re-derive customers whose old events"):
+        rebuild(installed())
+    assert snapshot(engine) == before
