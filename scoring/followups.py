@@ -33,6 +33,7 @@ class Action(StrEnum):
     TEMPLATE = "template"  # an approved template was sent to the customer from the desk
     REPLIED = "replied"  # our reply closed it (unanswered, window_closing)
     CAME_BACK = "came_back"  # the customer wrote again (went_cold, cooling)
+    HELD_BACK = "held_back"  # never sent: one of the crossings `[reminders] hold_back_percent` keeps as a yardstick
 
 
 URGENCY = (Rule.WINDOW_CLOSING, Rule.UNANSWERED, Rule.HEATING, Rule.REACTIVATED, Rule.COOLING, Rule.WENT_COLD,

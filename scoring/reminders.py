@@ -31,6 +31,9 @@ class Rule(StrEnum):
     UNREACHABLE = "unreachable"
 
 
+HOLD_BACK_RULES = frozenset({Rule.WENT_COLD, Rule.COOLING})
+"""The rules whose effect wapulse measures (report.effectiveness), and so may hold back."""
+
 OWNER = "owner"
 """In a rule's recipients: the customer's own rep."""
 
@@ -86,6 +89,12 @@ class ReminderRules:
     window_closing_lead_s: int = 2 * HOUR
     max_age_s: int = 24 * HOUR  # a replay or a rebuild of old traffic reminds nobody of old news
     actions: Mapping[Tier, str] = field(default_factory=lambda: dict(SUGGESTED_ACTIONS))
+    hold_back_percent: int = 0  # of went_cold and cooling crossings, held back to measure what reminders do
+
+    def holds_back(self, reminder: str, rule: Rule) -> bool:
+        """Whether this crossing's reminder is held back: a fixed share of the measured rules'
+        crossings, chosen by the reminder's id, so a replay or rebuild holds back the same ones."""
+        return rule in HOLD_BACK_RULES and int(reminder[-8:], 16) % 100 < self.hold_back_percent
 
     def recipients_of(self, rule: Rule) -> tuple[str, ...]:
         return self.recipients.get(rule, (OWNER,))
@@ -96,7 +105,7 @@ class ReminderRules:
     @classmethod
     def from_config(cls, table: Mapping, rep_ids: frozenset[str]) -> ReminderRules:
         """Raises ValueError naming the bad key."""
-        known = {"rules", "to", "sla_minutes", "window_closing_hours", "max_age_hours", "actions",
+        known = {"rules", "to", "sla_minutes", "window_closing_hours", "max_age_hours", "actions", "hold_back_percent",
                  "headlines", "templates"}  # the last two: the wording, read by workers.wording
         if unknown := set(table) - known:
             raise ValueError(f"[reminders] has unknown keys {sorted(unknown)}; known: {', '.join(sorted(known))}")
@@ -130,6 +139,7 @@ class ReminderRules:
             * HOUR,
             max_age_s=_positive(table.get("max_age_hours", 24), "[reminders] max_age_hours") * HOUR,
             actions={**SUGGESTED_ACTIONS, **actions},
+            hold_back_percent=_percent(table.get("hold_back_percent", 0), "[reminders] hold_back_percent"),
         )
 
 
@@ -143,6 +153,12 @@ def _rule(name, where: str) -> Rule:
 def _mapping(value, where: str) -> Mapping:
     if not isinstance(value, Mapping):
         raise ValueError(f"{where} must be a table")
+    return value
+
+
+def _percent(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 50:
+        raise ValueError(f"{where} = {value!r} must be a whole number from 0 to 50")
     return value
 
 

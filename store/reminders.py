@@ -21,6 +21,7 @@ from scoring.reminders import (
     OPTED_OUT, OWNER, UNDELIVERABLE, CustomerFacts, ReminderRules, Rule, compose, reminder_id, rules_for_change, time_rule_instants,
 )
 from scoring.events import EventKind
+from scoring.followups import Action, State
 from scoring.reps import OwnerPolicy, Rep
 from scoring.tiers import Cause, Tier
 from store.db import in_chunks
@@ -181,6 +182,7 @@ def _owe(connection: Connection, setup: ReminderSetup, crossing: Crossing, perso
     recipients = [owner if who == OWNER else who for who in setup.rules.recipients_of(crossing.rule)]
     owed_to = [rep for rep in dict.fromkeys(recipients) if rep in setup.reps]
     already = set(connection.execute(select(reminders.c.rep).where(reminders.c.id == key)).scalars())
+    held_back = setup.rules.holds_back(key, crossing.rule)
     created = []
     for rep_id in owed_to:
         if rep_id in already:
@@ -188,10 +190,12 @@ def _owe(connection: Connection, setup: ReminderSetup, crossing: Crossing, perso
         rep = setup.reps[rep_id]
         content = compose(key, crossing.rule, rep_id, crossing.from_tier, crossing.to_tier, crossing.at, facts,
                           setup.rules, now, crossing.reason)
+        closed = {"state": State.CLOSED.value, "closed_at": now, "close_reason": Action.HELD_BACK.value} if held_back else {}
         connection.execute(reminders.insert().values(id=key, rep=rep_id, customer_id=crossing.customer_id,
                                                      rule=crossing.rule.value, at=crossing.at, created_at=now,
-                                                     content=content))
-        created += queue_deliveries(connection, rep, key, crossing.rule, now)
+                                                     content=content, **closed))
+        if not held_back:  # kept, closed and never sent: what report.effectiveness compares with
+            created += queue_deliveries(connection, rep, key, crossing.rule, now)
     return created
 
 

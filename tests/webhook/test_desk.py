@@ -255,3 +255,14 @@ def test_a_manager_working_one_reps_follow_ups_stays_in_that_view_on_that_reps_c
 def test_a_board_page_out_of_range_shows_one_in_range(desk, page):
     board = desk.session("ana").get(f"{desk.url}/customers", params={"page": page})
     assert board.status_code == 200 and "Sheena Nelson" in board.text  # the one page there is
+
+
+def test_the_team_page_is_for_managers_and_refuses_a_bad_period(desk):
+    assert desk.session("ana").get(desk.url + "/team").status_code == 403
+    manager = desk.session("maria")
+    page = manager.get(desk.url + "/team")
+    assert page.status_code == 200
+    assert "Ana Ruiz" in page.text and "Ben Okafor" in page.text and "Do reminders bring customers back?" in page.text
+    assert "<script>alert(1)</script>" not in page.text
+    refused = manager.get(desk.url + "/team", params={"from": "2026-13-01"})
+    assert refused.status_code == 400 and "is not a date" in refused.text

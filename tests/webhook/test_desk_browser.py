@@ -151,3 +151,11 @@ def test_the_sign_in_page_at_both_widths(page, screenshots):
     page.goto("/")
     page.wait_for_url("**/signin")
     look(page, screenshots, "signin")
+
+
+def test_the_team_page_for_a_manager(page, screenshots):
+    sign_in(page, "maria")
+    page.click("header nav >> text=Team")
+    page.wait_for_url("**/team")
+    assert page.locator("section.team-card").count() >= 2
+    look(page, screenshots, "team")

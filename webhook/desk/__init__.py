@@ -31,7 +31,7 @@ SESSION_DAYS = 7
 
 
 def init_app(app: Flask, settings: Settings, redis: Redis) -> None:
-    from webhook.desk import auth, customers, followups
+    from webhook.desk import auth, customers, followups, team
 
     app.extensions["wapulse.settings"] = settings
     app.extensions["wapulse.redis"] = redis  # where a reassignment asks for its reminders' delivery
@@ -47,7 +47,7 @@ def init_app(app: Flask, settings: Settings, redis: Redis) -> None:
     )
     csrf.init_app(app)
     limiter.init_app(app)
-    for blueprint in (auth.blueprint, followups.blueprint, customers.blueprint):
+    for blueprint in (auth.blueprint, followups.blueprint, customers.blueprint, team.blueprint):
         app.register_blueprint(blueprint)
     app.add_template_filter(number)
     app.add_template_filter(money)
@@ -56,6 +56,9 @@ def init_app(app: Flask, settings: Settings, redis: Redis) -> None:
     app.add_template_global(since, "since")
     app.add_template_global(until, "until")
     app.add_template_global(local_time, "local_time")
+    app.add_template_global(duration, "duration")
+    app.add_template_global(percent, "percent")
+    app.add_template_global(points, "points")
     app.add_template_global({rule.value: title for rule, title in RULE_TITLES.items()}, "titles")
     app.add_template_global(name_of, "name_of")
     app.context_processor(_page_context)
@@ -91,7 +94,7 @@ def guarded(blueprint):
     return blueprint
 
 
-DESK_BLUEPRINTS = ("auth", "followups", "customers")
+DESK_BLUEPRINTS = ("auth", "followups", "customers", "team")
 
 
 def _page_context() -> dict:
@@ -231,6 +234,18 @@ def duration(seconds: int) -> str:
         return f"{hours} h {minutes} min" if minutes and hours < 10 else f"{hours} h"
     days = hours // 24
     return f"{days} days" if days < 60 else f"{days // 30} months"
+
+
+def percent(value: float | None) -> str:
+    """A share as the report shows it (imported when a page needs it: the report loads numpy)."""
+    from report.figures import percent as shown
+
+    return shown(value)
+
+
+def points(difference: float | None) -> str:
+    """A difference of two shares: "+12.5 points"."""
+    return "–" if difference is None else f"{difference * 100:+.1f} points"
 
 
 def since(at: int | None) -> str:
