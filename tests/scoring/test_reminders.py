@@ -84,6 +84,8 @@ def test_configured_rules_recipients_slas_and_wording_are_taken():
         ({"max_age_hours": "1"}, "max_age_hours = '1'"),
         ({"actions": {"lukewarm": "x"}}, "[reminders.actions] lukewarm"),
         ({"colour": "red"}, "unknown keys ['colour']"),
+        ({"hold_back_percent": 60}, "hold_back_percent = 60 must be a whole number from 0 to 50"),
+        ({"hold_back_percent": 0.5}, "hold_back_percent = 0.5"),
     ],
 )
 def test_a_bad_reminders_table_is_named_in_the_error(table, message):
@@ -116,3 +118,13 @@ def test_time_rules_fire_an_sla_after_a_question_and_two_hours_before_the_window
     assert time_rule_instants(Tier.WARM, None, None, last, rules) == []  # answered: nothing waits on us
     only_cold = ReminderRules.from_config({"rules": ["went_cold"]}, frozenset())
     assert time_rule_instants(Tier.HOT, asked, asked, last, only_cold) == []
+
+
+def test_a_held_back_share_is_about_the_share_asked_for_and_only_of_the_measured_rules():
+    rules = ReminderRules.from_config({"hold_back_percent": 20}, frozenset())
+    ids = [reminder_id(f"3460000{n:04d}", Rule.WENT_COLD, 1_790_000_000) for n in range(2000)]
+    held = [reminder for reminder in ids if rules.holds_back(reminder, Rule.WENT_COLD)]
+    assert 0.17 < len(held) / len(ids) < 0.23
+    assert held == [reminder for reminder in ids if rules.holds_back(reminder, Rule.WENT_COLD)]  # the same every time
+    assert not any(rules.holds_back(reminder, Rule.UNANSWERED) for reminder in ids)
+    assert not any(ReminderRules().holds_back(reminder, Rule.WENT_COLD) for reminder in ids)
