@@ -31,7 +31,7 @@ SESSION_DAYS = 7
 
 
 def init_app(app: Flask, settings: Settings, redis: Redis) -> None:
-    from webhook.desk import auth, customers, followups, team
+    from webhook.desk import auth, customers, followups, report, team
 
     app.extensions["wapulse.settings"] = settings
     app.extensions["wapulse.redis"] = redis  # where a reassignment asks for its reminders' delivery
@@ -47,7 +47,7 @@ def init_app(app: Flask, settings: Settings, redis: Redis) -> None:
     )
     csrf.init_app(app)
     limiter.init_app(app)
-    for blueprint in (auth.blueprint, followups.blueprint, customers.blueprint, team.blueprint):
+    for blueprint in (auth.blueprint, followups.blueprint, customers.blueprint, team.blueprint, report.blueprint):
         app.register_blueprint(blueprint)
     app.add_template_filter(number)
     app.add_template_filter(money)
@@ -94,7 +94,7 @@ def guarded(blueprint):
     return blueprint
 
 
-DESK_BLUEPRINTS = ("auth", "followups", "customers", "team")
+DESK_BLUEPRINTS = ("auth", "followups", "customers", "team", "report")
 
 
 def _page_context() -> dict:

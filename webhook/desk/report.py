@@ -1,0 +1,76 @@
+"""The activity report in the desk: `wapulse report`'s options as a form, the HTML form of the
+report on the page (the same markup as `wapulse report --format html`), and downloads in every
+form. A manager reports on anyone; a rep on their own customers only."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, render_template, request
+from markupsafe import Markup
+
+from store import desk as store
+from webhook.desk import engine, guarded, person, settings, signed_in
+
+blueprint = guarded(Blueprint("report", __name__))
+ASKED = ("from", "to", "compare", "number", "owner")
+
+
+@blueprint.get("/report")
+@signed_in
+def page():
+    from report.build import report_of, request_of  # the report loads numpy and scipy: only when asked for
+    from report.render import FORMS, html_parts
+
+    options = _options()
+    with engine().connect() as connection:
+        numbers = store.choices(connection, None if person().is_manager else person().id)["numbers"]
+    shown = {"options": options, "numbers": numbers, "forms": list(FORMS), "query": _query(options)}
+    try:
+        asked = request_of({**options, "format": "html"}, settings().now_ts(), settings().reps,
+                           settings().reminder_setup.rep_numbers, prefix="")
+    except ValueError as error:
+        return render_template("desk/report.html", error=str(error), **shown), 400
+    style, body = html_parts(report_of(engine(), asked, settings().tier_rules))
+    return render_template("desk/report.html", error=None, report_style=Markup(style), report_body=Markup(body),
+                           **shown)
+
+
+@blueprint.get("/report/download")
+@signed_in
+def download():
+    from report.build import produce, request_of
+    from report.render import FORMS
+
+    options = _options()
+    try:
+        asked = request_of({**options, "format": request.args.get("format") or "html"}, settings().now_ts(),
+                           settings().reps, settings().reminder_setup.rep_numbers, prefix="")
+    except ValueError as error:
+        return render_template("desk/message.html", title="Cannot make that report", text=str(error)), 400
+    response = Response(produce(engine(), asked, settings().tier_rules), 200, content_type=FORMS[asked.form].media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{asked.file_name}"'
+    return response
+
+
+def _options() -> dict[str, str | None]:
+    """The report's options as asked; a rep's report is of their own customers, and asking for
+    another rep's is refused."""
+    options = {name: (request.args.get(name) or "").strip() or None for name in ASKED}
+    me = person()
+    if not me.is_manager:
+        if options["owner"] not in (None, me.id):
+            abort(403)
+        options["owner"] = me.id
+    return options
+
+
+def _query(options: dict[str, str | None]) -> dict[str, str]:
+    """The options as a download link's query."""
+    return {name: value for name, value in options.items() if value}
+
+
+def not_theirs(error):
+    return render_template("desk/message.html", title="Not yours",
+                           text="A rep's report covers their own customers only; a manager can see anyone's."), 403
+
+
+blueprint.register_error_handler(403, not_theirs)
