@@ -62,10 +62,14 @@ def request_of(options: Mapping[str, str | None], now: int, reps: Collection[str
 
 def produce(engine: Engine, request: Request, rules: TierRules) -> bytes:
     """The report in the form asked for, from one consistent read of the store."""
-    form = FORMS[request.form]
+    return FORMS[request.form].render(report_of(engine, request, rules))
+
+
+def report_of(engine: Engine, request: Request, rules: TierRules) -> dict:
+    """The report as the form asked for renders it (build's dict), from one consistent read."""
     with db.read_snapshot(engine) as connection:
-        report = build(connection, request.period, request.scope, rules, request.with_previous, form.needs_customer_rows)
-    return form.render(report)
+        return build(connection, request.period, request.scope, rules, request.with_previous,
+                     FORMS[request.form].needs_customer_rows)
 
 
 def period_of(first_day: str | None, last_day: str | None, now: int, prefix: str = "--") -> Period:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import io
 
+import matplotlib
 from matplotlib.figure import Figure  # the object API: no pyplot state, safe in a web server's threads
 
 from report.figures import EXPECTED_SHARES, FUNNEL_STEPS
+
+matplotlib.rcParams["svg.hashsalt"] = "wapulse"  # SVG ids from the chart, not from chance: one report, one file
 
 COLOURS = {"hot": "#d62728", "warm": "#ff7f0e", "cold": "#1f77b4", "dead": "#7f7f7f", "ours": "#2ca02c"}
 

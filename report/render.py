@@ -9,6 +9,7 @@ from typing import Callable, NamedTuple
 
 import msgspec
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from report import sections as layout
 from report.charts import draw
@@ -61,13 +62,20 @@ _templates.tests["table"] = lambda block: isinstance(block, layout.Table)
 
 def as_html(report: dict) -> bytes:
     """One self-contained page: styles inline, charts as SVG data URIs, nothing fetched."""
+    style, body = html_parts(report)
+    return _templates.get_template("report.html").render(title=layout.title(report), style=style, body=body).encode()
+
+
+def html_parts(report: dict) -> tuple[Markup, Markup]:
+    """The HTML form's style sheet and body (its markup, all inside `div.report`), which the
+    desk's report page shows as they are."""
     sections = layout.sections(report)
     charts = {name: base64.b64encode(draw(report, name, "svg")).decode()
               for section in sections for name in section.charts}
-    page = _templates.get_template("report.html").render(
+    body = _templates.get_template("_report_body.html").render(
         title=layout.title(report), scope=layout.scope(report), sections=sections, charts=charts,
         numeric=lambda cell: not isinstance(cell, str) and cell is not None)
-    return page.encode()
+    return Markup(_templates.get_template("_report.css").render()), Markup(body)
 
 
 def as_csv(report: dict) -> bytes:

@@ -266,3 +266,23 @@ def test_the_team_page_is_for_managers_and_refuses_a_bad_period(desk):
     assert "<script>alert(1)</script>" not in page.text
     refused = manager.get(desk.url + "/team", params={"from": "2026-13-01"})
     assert refused.status_code == 400 and "is not a date" in refused.text
+
+
+def test_the_report_page_shows_what_wapulse_report_makes_and_a_rep_only_their_own(desk):
+    asked = ["--from", "2026-11-01", "--to", "2026-11-10", "--compare", "none"]
+    made = CliRunner().invoke(main, ["report", *asked, "--owner", "ana", "--format", "html"], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    expected = made.output[made.output.index('<div class="report">'):made.output.rindex("</body>")].strip()
+    ana = desk.session("ana")
+    page = ana.get(desk.url + "/report", params={"from": "2026-11-01", "to": "2026-11-10", "compare": "none"})
+    assert page.status_code == 200 and expected in page.text  # the same markup, byte for byte
+    assert ana.get(desk.url + "/report", params={"owner": "ben"}).status_code == 403
+    assert ana.get(desk.url + "/report/download", params={"owner": "ben", "format": "csv"}).status_code == 403
+    download = ana.get(desk.url + "/report/download", params={"from": "2026-11-01", "to": "2026-11-10", "format": "csv"})
+    assert download.status_code == 200 and download.headers["Content-Disposition"].startswith("attachment;")
+    assert "16505551234" in download.text and "34600000002" not in download.text  # Sheena is Ana's, Bob is Ben's
+    everyone = desk.session("maria").get(desk.url + "/report/download",
+                                         params={"from": "2026-11-01", "to": "2026-11-10", "format": "csv"})
+    assert "16505551234" in everyone.text and "34600000002" in everyone.text
+    refused = ana.get(desk.url + "/report", params={"from": "2026-11-10", "to": "2026-11-01"})
+    assert refused.status_code == 400 and "is after" in refused.text

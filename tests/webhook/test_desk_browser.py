@@ -159,3 +159,21 @@ def test_the_team_page_for_a_manager(page, screenshots):
     page.wait_for_url("**/team")
     assert page.locator("section.team-card").count() >= 2
     look(page, screenshots, "team")
+
+
+def test_the_report_page_with_its_charts_and_a_download(page, screenshots, tmp_path):
+    sign_in(page, "maria")
+    page.click("header nav >> text=Report")
+    page.wait_for_url("**/report")
+    assert page.locator("div.report section").count() >= 10 and page.locator("div.report img.chart").count() >= 3
+    assert page.evaluate("[...document.querySelectorAll('div.report img.chart')].every(i => i.naturalWidth > 0)")
+    look(page, screenshots, "report")
+    page.select_option("select[name=owner]", "ana")
+    page.click("form.filters >> text=Show")
+    page.wait_for_url("**owner=ana**")
+    assert "Scope: owner ana." in page.locator("div.report").inner_text()
+    with page.expect_download() as started:
+        page.click("p.downloads a:has-text('XLSX')")
+    saved = tmp_path / started.value.suggested_filename
+    started.value.save_as(saved)
+    assert saved.suffix == ".xlsx" and saved.read_bytes()[:2] == b"PK"

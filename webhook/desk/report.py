@@ -52,11 +52,13 @@ def download():
 
 
 def _options() -> dict[str, str | None]:
-    """The report's options as asked; a rep's report is of their own customers, and asking for
-    another rep's is refused."""
+    """The report's options as asked (a manager's View menu choosing the rep when no rep is
+    asked); a rep's report is of their own customers, and asking for another rep's is refused."""
     options = {name: (request.args.get(name) or "").strip() or None for name in ASKED}
     me = person()
-    if not me.is_manager:
+    if me.is_manager:
+        options["owner"] = options["owner"] or request.args.get("rep") or None  # the View menu's rep
+    else:
         if options["owner"] not in (None, me.id):
             abort(403)
         options["owner"] = me.id
