@@ -8,7 +8,7 @@ import io
 
 from matplotlib.figure import Figure  # the object API: no pyplot state, safe in a web server's threads
 
-from report.figures import EXPECTED_SHARES, FUNNEL_STEPS
+from report.figures import EXPECTED_SHARES, FUNNEL_STEPS, listed
 
 COLOURS = {"hot": "#d62728", "warm": "#ff7f0e", "cold": "#1f77b4", "dead": "#7f7f7f", "ours": "#2ca02c"}
 
@@ -54,7 +54,7 @@ def _funnel(figure: Figure, report: dict) -> None:
     axes.invert_yaxis()
     axes.set_xlabel("customers")
     axes.set_xlim(0, max(counts + [1]) * 1.15)
-    axes.set_title("Conversion funnel" + (f" (biggest loss: {funnel['biggest_loss']})" if funnel["biggest_loss"] else ""))
+    axes.set_title("Conversion funnel" + (f" (biggest loss: {listed(funnel['biggest_loss'])})" if funnel["biggest_loss"] else ""))
 
 
 def _heatmap(figure: Figure, report: dict) -> None:

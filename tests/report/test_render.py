@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import pytest
 
-from report.figures import CUSTOMER_ROWS, SECTIONS, Activity, Person, compute, summary
+from report.figures import CUSTOMER_ROWS, SECTIONS, Activity, Message, Person, Sent, compute, summary
 from report.render import as_csv, as_html, as_markdown, as_xlsx
 from report.spreadsheet import FORMULA_STARTS
-from tests.report.test_figures import MESSAGES, PEOPLE, QUARTER, SENT, THRESHOLDS
+from tests.report.test_figures import DAY, HOUR, MESSAGES, PEOPLE, QUARTER, SENT, THRESHOLDS
 
 
 def report_of(activity: Activity) -> dict:
@@ -87,3 +87,55 @@ def test_markdown_shows_control_characters_and_bidi_marks_as_escapes_and_keeps_r
     assert not any(character in text for character in "\x1b\u202e\u061c\u2028")
     row = next(line for line in text.splitlines() if "na\\x1b[2J" in line)
     assert row.startswith("| A\\x0ana\\x1b[2J\\u202e\\u061c\\u2028x |") and row.count("|") == 6
+
+
+def hot_in(*countries: str) -> str:
+    """The summary's sentence on the hot customers, one hot customer in each country named."""
+    people = [Person(n, f"c{n}", country=country, tier_at_end="hot") for n, country in enumerate(countries, 1)]
+    return summary(compute(Activity(people, [], []), QUARTER, THRESHOLDS), None)[1]
+
+
+def test_the_summary_names_every_country_tied_for_the_most_hot_customers():
+    assert hot_in("US", "US", "IN").startswith("Hot 100.0% of customers with a tier, the most in US;")
+    assert hot_in("US", "ES", "US", "ES", "IN").startswith("Hot 100.0% of customers with a tier, the most in ES and US (2 each);")
+    assert hot_in("US", "IN", "ES").startswith("Hot 100.0% of customers with a tier, no country stands out (1 in each of 3);")
+    assert hot_in("US").startswith("Hot 100.0% of customers with a tier, all in US;")
+
+
+def funnel_of(*furthest: int) -> str:
+    """The funnel's section as Markdown, for customers who got as far as `furthest` (1 reached, 2
+    replied, 3 inquired, 4 ordered), one each, on number 111 or, from the third on, 222."""
+    signals = {2: {"question"}, 3: {"price_inquiry"}, 4: {"order"}}
+    people = [Person(n, f"c{n}", owner="ana", number="111" if n < 3 else "222") for n in range(1, len(furthest) + 1)]
+    sent = [Sent(person.id, QUARTER.start + DAY, rank=2, number=person.number) for person in people]
+    messages = [Message(person.id, QUARTER.start + 2 * DAY, frozenset(signals[step]), person.number)
+                for person, step in zip(people, furthest) if step > 1]
+    text = as_markdown(report_of(Activity(people, messages, sent))).decode()
+    return text[text.index("## 7."):text.index("## 8.")]
+
+
+def test_the_funnel_names_every_step_tied_for_the_biggest_loss():
+    assert "The step that loses the most: inquired." in funnel_of(4, 2, 2, 4)
+    tied = funnel_of(3, 3, 1, 1)  # 4 reached, 2 replied, 2 inquired, none ordered: replied and ordered lose 2 each
+    assert "The steps that lose the most, as many customers each: replied and ordered." in tied
+    assert "| ana   | 4       | 2       | 2        | 0       | 0.0%               | replied and ordered |" in tied
+    even = funnel_of(1, 2, 3)  # 3, 2, 1, 0: each step loses one
+    assert "No step loses more customers than another." in even
+    assert "| 111    | 2       | 1       | 0        | 0       | 0.0%               | none stands out |" in even
+    assert "| 222    | 1       | 1       | 1        | 0       | 0.0%               | ordered         |" in even
+    assert "The step that loses the most: n/a." in funnel_of(4, 4)
+
+
+def best_hours_at(*hours: int) -> str:
+    """The best-hours sentence for a customer in UTC who wrote once at each hour given."""
+    person = Person(1, "c1", timezone="Etc/UTC")
+    messages = [Message(1, QUARTER.start + DAY + hour * HOUR) for hour in hours]
+    text = as_markdown(report_of(Activity([person], messages, []))).decode()
+    return next(line for line in text.splitlines() if line.startswith("Best hours"))
+
+
+def test_the_best_hours_name_every_hour_tied_with_the_third():
+    assert best_hours_at(9, 9, 9, 10, 10, 11, 12) == "Best hours to write, per region: Etc 09:00, 10:00, 11:00, 12:00."
+    assert best_hours_at(9, 9, 10, 10, 11, 11, 12) == "Best hours to write, per region: Etc 09:00, 10:00, 11:00."
+    assert best_hours_at(9, 10) == "Best hours to write, per region: Etc 09:00, 10:00."
+    assert best_hours_at(9, 10, 11, 12) == "Best hours to write, per region: Etc (no hour stands out)."
