@@ -56,11 +56,14 @@ def sections(report: dict) -> list[Section]:
 
 
 def duration(seconds: float | None) -> str:
+    """Minutes under an hour, hours up to 48, days past them (a wait of 300 h reads as 12.5 days)."""
     if seconds is None:
         return "n/a"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds <= 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
 
 
 def text(cell: Cell) -> str:

@@ -11,6 +11,7 @@ import pytest
 
 from report.figures import CUSTOMER_ROWS, SECTIONS, Activity, Message, Person, Sent, compute, summary
 from report.render import as_csv, as_html, as_markdown, as_xlsx
+from report.sections import duration
 from report.spreadsheet import FORMULA_STARTS
 from tests.report.test_figures import DAY, HOUR, MESSAGES, PEOPLE, QUARTER, SENT, THRESHOLDS
 
@@ -139,3 +140,18 @@ def test_the_best_hours_name_every_hour_tied_with_the_third():
     assert best_hours_at(9, 9, 10, 10, 11, 11, 12) == "Best hours to write, per region: Etc 09:00, 10:00, 11:00."
     assert best_hours_at(9, 10) == "Best hours to write, per region: Etc 09:00, 10:00."
     assert best_hours_at(9, 10, 11, 12) == "Best hours to write, per region: Etc (no hour stands out)."
+
+
+@pytest.mark.parametrize("seconds, shown", [
+    (None, "n/a"), (59, "1 min"), (3599, "60 min"), (3600, "1.0 h"), (48 * HOUR, "48.0 h"), (48 * HOUR + 1, "2.0 days"),
+    (300 * HOUR, "12.5 days"),
+])
+def test_durations_read_in_minutes_hours_and_past_48_hours_days(seconds, shown):
+    assert duration(seconds) == shown
+
+
+def test_the_reports_long_waits_read_in_days():
+    """A dead customer who comes back 10 days after our message."""
+    people = [replace(PEOPLE[0], tier_at_start="dead")]
+    report = report_of(Activity(people, [Message(1, QUARTER.end - DAY)], [Sent(1, QUARTER.end - 11 * DAY, rank=2)]))
+    assert "median time from our last message to their comeback 10.0 days." in as_markdown(report).decode()
