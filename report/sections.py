@@ -20,7 +20,13 @@ class Duration(NamedTuple):
     seconds: float | None
 
 
-Cell = str | int | Share | Duration | None
+class Instant(NamedTuple):
+    """A moment in UTC, as the JSON form writes it (2026-09-22T00:00:00Z); a date to a spreadsheet."""
+
+    iso: str | None
+
+
+Cell = str | int | Share | Duration | Instant | None
 
 
 @dataclass
@@ -74,6 +80,8 @@ def text(cell: Cell) -> str:
         return percent(cell.value)
     if isinstance(cell, Duration):
         return duration(cell.seconds)
+    if isinstance(cell, Instant):
+        return cell.iso or "-"
     if isinstance(cell, int):
         return f"{cell:,}"
     return cell
@@ -249,6 +257,6 @@ def _action_plan(report: dict) -> Section:
         blocks.append(f"{tier} ({plan['customers']:,}): {plan['action']}; cadence {plan['cadence']}.")
         if plan["list"]:
             blocks.append(Table(["customer", "owner", "last contact", "last signals", "orders"],
-                                [[row["name"] or row["key"], row["owner"], row["last_contact"],
+                                [[row["name"] or row["key"], row["owner"], Instant(row["last_contact"]),
                                   ", ".join(row["last_signals"]) or None, row["orders"]] for row in plan["list"]]))
     return Section("Action plan", blocks)

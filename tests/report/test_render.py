@@ -6,11 +6,14 @@ import csv
 import io
 import zipfile
 from dataclasses import replace
+from datetime import datetime
 
+import openpyxl
 import pytest
 
 from report.figures import CUSTOMER_ROWS, SECTIONS, Activity, Message, Person, Sent, compute, summary
-from report.render import as_csv, as_html, as_markdown, as_xlsx
+from report import sections as layout
+from report.render import CUSTOMER_COLUMNS, as_csv, as_html, as_markdown, as_xlsx
 from report.sections import duration
 from report.spreadsheet import FORMULA_STARTS
 from tests.report.test_figures import DAY, HOUR, MESSAGES, PEOPLE, QUARTER, SENT, THRESHOLDS
@@ -155,3 +158,27 @@ def test_the_reports_long_waits_read_in_days():
     people = [replace(PEOPLE[0], tier_at_start="dead")]
     report = report_of(Activity(people, [Message(1, QUARTER.end - DAY)], [Sent(1, QUARTER.end - 11 * DAY, rank=2)]))
     assert "median time from our last message to their comeback 10.0 days." in as_markdown(report).decode()
+
+
+def test_the_workbooks_customers_sheet_has_a_frozen_filtered_header_and_dates_as_dates():
+    workbook = openpyxl.load_workbook(io.BytesIO(as_xlsx(report_of(Activity(PEOPLE, MESSAGES, SENT)))))
+    customers = workbook["Customers"]
+    assert customers.freeze_panes == "A2"
+    assert customers.auto_filter.ref == f"A1:N{len(PEOPLE) + 1}" and len(CUSTOMER_COLUMNS) == 14
+    priya = dict(zip(CUSTOMER_COLUMNS, (cell for cell in customers[2])))
+    assert priya["key"].value == "c1" and priya["interactions"].value == 2
+    assert priya["last_contact"].is_date and priya["last_contact"].number_format == "yyyy-mm-dd hh:mm"
+    assert priya["last_contact"].value == datetime(2026, 9, 22)
+    assert customers.column_dimensions["M"].width > 16  # wide enough to show the date whole
+    plan = workbook["11 Action plan"]
+    last_contact = next(row[2] for row in plan.iter_rows() if row[0].value == "Priya")
+    assert last_contact.is_date and last_contact.value == datetime(2026, 9, 22)
+
+
+def test_sheet_names_are_cut_after_a_whole_word():
+    report = report_of(Activity(PEOPLE, MESSAGES, SENT))
+    names = openpyxl.load_workbook(io.BytesIO(as_xlsx(report))).sheetnames
+    titles = [f"{number} {section.title}" for number, section in enumerate(layout.sections(report), start=1)]
+    assert names[8] == "9 Activity by customer local…"
+    for name, title in zip(names, titles):
+        assert len(name) <= 31 and (name == title or (name.endswith("…") and title.startswith(name[:-1] + " ")))
