@@ -6,7 +6,7 @@ import gc
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Collection, Iterator, Mapping
+from typing import Collection, Container, Iterator, Mapping
 
 from sqlalchemy import Connection, Engine
 
@@ -42,10 +42,11 @@ class Request:
 OPTIONS = ("from", "to", "compare", "number", "owner", "format")
 
 
-def request_of(options: Mapping[str, str | None], now: int, reps: Collection[str], rep_numbers: frozenset[str],
-               prefix: str = "") -> Request:
+def request_of(options: Mapping[str, str | None], now: int, reps: Collection[str], numbers: Container[str],
+               rep_numbers: frozenset[str], prefix: str = "") -> Request:
     """Checks options named from, to, compare, number, owner and format (shown with `prefix`,
-    "--" on the command line); raises ValueError saying what is wrong."""
+    "--" on the command line), a number against the business numbers the store knows (`numbers`);
+    raises ValueError saying what is wrong."""
     compare, form = options.get("compare") or "previous", options.get("format") or "md"
     number, owner = options.get("number") or None, options.get("owner") or None
     if compare not in ("previous", "none"):
@@ -54,6 +55,8 @@ def request_of(options: Mapping[str, str | None], now: int, reps: Collection[str
         raise ValueError(f"{prefix}format must be one of {', '.join(FORMS)}")
     if number is not None and not (number.isdigit() and len(number) <= 64):
         raise ValueError(f"{prefix}number {number!r} is not a business phone number id (digits)")
+    if number is not None and number not in numbers:
+        raise ValueError(f"{prefix}number {number!r} is not a business number the store knows (nothing went through it)")
     if owner is not None and owner not in reps:
         raise ValueError(f"{prefix}owner {owner!r} is not a rep ([[reps]] ids in wapulse.toml)")
     period = period_of(options.get("from"), options.get("to"), now, prefix)

@@ -9,7 +9,7 @@ import io
 import matplotlib
 from matplotlib.figure import Figure  # the object API: no pyplot state, safe in a web server's threads
 
-from report.figures import EXPECTED_SHARES, FUNNEL_STEPS
+from report.figures import EXPECTED_SHARES, FUNNEL_STEPS, listed
 
 matplotlib.rcParams["svg.hashsalt"] = "wapulse"  # SVG ids from the chart, not from chance: one report, one file
 
@@ -57,7 +57,7 @@ def _funnel(figure: Figure, report: dict) -> None:
     axes.invert_yaxis()
     axes.set_xlabel("customers")
     axes.set_xlim(0, max(counts + [1]) * 1.15)
-    axes.set_title("Conversion funnel" + (f" (biggest loss: {funnel['biggest_loss']})" if funnel["biggest_loss"] else ""))
+    axes.set_title("Conversion funnel" + (f" (biggest loss: {listed(funnel['biggest_loss'])})" if funnel["biggest_loss"] else ""))
 
 
 def _heatmap(figure: Figure, report: dict) -> None:

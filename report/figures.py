@@ -15,7 +15,7 @@ from datetime import datetime
 from heapq import nsmallest
 from operator import attrgetter
 from statistics import median
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Sequence, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -141,6 +141,9 @@ class Activity:
     retired: Sequence[Retired] = ()  # what deleted events left to the day counts (the trend and content)
 
 
+Name = TypeVar("Name")
+
+
 def share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -148,6 +151,22 @@ def share(part: int, whole: int) -> float | None:
 def percent(value: float | None) -> str:
     """A share as the readable forms show it."""
     return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def leaders(amounts: dict[Name, int], places: int = 1) -> list[Name]:
+    """The names with the `places` largest amounts (above zero), in the order given, and every
+    name tied with the last of them: a tie is never settled by which name sorts first. None when
+    more than `places` names all tie, as then none stands out."""
+    ranked = sorted(amounts.values(), reverse=True)
+    if not ranked or ranked[0] <= 0 or (len(ranked) > places and ranked[0] == ranked[-1]):
+        return []
+    cut = max(ranked[min(places, len(ranked)) - 1], 1)
+    return [name for name, amount in amounts.items() if amount >= cut]
+
+
+def listed(names: Sequence[str]) -> str:
+    """"a", "a and b", "a, b and c" (one name at least)."""
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
 
 
 SECTIONS = ("source", "segmentation", "reply_rate", "frequency", "content", "funnel", "reactivation", "local_time",
@@ -368,8 +387,8 @@ def _steps(furthest: list[int]) -> dict:
     counts = [sum(n for step, n in reached_exactly.items() if step > i) for i in range(len(FUNNEL_STEPS))]
     result: dict = {name: {"count": counts[i], "conversion": share(counts[i], counts[i - 1]) if i else None}
                     for i, name in enumerate(FUNNEL_STEPS)}
-    losses = [(counts[i - 1] - counts[i], name) for i, name in enumerate(FUNNEL_STEPS) if i and counts[i - 1]]
-    result["biggest_loss"] = max(losses)[1] if losses and max(losses)[0] > 0 else None
+    result["biggest_loss"] = leaders({name: counts[i - 1] - counts[i] for i, name in enumerate(FUNNEL_STEPS)
+                                      if i and counts[i - 1]})
     result["reached_to_ordered"] = share(counts[-1], counts[0])
     return result
 
@@ -445,7 +464,8 @@ def _significance(table: dict) -> str:
 
 def _local_time(people: dict, in_period: dict) -> dict:
     """Inbound messages by weekday and hour on each customer's own clock, and per region (the
-    first part of their time zone) the three hours they write most."""
+    first part of their time zone) the three hours they write most, with any hour tied with the
+    third (none when more than three hours all tie)."""
     instants: dict[str, list[int]] = defaultdict(list)
     for customer, messages in in_period.items():
         instants[people[customer].timezone or ""].extend(m.at for m in messages)
@@ -461,7 +481,7 @@ def _local_time(people: dict, in_period: dict) -> dict:
     by_region = {region: dict(enumerate(hours.tolist())) for region, hours in by_region.items()}
     return {
         "weekdays": WEEKDAYS, "heatmap": heatmap.tolist(), "without_time_zone": unknown,
-        "best_hours": {region: [hour for hour, n in sorted(hours.items(), key=lambda kv: (-kv[1], kv[0]))[:3] if n]
+        "best_hours": {region: leaders({hour: n for hour, n in sorted(hours.items(), key=lambda kv: (-kv[1], kv[0])) if n}, 3)
                        for region, hours in sorted(by_region.items())},
     }
 
@@ -598,12 +618,10 @@ def summary(sections: dict, comparison: dict | None) -> list[str]:
     """The executive summary: a few sentences with the headline figures and their change."""
     segmentation, reply = sections["segmentation"], sections["reply_rate"]
     hot = segmentation["tiers"]["hot"]
-    hot_countries = sorted(((row["hot"], country) for country, row in segmentation["by_country"].items() if row["hot"]),
-                           reverse=True)
     sentences = [
         f"{sections['source']['customers']:,} customers active in the period, {reply['messaged']:,} of them messaged by us.",
-        f"Hot {percent(hot['share'])} of customers with a tier" + (f", mostly in {hot_countries[0][1]}" if hot_countries else "")
-        + f"; {percent(segmentation['silent_over_60_days']['share'])} silent for over 60 days.",
+        f"Hot {percent(hot['share'])} of customers with a tier{_where_hot(segmentation['by_country'])}"
+        f"; {percent(segmentation['silent_over_60_days']['share'])} silent for over 60 days.",
         f"Reply rate {percent(reply['rate'])}" + _change(comparison, "reply_rate_points")
         + f"; conversion from reached to ordered {percent(sections['funnel']['reached_to_ordered'])}" + _change(comparison, "conversion_points") + ".",
     ]
@@ -613,6 +631,17 @@ def summary(sections: dict, comparison: dict | None) -> list[str]:
                          f"{abs(change):,} {'more' if change > 0 else 'fewer'} active customer{'' if abs(change) == 1 else 's'}"
                          " than in the previous period.")
     return sentences
+
+
+def _where_hot(by_country: dict) -> str:
+    """Where the hot customers are: every country tied for the most of them, none when all tie."""
+    hot = {country: row["hot"] for country, row in by_country.items() if row["hot"]}
+    most = leaders(hot)
+    if len(hot) == 1:
+        return f", all in {most[0]}"
+    if not most:
+        return f", no country stands out ({next(iter(hot.values())):,} in each of {len(hot)})" if hot else ""
+    return f", the most in {listed(most)}" + (f" ({hot[most[0]]:,} each)" if len(most) > 1 else "")
 
 
 def _change(comparison: dict | None, key: str) -> str:

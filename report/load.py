@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import msgspec
-from sqlalchemy import Connection, Select, Table, Text, cast, func, select
+from sqlalchemy import Connection, Engine, Select, Table, Text, cast, func, select
 
 from report.figures import Activity, Message, Period, Person, Retired, Sent, READ
 from scoring.events import EventKind
@@ -32,6 +32,19 @@ class Scope:
     number: str | None = None  # a business phone number id
     owner: str | None = None  # a rep id
     not_customers: frozenset[str] = frozenset()  # wa_ids that are reps' own numbers
+
+
+@dataclass(frozen=True)
+class StoredNumbers:
+    """The business phone number ids the store knows (a customer's, an event's, a message of ours'
+    or the counts retired events left), asked one at a time: listing them would read every event."""
+
+    engine: Engine
+
+    def __contains__(self, number: object) -> bool:
+        with self.engine.connect() as connection:
+            return any(connection.execute(select(table.c.phone_number_id).where(table.c.phone_number_id == number).limit(1))
+                       .first() for table in (customers, events, outbound, retired_activity))
 
 
 def load(connection: Connection, periods: Sequence[Period], since: int, scope: Scope) -> list[Activity]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import datetime
 from typing import Callable, NamedTuple
 
 import msgspec
@@ -99,40 +100,58 @@ def as_xlsx(report: dict) -> bytes:
               "header": workbook.add_format({"bold": True, "bottom": 1}),
               "caption": workbook.add_format({"italic": True}),
               "share": workbook.add_format({"num_format": "0.0%"}),
-              "count": workbook.add_format({"num_format": "#,##0"})}
+              "count": workbook.add_format({"num_format": "#,##0"}),
+              "instant": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm"})}
     for number, section in enumerate(layout.sections(report), start=1):
-        sheet = workbook.add_worksheet(f"{number} {section.title}"[:31])
+        sheet = workbook.add_worksheet(_sheet_name(f"{number} {section.title}"))
         sheet.write(0, 0, f"{number}. {section.title}", styles["title"])
-        row, width = 2, 1
+        width = max([len(block.header) for block in section.blocks if isinstance(block, layout.Table)], default=1)
+        sheet.set_column(0, 0, 22)
+        sheet.set_column(1, max(width - 1, 1), 12)
+        row = 2
         if number == 1:
             sheet.write_string(1, 0, " ".join(filter(None, [layout.title(report), layout.scope(report)])))
         for block in section.blocks:
             if isinstance(block, layout.Table):
                 row = _xlsx_table(sheet, row, block, styles)
-                width = max(width, len(block.header))
             else:
                 sheet.write_string(row, 0, block)
                 row += 1
             row += 1
-        sheet.set_column(0, 0, 22)
-        sheet.set_column(1, max(width - 1, 1), 12)
         for index, name in enumerate(section.charts):
             sheet.insert_image(2 + index * 22, width + 1, f"{name}.png",
                                {"image_data": io.BytesIO(draw(report, name, "png")), "x_scale": 0.8, "y_scale": 0.8})
     if CUSTOMER_ROWS in report:
-        rows = report[CUSTOMER_ROWS]
-        _xlsx_table(workbook.add_worksheet("Customers"), 0,
-                    layout.Table(CUSTOMER_COLUMNS, [[row[column] for column in CUSTOMER_COLUMNS] for row in rows]), styles)
+        sheet = workbook.add_worksheet("Customers")
+        sheet.set_column(0, len(CUSTOMER_COLUMNS) - 1, 14)
+        rows = [[layout.Instant(row[column]) if column == "last_contact" else row[column] for column in CUSTOMER_COLUMNS]
+                for row in report[CUSTOMER_ROWS]]
+        end = _xlsx_table(sheet, 0, layout.Table(CUSTOMER_COLUMNS, rows), styles)
+        sheet.freeze_panes(1, 0)  # the header stays in view as the rows scroll
+        sheet.autofilter(0, 0, end - 1, len(CUSTOMER_COLUMNS) - 1)
     workbook.close()
     return buffer.getvalue()
 
 
+SHEET_NAME_LENGTH = 31
+"""The most characters Excel takes in a sheet's name."""
+
+
+def _sheet_name(name: str) -> str:
+    """`name` cut after its last whole word that fits, with an ellipsis to show it was cut."""
+    if len(name) <= SHEET_NAME_LENGTH:
+        return name
+    return name[:SHEET_NAME_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+
+
 def _xlsx_table(sheet, row: int, table: layout.Table, styles: dict) -> int:
-    """Writes a table from `row` down; returns the first row after it."""
+    """Writes a table from `row` down, widening the columns of dates to show them whole; returns
+    the first row after it."""
     if table.caption:
         sheet.write(row, 0, table.caption, styles["caption"])
         row += 1
     sheet.write_row(row, 0, table.header, styles["header"])
+    dated = set()
     for cells in table.rows:
         row += 1
         for column, cell in enumerate(cells):
@@ -140,10 +159,16 @@ def _xlsx_table(sheet, row: int, table: layout.Table, styles: dict) -> int:
                 sheet.write(row, column, cell.value if cell.value is not None else "n/a", styles["share"])
             elif isinstance(cell, layout.Duration):
                 sheet.write(row, column, layout.text(cell))
+            elif isinstance(cell, layout.Instant):
+                if cell.iso:
+                    sheet.write_datetime(row, column, datetime.fromisoformat(cell.iso).replace(tzinfo=None), styles["instant"])
+                    dated.add(column)
             elif isinstance(cell, int):
                 sheet.write_number(row, column, cell, styles["count"])
             elif cell is not None:
                 sheet.write_string(row, column, cell)
+    for column in dated:
+        sheet.set_column(column, column, 17)
     return row + 1
 
 

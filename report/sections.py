@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import NamedTuple
 
-from report.figures import FUNNEL_STEPS, TIERS, percent
+from report.figures import FUNNEL_STEPS, TIERS, listed, percent
 
 
 class Share(NamedTuple):
@@ -20,7 +20,13 @@ class Duration(NamedTuple):
     seconds: float | None
 
 
-Cell = str | int | Share | Duration | None
+class Instant(NamedTuple):
+    """A moment in UTC, as the JSON form writes it (2026-09-22T00:00:00Z); a date to a spreadsheet."""
+
+    iso: str | None
+
+
+Cell = str | int | Share | Duration | Instant | None
 
 
 @dataclass
@@ -56,11 +62,14 @@ def sections(report: dict) -> list[Section]:
 
 
 def duration(seconds: float | None) -> str:
+    """Minutes under an hour, hours up to 48, days past them (a wait of 300 h reads as 12.5 days)."""
     if seconds is None:
         return "n/a"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds <= 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
 
 
 def text(cell: Cell) -> str:
@@ -71,6 +80,8 @@ def text(cell: Cell) -> str:
         return percent(cell.value)
     if isinstance(cell, Duration):
         return duration(cell.seconds)
+    if isinstance(cell, Instant):
+        return cell.iso or "-"
     if isinstance(cell, int):
         return f"{cell:,}"
     return cell
@@ -171,15 +182,32 @@ def _funnel(report: dict) -> Section:
         Table(["step", "customers", "from the step before"],
               [[name, funnel[name]["count"], Share(funnel[name]["conversion"]) if funnel[name]["conversion"] is not None
                 else None] for name in FUNNEL_STEPS]),
-        f"The step that loses the most: {funnel['biggest_loss'] or 'n/a'}.",
+        _biggest_loss_sentence(funnel),
     ]
     for caption, key in (("Per business number:", "by_number"), ("Per owner:", "by_owner")):
         blocks.append(Table(
             [key[3:]] + list(FUNNEL_STEPS) + ["reached to ordered", "biggest loss"],
             [[name] + [steps[step]["count"] for step in FUNNEL_STEPS]
-             + [Share(steps["reached_to_ordered"]), steps["biggest_loss"]] for name, steps in funnel[key].items()],
+             + [Share(steps["reached_to_ordered"]), _biggest_loss(steps)] for name, steps in funnel[key].items()],
             caption))
     return Section("Conversion funnel", blocks, ["funnel"])
+
+
+def _biggest_loss(steps: dict) -> str | None:
+    """The steps that lose the most customers, all of them in a tie; "none stands out" when every
+    step that loses anyone loses as many; None when no step loses anyone."""
+    if steps["biggest_loss"]:
+        return listed(steps["biggest_loss"])
+    return "none stands out" if steps[FUNNEL_STEPS[0]]["count"] > steps[FUNNEL_STEPS[-1]]["count"] else None
+
+
+def _biggest_loss_sentence(funnel: dict) -> str:
+    named = _biggest_loss(funnel)
+    if len(funnel["biggest_loss"]) > 1:
+        return f"The steps that lose the most, as many customers each: {named}."
+    if named and not funnel["biggest_loss"]:
+        return "No step loses more customers than another."
+    return f"The step that loses the most: {named or 'n/a'}."
 
 
 def _reactivation(report: dict) -> Section:
@@ -197,7 +225,8 @@ def _reactivation(report: dict) -> Section:
 
 def _local_time(report: dict) -> Section:
     local = report["local_time"]
-    best = "; ".join(f"{region} {', '.join(f'{h:02d}:00' for h in hours)}" for region, hours in local["best_hours"].items())
+    best = "; ".join(f"{region} {', '.join(f'{h:02d}:00' for h in hours) or '(no hour stands out)'}"
+                     for region, hours in local["best_hours"].items())
     return Section("Activity by customer local time", [
         Table(["day"] + [f"{h:02d}" for h in range(24)],
               [[day] + counts for day, counts in zip(local["weekdays"], local["heatmap"])],
@@ -228,6 +257,6 @@ def _action_plan(report: dict) -> Section:
         blocks.append(f"{tier} ({plan['customers']:,}): {plan['action']}; cadence {plan['cadence']}.")
         if plan["list"]:
             blocks.append(Table(["customer", "owner", "last contact", "last signals", "orders"],
-                                [[row["name"] or row["key"], row["owner"], row["last_contact"],
+                                [[row["name"] or row["key"], row["owner"], Instant(row["last_contact"]),
                                   ", ".join(row["last_signals"]) or None, row["orders"]] for row in plan["list"]]))
     return Section("Action plan", blocks)

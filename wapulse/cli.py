@@ -546,6 +546,13 @@ def rebuild(now):
     click.echo("  ".join(f"{name}: {value}" for name, value in vars(result).items()))
 
 
+def _in_a_folder_that_exists(context, parameter, path: str | None) -> str | None:
+    """Refused while the options are read, before any work that writing the file would then waste."""
+    if path is not None and not Path(path).parent.is_dir():
+        raise click.BadParameter(f"{str(Path(path).parent)!r} is not a folder that exists")
+    return path
+
+
 @main.command()
 @click.option("--from", "first_day", help="First day (UTC date, e.g. 2026-07-01); default: 90 days before --to.")
 @click.option("--to", "last_day", help="Last day, included (UTC date); default: today.")
@@ -555,20 +562,24 @@ def rebuild(now):
 @click.option("--owner", help="Only the customers of this rep.")
 @click.option("--format", "form", type=click.Choice(["md", "html", "json", "csv", "xlsx"]), default="md",
               show_default=True, help="csv: one row per customer; html and xlsx carry charts.")
-@click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+@click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True), callback=_in_a_folder_that_exists,
+              help="Write here instead of stdout.")
 @click.option("--now", "now", help="ISO-8601 instant taken as now (for the default period).")
 @_clear_errors
 def report(first_day, last_day, compare, number, owner, form, output_file, now):
     """The activity report: tiers, reply rates, content, funnel, local time, reply speed, action plan."""
     from report.build import produce, request_of
+    from report.load import StoredNumbers
 
     settings = _context(now).settings
+    engine = db.engine_for(settings.database_url)
     options = {"from": first_day, "to": last_day, "compare": compare, "number": number, "owner": owner, "format": form}
     try:
-        request = request_of(options, settings.now_ts(), settings.reps, settings.reminder_setup.rep_numbers, prefix="--")
+        request = request_of(options, settings.now_ts(), settings.reps, StoredNumbers(engine),
+                             settings.reminder_setup.rep_numbers, prefix="--")
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    body = produce(db.engine_for(settings.database_url), request, settings.tier_rules)
+    body = produce(engine, request, settings.tier_rules)
     if output_file:
         with open(output_file, "wb") as handle:
             handle.write(body)

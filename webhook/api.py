@@ -97,12 +97,14 @@ def register(app: Flask, settings: Settings) -> None:
     def read_report():
         """The activity report: the query parameters are `wapulse report`'s options."""
         from report.build import OPTIONS, produce, request_of
+        from report.load import StoredNumbers
         from report.render import FORMS
 
         if unknown := sorted(set(request.args) - set(OPTIONS)):
             return _answer({"error": f"unknown parameters: {', '.join(unknown)} (known: {', '.join(OPTIONS)})"}, 400)
         try:
-            asked = request_of(request.args, settings.now_ts(), settings.reps, settings.reminder_setup.rep_numbers)
+            asked = request_of(request.args, settings.now_ts(), settings.reps, StoredNumbers(g.engine),
+                               settings.reminder_setup.rep_numbers)
         except ValueError as error:
             return _answer({"error": str(error)}, 400)
         response = Response(produce(g.engine, asked, settings.tier_rules), 200, content_type=FORMS[asked.form].media_type)

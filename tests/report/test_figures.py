@@ -99,7 +99,7 @@ def test_frequency_content_and_funnel():
     funnel = report["funnel"]
     assert [(step, funnel[step]["count"], funnel[step]["conversion"]) for step in ("reached", "replied", "inquired", "ordered")] == [
         ("reached", 2, None), ("replied", 2, 1.0), ("inquired", 1, 0.5), ("ordered", 1, 1.0)]
-    assert funnel["biggest_loss"] == "inquired"
+    assert funnel["biggest_loss"] == ["inquired"]
     assert funnel["reached_to_ordered"] == 0.5
     assert funnel["by_owner"]["ben"]["reached"]["count"] == 1  # João; c5 was never delivered
     assert list(funnel["by_number"]) == ["111"]  # nothing went from 222 in the quarter
@@ -166,7 +166,7 @@ def test_action_plan_lists_customers_by_value():
 
 def test_an_empty_period_shows_n_a_rather_than_dividing_by_zero():
     report = compute(Activity([], [], []), QUARTER, THRESHOLDS)
-    assert report["reply_rate"]["rate"] is None and report["funnel"]["biggest_loss"] is None
+    assert report["reply_rate"]["rate"] is None and report["funnel"]["biggest_loss"] == []
     assert report["reply_speed"]["median_s"] is None and report["segmentation"]["tiers"]["hot"]["share"] is None
     assert summary(report, None)[1] == "Hot n/a of customers with a tier; n/a silent for over 60 days."
     assert report["reply_speed"]["hot_within_5_min"]["share"] is None and report["funnel"]["reached_to_ordered"] is None
@@ -192,7 +192,7 @@ def test_the_summary_compares_with_the_previous_period_of_equal_length():
                           "hot_share_points": 0.0, "conversion_points": 50.0}
     assert summary(now, comparison) == [
         "3 customers active in the period, 3 of them messaged by us.",
-        "Hot 20.0% of customers with a tier, mostly in US; 60.0% silent for over 60 days.",
+        "Hot 20.0% of customers with a tier, all in US; 60.0% silent for over 60 days.",
         "Reply rate 66.7% (up 17 points); conversion from reached to ordered 50.0% (up 50 points).",
         "As many active customers as in the previous period.",
     ]

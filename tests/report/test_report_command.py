@@ -11,6 +11,7 @@ import re
 import zipfile
 from xml.etree import ElementTree
 
+import pytest
 from sqlalchemy import func, select
 
 from report.render import CUSTOMER_COLUMNS
@@ -53,8 +54,25 @@ def test_report_options_are_checked(env):
                                                                 expect=2)
     assert "--owner 'zed' is not a rep" in run("report", "--owner", "zed", expect=2)
     assert "--from 0001-01-01 is outside 2000-01-01 to 2099-12-31" in run("report", "--from", "0001-01-01", expect=2)
-    empty = json.loads(run("report", "--format", "json", "--compare", "none", "--number", "000"))
+    empty = json.loads(run("report", "--format", "json", "--compare", "none"))
     assert empty["comparison"] is None and empty["source"]["customers"] == 0 and empty["reply_rate"]["rate"] is None
+
+
+def test_a_number_the_store_does_not_know_is_refused_like_an_unknown_owner(env):
+    run("replay", str(TIMELINE), str(FIXTURES / "cloudapi"), "--now", NOW)
+    refused = run("report", *PERIOD, "--number", "110000000000009", "--now", NOW, expect=2)
+    assert refused.splitlines()[-1] == (
+        "Error: --number '110000000000009' is not a business number the store knows (nothing went through it)")
+    report = json.loads(run("report", *PERIOD, "--number", "106540352242922", "--format", "json", "--now", NOW))
+    assert report["source"]["numbers"] == ["106540352242922"]
+
+
+def test_output_into_a_folder_that_does_not_exist_is_refused_before_any_work(env, tmp_path, monkeypatch):
+    monkeypatch.setattr("report.build.produce", lambda *_: pytest.fail("the report was built"))
+    refused = run("report", "--format", "html", "-o", str(tmp_path / "missing" / "report.html"), expect=2)
+    assert refused.splitlines()[-1] == (
+        f"Error: Invalid value for '-o' / '--output-file': '{tmp_path / 'missing'}' is not a folder that exists")
+    assert not (tmp_path / "missing").exists()
 
 
 def test_the_html_xlsx_and_csv_forms(env, engine, tmp_path):

@@ -125,6 +125,7 @@ def test_the_report_over_the_api_takes_the_commands_options(api):
     assert get(**{"from": "2026-02-30"}).json() == {"error": "from '2026-02-30' is not a date such as 2026-07-01"}
     assert get(owner="zoe").json() == {"error": "owner 'zoe' is not a rep ([[reps]] ids in wapulse.toml)"}
     assert get(number="12; DROP").json() == {"error": "number '12; DROP' is not a business phone number id (digits)"}
+    assert get(number="999").json() == {"error": "number '999' is not a business number the store knows (nothing went through it)"}
     far = get(to="9999-12-31")
     assert (far.status_code, far.json()) == (400, {"error": "to 9999-12-31 is outside 2000-01-01 to 2099-12-31"})
     unknown = get(form="csv")

@@ -124,5 +124,5 @@ def test_no_body_gets_a_5xx_or_loses_or_doubles_anything_or_breaks_a_read(body, 
     assert stored_events(engine) == events  # the redelivery counted nothing twice
     for view in queries.list_customers(engine, NOW, FigureRules()):
         assert queries.find_customer(engine, view["key"], NOW, FigureRules()) is not None
-    asked = request_of({"from": "2026-10-01", "to": "2026-12-31", "format": "json"}, NOW, [], frozenset())
+    asked = request_of({"from": "2026-10-01", "to": "2026-12-31", "format": "json"}, NOW, [], (), frozenset())
     assert json.loads(produce(engine, asked, TierRules()))

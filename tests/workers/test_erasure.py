@@ -85,7 +85,7 @@ def named(trace: str, text: str) -> bool:
 
 def past_report(engine) -> dict:
     asked = request_of({"from": "2026-11-01", "to": "2026-11-29", "compare": "none", "format": "json"},
-                       VIEW_NOW, [], frozenset())
+                       VIEW_NOW, [], (), frozenset())
     return json.loads(produce(engine, asked, TierRules()))
 
 
