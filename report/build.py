@@ -12,8 +12,10 @@ from sqlalchemy import Connection, Engine
 
 from report.figures import (CUSTOMER_ROWS, HEADLINE_SECTIONS, HISTORY_BEFORE_S, SECTIONS, Period, compare, compute,
                             summary)
+from report.effectiveness import effectiveness
 from report.load import Scope, load
 from report.render import FORMS
+from report.team_load import crossings
 from scoring.events import iso
 from scoring.tiers import TierRules
 from store import db
@@ -32,6 +34,7 @@ class Request:
     scope: Scope
     with_previous: bool = True
     form: str = "md"
+    now: int | None = None  # when it is asked for: reminders whose outcome is not known yet are told apart
 
     @property
     def file_name(self) -> str:
@@ -60,7 +63,7 @@ def request_of(options: Mapping[str, str | None], now: int, reps: Collection[str
     if owner is not None and owner not in reps:
         raise ValueError(f"{prefix}owner {owner!r} is not a rep ([[reps]] ids in wapulse.toml)")
     period = period_of(options.get("from"), options.get("to"), now, prefix)
-    return Request(period, Scope(number, owner, rep_numbers), compare == "previous", form)
+    return Request(period, Scope(number, owner, rep_numbers), compare == "previous", form, now)
 
 
 def produce(engine: Engine, request: Request, rules: TierRules) -> bytes:
@@ -72,7 +75,7 @@ def report_of(engine: Engine, request: Request, rules: TierRules) -> dict:
     """The report as the form asked for renders it (build's dict), from one consistent read."""
     with db.read_snapshot(engine) as connection:
         return build(connection, request.period, request.scope, rules, request.with_previous,
-                     FORMS[request.form].needs_customer_rows)
+                     FORMS[request.form].needs_customer_rows, request.now)
 
 
 def period_of(first_day: str | None, last_day: str | None, now: int, prefix: str = "--") -> Period:
@@ -97,9 +100,10 @@ def period_of(first_day: str | None, last_day: str | None, now: int, prefix: str
 
 
 def build(connection: Connection, period: Period, scope: Scope, rules: TierRules, with_previous: bool = True,
-          customer_rows: bool = False) -> dict:
+          customer_rows: bool = False, now: int | None = None) -> dict:
     """The whole report as the JSON form holds it (every figure, stable keys), and one row per
-    customer under CUSTOMER_ROWS when asked."""
+    customer under CUSTOMER_ROWS when asked. `now` (by default the period's end) tells the
+    reminders whose 30 days have not run out yet."""
     thresholds = asdict(rules)
     periods = [period.previous(), period] if with_previous else [period]
     with _no_cycle_collection():
@@ -108,11 +112,14 @@ def build(connection: Connection, period: Period, scope: Scope, rules: TierRules
         comparison = None
         if with_previous:
             comparison = compare(current, compute(activities[0], periods[0], thresholds, HEADLINE_SECTIONS))
+        people = {person.id: person for person in activities[-1].people}
+        reminders = effectiveness(crossings(connection, period, people), period.end if now is None else now)
     return {
         "scope": {"number": scope.number, "owner": scope.owner},
         "summary": summary(current, comparison),
         "comparison": comparison,
         **current,
+        "reminders": reminders,
     }
 
 

@@ -198,3 +198,15 @@ def test_held_back_reminders_are_kept_closed_never_sent_and_are_the_controlled_c
     controlled = shown["reminded_against_held_back"]
     assert (controlled["reminded"]["crossings"], controlled["held_back"]["crossings"]) == (
         len(CUSTOMERS) - len(held), len(held))
+
+
+def test_the_report_json_carries_the_same_reminder_figures(timeline):
+    from report.build import produce, request_of
+
+    asked = request_of({"from": "2026-09-21", "to": "2026-11-19", "compare": "none", "format": "json"}, NOW,
+                       ["ana", "ben"], {"106540352242922"}, frozenset())
+    report = json.loads(produce(timeline, asked, installed().settings.tier_rules))
+    shown = figures(timeline, asked.period)["team"]["effectiveness"]
+    assert report["reminders"] == {**json.loads(json.dumps(shown)), "by_rep": report["reminders"]["by_rep"]}
+    assert report["reminders"]["by_rep"]["ben"]["not_acted"]["crossings"] == 4
+    assert (report["reminders"]["acted"]["crossings"], report["reminders"]["acted"]["came_back"]) == (3, 2)

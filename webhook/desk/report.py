@@ -17,7 +17,7 @@ ASKED = ("from", "to", "compare", "number", "owner")
 @blueprint.get("/report")
 @signed_in
 def page():
-    from report.build import report_of, request_of  # the report loads numpy and scipy: only when asked for
+    from report.build import report_of  # the report loads numpy and scipy: only when asked for
     from report.render import FORMS, html_parts
 
     options = _options()
@@ -25,8 +25,7 @@ def page():
         numbers = store.choices(connection, None if person().is_manager else person().id)["numbers"]
     shown = {"options": options, "numbers": numbers, "forms": list(FORMS), "query": _query(options)}
     try:
-        asked = request_of({**options, "format": "html"}, settings().now_ts(), settings().reps,
-                           settings().reminder_setup.rep_numbers, prefix="")
+        asked = _request({**options, "format": "html"})
     except ValueError as error:
         return render_template("desk/report.html", error=str(error), **shown), 400
     style, body = html_parts(report_of(engine(), asked, settings().tier_rules))
@@ -37,18 +36,25 @@ def page():
 @blueprint.get("/report/download")
 @signed_in
 def download():
-    from report.build import produce, request_of
+    from report.build import produce
     from report.render import FORMS
 
-    options = _options()
     try:
-        asked = request_of({**options, "format": request.args.get("format") or "html"}, settings().now_ts(),
-                           settings().reps, settings().reminder_setup.rep_numbers, prefix="")
+        asked = _request({**_options(), "format": request.args.get("format") or "html"})
     except ValueError as error:
         return render_template("desk/message.html", title="Cannot make that report", text=str(error)), 400
     response = Response(produce(engine(), asked, settings().tier_rules), 200, content_type=FORMS[asked.form].media_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{asked.file_name}"'
     return response
+
+
+def _request(options: dict[str, str | None]):
+    """The report asked for, checked as `wapulse report` checks its options (ValueError says what is wrong)."""
+    from report.build import request_of
+    from report.load import StoredNumbers
+
+    return request_of(options, settings().now_ts(), settings().reps, StoredNumbers(engine()),
+                      settings().reminder_setup.rep_numbers, prefix="")
 
 
 def _options() -> dict[str, str | None]:
