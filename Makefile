@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python -m bench.durability
 	$(BIN)/python -m bench.end_to_end
 	$(BIN)/python -m bench.report
+	$(BIN)/python -m bench.retention
 	$(BIN)/python -m bench.desk
 
 clean:
