@@ -12,7 +12,7 @@ import msgspec
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from report import sections as layout
-from report.charts import draw
+from report.charts import SIZES, draw
 from report.figures import CUSTOMER_ROWS
 from report.spreadsheet import csv_text
 from report.visible import visible
@@ -61,9 +61,10 @@ _templates.tests["table"] = lambda block: isinstance(block, layout.Table)
 
 
 def as_html(report: dict) -> bytes:
-    """One self-contained page: styles inline, charts as SVG data URIs, nothing fetched."""
+    """One self-contained page: styles inline, charts as SVG data URIs (drawn narrow for phones),
+    nothing fetched."""
     sections = layout.sections(report)
-    charts = {name: base64.b64encode(draw(report, name, "svg")).decode()
+    charts = {name: {size: base64.b64encode(draw(report, name, "svg", size)).decode() for size in SIZES}
               for section in sections for name in section.charts}
     page = _templates.get_template("report.html").render(
         title=layout.title(report), scope=layout.scope(report), sections=sections, charts=charts,
