@@ -34,7 +34,7 @@ TIER_RULES = {
     "hot": "interacted within {hot_days} days, {hot_min_interactions} interactions or more",
     "warm": "interacted within {warm_days} days (and not hot)",
     "cold": "last interaction {warm_days} to {cold_days} days ago",
-    "dead": "no interaction for over {cold_days} days, or unreachable",
+    "dead": "no interaction for {cold_days} days or more, or unreachable",
     "unengaged": "we reached them; they never answered",
 }
 ACTIONS = {
