@@ -25,6 +25,7 @@ def draw(report: dict, name: str, image_format: str, size: str = "wide") -> byte
 
 
 def figure_of(report: dict, name: str, size: str) -> Figure:
+    """The chart on a figure of its own, before it is saved (the tests measure its text)."""
     figure = Figure(figsize=SIZES[size], dpi=110, layout="constrained")
     CHARTS[name](figure, report)
     return figure
@@ -69,7 +70,8 @@ def _funnel(figure: Figure, report: dict) -> None:
     _bar_names(axes, [f"{step}\n{count:,}" for step, count in zip(FUNNEL_STEPS, counts)])
     axes.set_xlabel("customers", wrap=True)
     axes.set_xlim(0, max(counts + [1]) * 1.05)
-    axes.set_title("Conversion funnel" + (f" (biggest loss: {listed(funnel['biggest_loss'])})" if funnel["biggest_loss"] else ""), wrap=True)
+    loss = f" (biggest loss: {listed(funnel['biggest_loss'])})" if funnel["biggest_loss"] else ""
+    axes.set_title(f"Conversion funnel{loss}", wrap=True)
 
 
 def _heatmap(figure: Figure, report: dict) -> None:

@@ -154,7 +154,8 @@ def _xlsx_table(sheet, row: int, table: layout.Table, styles: dict) -> int:
                 sheet.write(row, column, layout.text(cell))
             elif isinstance(cell, layout.Instant):
                 if cell.iso:
-                    sheet.write_datetime(row, column, datetime.fromisoformat(cell.iso).replace(tzinfo=None), styles["instant"])
+                    utc = datetime.fromisoformat(cell.iso).replace(tzinfo=None)  # spreadsheets know no time zones
+                    sheet.write_datetime(row, column, utc, styles["instant"])
                     dated.add(column)
             elif isinstance(cell, int):
                 sheet.write_number(row, column, cell, styles["count"])
