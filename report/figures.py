@@ -34,7 +34,7 @@ TIER_RULES = {
     "hot": "interacted within {hot_days} days, {hot_min_interactions} interactions or more",
     "warm": "interacted within {warm_days} days (and not hot)",
     "cold": "last interaction {warm_days} to {cold_days} days ago",
-    "dead": "no interaction for over {cold_days} days, or unreachable",
+    "dead": "no interaction for {cold_days} days or more, or unreachable",
     "unengaged": "we reached them; they never answered",
 }
 ACTIONS = {
@@ -155,8 +155,8 @@ def percent(value: float | None) -> str:
 
 def leaders(amounts: dict[Name, int], places: int = 1) -> list[Name]:
     """The names with the `places` largest amounts (above zero), in the order given, and every
-    name tied with the last of them: a tie is never settled by which name sorts first. None when
-    more than `places` names all tie, as then none stands out."""
+    name tied with the last of them: a tie is never settled by which name sorts first. No name
+    when more than `places` names all tie, as then none stands out."""
     ranked = sorted(amounts.values(), reverse=True)
     if not ranked or ranked[0] <= 0 or (len(ranked) > places and ranked[0] == ranked[-1]):
         return []
@@ -481,7 +481,8 @@ def _local_time(people: dict, in_period: dict) -> dict:
     by_region = {region: dict(enumerate(hours.tolist())) for region, hours in by_region.items()}
     return {
         "weekdays": WEEKDAYS, "heatmap": heatmap.tolist(), "without_time_zone": unknown,
-        "best_hours": {region: leaders({hour: n for hour, n in sorted(hours.items(), key=lambda kv: (-kv[1], kv[0])) if n}, 3)
+        "best_hours": {region: leaders({hour: n for hour, n in sorted(hours.items(), key=lambda kv: (-kv[1], kv[0])) if n},
+                                       places=3)
                        for region, hours in sorted(by_region.items())},
     }
 
@@ -637,10 +638,12 @@ def _where_hot(by_country: dict) -> str:
     """Where the hot customers are: every country tied for the most of them, none when all tie."""
     hot = {country: row["hot"] for country, row in by_country.items() if row["hot"]}
     most = leaders(hot)
+    if not hot:
+        return ""
     if len(hot) == 1:
         return f", all in {most[0]}"
     if not most:
-        return f", no country stands out ({next(iter(hot.values())):,} in each of {len(hot)})" if hot else ""
+        return f", no country stands out ({next(iter(hot.values())):,} in each of {len(hot)})"
     return f", the most in {listed(most)}" + (f" ({hot[most[0]]:,} each)" if len(most) > 1 else "")
 
 

@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from report import sections as layout
-from report.charts import draw
+from report.charts import SIZES, draw
 from report.figures import CUSTOMER_ROWS
 from report.spreadsheet import csv_text
 from report.visible import visible
@@ -62,7 +62,8 @@ _templates.tests["table"] = lambda block: isinstance(block, layout.Table)
 
 
 def as_html(report: dict) -> bytes:
-    """One self-contained page: styles inline, charts as SVG data URIs, nothing fetched."""
+    """One self-contained page: styles inline, charts as SVG data URIs (drawn narrow for phones),
+    nothing fetched."""
     style, body = html_parts(report)
     return _templates.get_template("report.html").render(title=layout.title(report), style=style, body=body).encode()
 
@@ -71,7 +72,7 @@ def html_parts(report: dict) -> tuple[Markup, Markup]:
     """The HTML form's style sheet and body (its markup, all inside `div.report`), which the
     desk's report page shows as they are."""
     sections = layout.sections(report)
-    charts = {name: base64.b64encode(draw(report, name, "svg")).decode()
+    charts = {name: {size: base64.b64encode(draw(report, name, "svg", size)).decode() for size in SIZES}
               for section in sections for name in section.charts}
     body = _templates.get_template("_report_body.html").render(
         title=layout.title(report), scope=layout.scope(report), sections=sections, charts=charts,
@@ -161,7 +162,8 @@ def _xlsx_table(sheet, row: int, table: layout.Table, styles: dict) -> int:
                 sheet.write(row, column, layout.text(cell))
             elif isinstance(cell, layout.Instant):
                 if cell.iso:
-                    sheet.write_datetime(row, column, datetime.fromisoformat(cell.iso).replace(tzinfo=None), styles["instant"])
+                    utc = datetime.fromisoformat(cell.iso).replace(tzinfo=None)  # spreadsheets know no time zones
+                    sheet.write_datetime(row, column, utc, styles["instant"])
                     dated.add(column)
             elif isinstance(cell, int):
                 sheet.write_number(row, column, cell, styles["count"])

@@ -69,6 +69,7 @@ def test_segmentation_shares_ranges_and_breakdowns():
     assert {t: v["outside_expected"] for t, v in tiers.items() if t != "unengaged"} == {
         "hot": True, "warm": False, "cold": False, "dead": True}
     assert tiers["hot"]["rule"] == "interacted within 7 days, 5 interactions or more"
+    assert tiers["dead"]["rule"] == "no interaction for 90 days or more, or unreachable"  # dead at exactly 90 days
     assert segmentation["silent_over_60_days"] == {"count": 3, "share": 0.6}  # c3, c4 and c5
     assert segmentation["by_country"]["BR"] == {"hot": 0, "warm": 0, "cold": 1, "dead": 1, "unengaged": 0, "total": 2}
     assert list(segmentation["by_country"]) == ["BR", "ES", "IN", "US"]  # largest first, then by name

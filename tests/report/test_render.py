@@ -10,9 +10,12 @@ from datetime import datetime
 
 import openpyxl
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
 
-from report.figures import CUSTOMER_ROWS, SECTIONS, Activity, Message, Person, Sent, compute, summary
+from report.figures import CUSTOMER_ROWS, FUNNEL_STEPS, SECTIONS, Activity, Message, Person, Sent, compute, summary
 from report import sections as layout
+from report.charts import CHARTS, SIZES, figure_of
 from report.render import CUSTOMER_COLUMNS, as_csv, as_html, as_markdown, as_xlsx
 from report.sections import duration
 from report.spreadsheet import FORMULA_STARTS
@@ -182,3 +185,37 @@ def test_sheet_names_are_cut_after_a_whole_word():
     assert names[8] == "9 Activity by customer local…"
     for name, title in zip(names, titles):
         assert len(name) <= 31 and (name == title or (name.endswith("…") and title.startswith(name[:-1] + " ")))
+
+
+def crowded_report() -> dict:
+    """The quarter's report with the longest labels its charts can get: six-digit counts, a tier
+    holding all the four, a funnel title naming three tied steps."""
+    report = report_of(Activity(PEOPLE, MESSAGES, SENT))
+    for tier, entry in report["segmentation"]["tiers"].items():
+        entry |= {"count": 123_456} | ({"share_of_four": 1.0 if tier == "hot" else 0.0} if "share_of_four" in entry else {})
+    for step, count in zip(FUNNEL_STEPS, (1_234_567, 1_234_567, 1_234_567, 1)):
+        report["funnel"][step]["count"] = count
+    report["funnel"]["biggest_loss"] = list(FUNNEL_STEPS[1:])
+    for week in report["trend"]:
+        week |= {"inbound": 987_654, "outbound": 876_543, "customers_writing": 123_456}
+    report["local_time"]["heatmap"] = [[100_000 * (day + hour) for hour in range(24)] for day in range(7)]
+    return report
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", CHARTS)
+def test_no_text_of_a_chart_overlaps_another_or_leaves_the_picture(name, size, monkeypatch):
+    """Every piece of text the chart draws (wrapped as drawn), at both sizes: the narrow one is
+    what a 390 px phone shows at the size it was drawn."""
+    drawn = []
+    draw_text = Text.draw
+    monkeypatch.setattr(Text, "draw", lambda text, renderer: (drawn.append(text), draw_text(text, renderer))[1])
+    figure = figure_of(crowded_report(), name, size)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    boxes = {text.get_text(): text.get_window_extent(canvas.get_renderer())
+             for text in drawn if text.get_visible() and text.get_text().strip()}
+    assert len(boxes) > 10
+    for label, box in boxes.items():
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= figure.bbox.width and box.y1 <= figure.bbox.height, label
+        assert not [other for other, its in boxes.items() if other != label and box.overlaps(its)], label
