@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
@@ -191,13 +192,13 @@ def _identity(context: _Context, wa_id: Any, user_id: Any, parent_user_id: Any =
 # ---- field: messages --------------------------------------------------------------------------
 
 
-def _inbound_message(context: _Context, message: dict) -> list[Item]:
+def _inbound_message(context: _Context, message: dict, key: str | None = None) -> list[Item]:
     identity = _identity(
         context, message.get("from"), message.get("from_user_id"), message.get("from_parent_user_id")
     )
     message_type = _str(message.get("type")) or "unknown"
     at, when = context.instant(message.get("timestamp"))
-    key = "m:" + (_str(message.get("id")) or _fallback_key(identity, message_type, when, message))
+    key = key or "m:" + (_str(message.get("id")) or _fallback_key(identity, message_type, when, message))
     if message_type == "system":
         return [_system_change(context, message, identity, key, at)]
     content, text, signals, extra = _content(message_type, message)
@@ -383,28 +384,74 @@ _HISTORY_STATUS = {"SENT": "sent", "DELIVERED": "delivered", "READ": "read", "PL
 
 
 def _history_chunk(context: _Context, chunk: dict) -> list[Item]:
-    """A back-fill chunk: threads of past messages, ours (from the business number) and theirs."""
+    """A back-fill chunk: threads of past messages, ours (from the business number) and theirs,
+    and how far the back-fill has come. A message is keyed by what it is (`_history_key`), not by
+    its id, so that the same message from a chat export (`wapulse import-chat`, which writes its
+    messages as a chunk marked `wapulse_import`) and from Meta's back-fill counts once."""
     items: list[Item] = []
     business = context.business_number
+    repeats: Counter = Counter()
     for thread in _list(chunk.get("threads")):
         thread = _dict(thread)
         for message in _list(thread.get("messages")):
             message = _dict(message)
-            if business and _str(message.get("from")) == business:
-                items.extend(_history_outbound(context, thread, message))
+            ours = bool(business) and _str(message.get("from")) == business
+            key = _history_key(context, _str(thread.get("id")), ours, message, repeats)
+            if ours:
+                items.extend(_history_outbound(context, thread, message, key))
             else:
-                items.extend(_inbound_message(context, message))
+                items.extend(_inbound_message(context, message, "h:" + key))
+    if context.value.get("wapulse_import"):
+        items = [Item(item.identity, replace(item.event, imported=True), item.text) for item in items]
+    if progress := _dict(chunk.get("metadata")):
+        items.append(_backfill(context, progress))
     for error in _list(chunk.get("errors")):
         items.extend(_value_error(context, _dict(error)))
     return items
 
 
-def _history_outbound(context: _Context, thread: dict, message: dict) -> list[Item]:
-    echo = {**message, "to": message.get("to") or thread.get("id")}
+_HISTORY_MEDIA = frozenset({"image", "video", "audio", "document", "sticker", "media_placeholder", "gif"})
+_HISTORY_SAME = {"revoke": "deleted", "unsupported": "deleted"}
+
+
+def _history_key(context: _Context, customer: str | None, ours: bool, message: dict, repeats: Counter) -> str:
+    """What makes a past message the same whichever source tells it: the customer, who wrote,
+    the minute (an export shows no seconds), what it is (a text by its words, any media as media,
+    the back-fill sending media apart), and how many such came before it in that minute."""
+    message_type = _str(message.get("type")) or "unknown"
+    if message_type == "text":
+        content = " ".join((_str(_dict(message.get("text")).get("body")) or "").split())
+    else:
+        content = "media" if message_type in _HISTORY_MEDIA else _HISTORY_SAME.get(message_type, message_type)
+    base = f"{customer}|{'out' if ours else 'in'}|{context.timestamp(message.get('timestamp')) // 60}|{content}"
+    repeats[base] += 1
+    return _digest(f"{base}|{repeats[base]}")[:32]
+
+
+def _backfill(context: _Context, progress: dict) -> Item:
+    """How far a number's back-fill has come: a chunk's phase (0 to 2), order and progress (%)."""
+    figures = tuple(_whole(progress.get(name)) for name in ("phase", "chunk_order", "progress"))
+    event = Event(key=f"b:{context.phone_number_id}:{figures[0]}:{figures[1]}", kind=EventKind.BACKFILL,
+                  type="history", at=context.received_at, phone_number_id=context.phone_number_id,
+                  waba_id=context.waba_id, backfill=figures)
+    return Item.of(None, event)
+
+
+def _whole(value: Any) -> int:
+    try:
+        return max(0, min(int(value), 10**6))
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _history_outbound(context: _Context, thread: dict, message: dict, key: str) -> list[Item]:
+    """Ours, as an echo and its status, under a message id made from its key (the same message
+    from an export has no id of Meta's)."""
+    echo = {**message, "to": message.get("to") or thread.get("id"), "id": "h." + key}
     items = _echo(context, echo)
     status = _HISTORY_STATUS.get(_str(_dict(message.get("history_context")).get("status")) or "")
     if status:
-        items += _status(context, {"id": message.get("id"), "status": status, "timestamp": message.get("timestamp"),
+        items += _status(context, {"id": echo["id"], "status": status, "timestamp": message.get("timestamp"),
                                    "recipient_id": echo["to"]})
     return items
 

@@ -139,6 +139,7 @@ class Activity:
     excluded: dict[str, int] = field(default_factory=dict)  # events left out, by reason
     wabas: dict[str, str] = field(default_factory=dict)  # business phone number id: its WABA id, where known
     retired: Sequence[Retired] = ()  # what deleted events left to the day counts (the trend and content)
+    imported: dict[str, int] = field(default_factory=dict)  # messages of the period from chat exports, each way
 
 
 Name = TypeVar("Name")
@@ -241,6 +242,7 @@ def _source(activity: Activity, period: Period, in_period: dict, sent_in_period:
         "customers": len(active),
         "events": {"inbound": sum(map(len, in_period.values())), "outbound": sum(map(len, sent_in_period.values()))},
         "excluded": dict(sorted(activity.excluded.items())),
+        "imported": {"from_customers": 0, "of_ours": 0, **activity.imported},
     }
 
 

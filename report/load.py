@@ -22,6 +22,7 @@ EXCLUDED_KINDS = {
     EventKind.ERROR.value: "errors about a business number (no customer)",
     EventKind.IDENTITY.value: "number or BSUID changes (not activity)",
     EventKind.PREFERENCE.value: "marketing opt-outs and opt-ins (not interactions)",
+    EventKind.BACKFILL.value: "history back-fill progress reports (not activity)",
 }
 
 
@@ -77,12 +78,13 @@ def load(connection: Connection, periods: Sequence[Period], since: int, scope: S
     readers = frozenset(connection.execute(select(outbound.c.customer_id).where(outbound.c.rank >= READ).distinct())
                         .scalars()) & ids
     excluded = _excluded(connection, periods, scope, from_reps)
+    imported = _imported(connection, periods, scope, ids)
     wabas = _wabas(connection, [number for number in numbers if number])
     retired = _retired(connection, min(period.start for period in periods), until, scope)
     return [
         Activity([Person(row.id, row.key, row.name, row.country, row.timezone, row.owner, row.phone_number_id,
                          tiers[period.start].get(row.id), tiers[period.end].get(row.id)) for row in rows],
-                 messages, sent, readers, excluded[period], wabas, retired)
+                 messages, sent, readers, excluded[period], wabas, retired, imported[period])
         for period in periods
     ]
 
@@ -179,6 +181,22 @@ def _tiers_at(connection: Connection, instants: list[int]) -> dict[int, dict[int
     for instant in [next_instant, *pending]:
         at_instant[instant] = dict(current)
     return at_instant
+
+
+def _imported(connection: Connection, periods: Sequence[Period], scope: Scope, ids: set[int]) -> dict[Period, dict]:
+    """Per period, the customers' messages and ours in scope that came from chat exports
+    (`wapulse import-chat`) rather than from Meta."""
+    counts = {period: {"from_customers": 0, "of_ours": 0} for period in periods}
+    since, until = min(p.start for p in periods), max(p.end for p in periods)
+    for customer, kind, at in connection.execute(select(events.c.customer_id, events.c.kind, events.c.at).where(
+            events.c.kind.in_([EventKind.MESSAGE.value, EventKind.ECHO.value]),
+            events.c.data["imp"].as_integer() == 1, *_on_number(events, scope),
+            *_window(connection, events, since, until))):
+        if customer in ids:
+            for period, found in counts.items():
+                if at in period:
+                    found["from_customers" if kind == EventKind.MESSAGE.value else "of_ours"] += 1
+    return counts
 
 
 def _excluded(connection: Connection, periods: Sequence[Period], scope: Scope,

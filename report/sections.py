@@ -112,7 +112,9 @@ def _source(report: dict) -> Section:
         f"Period: {source['period']['from']} to {source['period']['to']} (end excluded).",
         f"Business numbers, by WABA: {wabas or 'none'}.",
         f"Customers active: {source['customers']:,}.",
-        f"Events counted: {source['events']['inbound']:,} from customers, {source['events']['outbound']:,} of ours.",
+        f"Events counted: {source['events']['inbound']:,} from customers, {source['events']['outbound']:,} of ours"
+        + (f"; of them from chat exports: {imported['from_customers']:,} and {imported['of_ours']:,}."
+           if any((imported := source["imported"]).values()) else "."),
         f"Excluded: {'; '.join(excluded) or 'none'}.",
         Table(["week from", "days", "from customers", "of ours", "customers writing"],
               [[week["from"][:10], week["days"], week["inbound"], week["outbound"], week["customers_writing"]]

@@ -38,6 +38,7 @@ class EventKind(StrEnum):
     PREFERENCE = "preference"  # marketing opt-out / opt-in
     IDENTITY = "identity"  # number or BSUID change
     ERROR = "error"  # a problem Meta reports for the business number, not for a customer
+    BACKFILL = "backfill"  # how far the history back-fill of a business number has come (no customer)
 
 
 class Status(StrEnum):
@@ -96,6 +97,8 @@ class Event:
     new_identity: Identity | None = None  # identity events: what the customer is now known as
     name: str | None = None  # the profile name and username Meta sent with this event
     username: str | None = None
+    imported: bool = False  # from a chat export (`wapulse import-chat`), not from Meta
+    backfill: tuple[int, int, int] | None = None  # a history chunk's (phase, chunk order, progress in %)
 
     @property
     def rank(self) -> int:
@@ -134,6 +137,10 @@ class Event:
             record["name"] = self.name
         if self.username:
             record["user"] = self.username
+        if self.imported:
+            record["imp"] = 1
+        if self.backfill is not None:
+            record["bf"] = list(self.backfill)
         if self.new_identity is not None:
             record["nid"] = {
                 name: value
@@ -164,6 +171,8 @@ class Event:
             new_identity=Identity(**new_identity) if new_identity is not None else None,
             name=record.get("name"),
             username=record.get("user"),
+            imported=bool(record.get("imp")),
+            backfill=tuple(record["bf"]) if "bf" in record else None,
         )
 
 

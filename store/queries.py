@@ -9,11 +9,11 @@ from sqlalchemy import Connection, Engine, select
 
 from scoring import figures
 from scoring.customer import CustomerState
-from scoring.events import iso
+from scoring.events import EventKind, iso
 from store.figure_base import Base, current_base, load_base
 from store.history import tier_changes
 from store.reminders import delivery_rows
-from store.models import Customer, CustomerAlias, RawBody
+from store.models import Customer, CustomerAlias, EventRow, RawBody
 
 customers, aliases = Customer.__table__, CustomerAlias.__table__
 
@@ -152,3 +152,19 @@ def dead_letters(engine: Engine) -> list[dict]:
             }
             for row in connection.execute(query)
         ]
+
+
+def backfills(connection: Connection) -> list[dict]:
+    """How far each business number's history back-fill has come, from the progress reports of
+    its chunks (Meta's `history` field): the furthest phase and progress, the chunks received and
+    when the last one arrived. Empty for numbers that never had one."""
+    events = EventRow.__table__
+    found: dict[str, dict] = {}
+    for number, at, data in connection.execute(select(events.c.phone_number_id, events.c.at, events.c.data)
+                                               .where(events.c.kind == EventKind.BACKFILL.value)):
+        phase, _, progress = data.get("bf", (0, 0, 0))
+        seen = found.setdefault(number or "", {"number": number, "phase": 0, "progress": 0, "chunks": 0, "last_at": at})
+        seen.update(phase=max(seen["phase"], phase), progress=max(seen["progress"], progress), chunks=seen["chunks"] + 1,
+                    last_at=max(seen["last_at"], at))
+    return [{**seen, "last_at": iso(seen["last_at"]), "last_at_ts": seen["last_at"], "done": seen["progress"] >= 100}
+            for _, seen in sorted(found.items())]

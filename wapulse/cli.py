@@ -32,6 +32,7 @@ from report.visible import visible
 from store import db, queries
 from wapulse import replay as replaying
 from wapulse.services import ensure_redis
+from scoring.events import iso
 from scoring.tiers import Tier
 from workers import inbox, metrics
 from workers.context import Context, install
@@ -276,6 +277,26 @@ def demo(customers, seed, port, no_serve):
 # ---- replay -----------------------------------------------------------------------------------
 
 
+@main.command("import-chat")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--number", required=True, help="The business phone number id the chat went through.")
+@click.option("--customer", help="The customer's WhatsApp number (default: the number the export names them by).")
+@click.option("--me", help="The business's name as the export writes it (default: the author who is not the customer).")
+@click.option("--tz", "timezone", help="The time zone the export's times are in (default: the customer's, from their number).")
+@click.option("--now", "now", help="ISO-8601 instant taken as now (tiers and reminders as of it).")
+@_clear_errors
+def import_chat(path, number, customer, me, timezone, now):
+    """Import a chat exported from the WhatsApp or WhatsApp Business app (.txt, or .zip with media)."""
+    from workers.import_chat import import_chat as take_in
+
+    context = _context(now)
+    db.upgrade(context.settings.database_url)
+    done = take_in(context, Path(path), number, customer, me, timezone)
+    span = f", {iso(done.first_at)} to {iso(done.last_at)}" if done.first_at is not None else ""
+    click.echo(f"customer +{done.customer}: {done.theirs} messages of theirs, {done.ours} of ours{span}; "
+               + (f"{done.new_events} new events" if done.new_events else "nothing new (imported before)"))
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--url", help="POST each body, signed, to this webhook URL instead of processing in-process.")
@@ -335,6 +356,11 @@ def customers(tier, output, now):
         click.echo(csv_text(_FLAT_COLUMNS, (_pick(view, _FLAT_COLUMNS) for view in views)), nl=False)
     else:
         _table(_TABLE_COLUMNS, [_pick(view, _TABLE_COLUMNS) for view in views], "customers")
+        with db.engine_for(settings.database_url).connect() as connection:
+            for backfill in queries.backfills(connection):
+                click.echo(f"history back-fill of {backfill['number']}: {'done' if backfill['done'] else 'under way'}, "
+                           f"{backfill['progress']}% (phase {backfill['phase']} of 0 to 2, {backfill['chunks']} chunks, "
+                           f"the last at {backfill['last_at']})")
 
 
 _FLAT_COLUMNS = ["key", "wa_id", "user_id", "name", "country", "timezone", "tier", "tier_since", "last_inbound_at",

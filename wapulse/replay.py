@@ -3,8 +3,6 @@ own code, or over signed HTTP to a running server."""
 
 from __future__ import annotations
 
-import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -14,9 +12,7 @@ import requests
 from cloudapi.body import is_json
 from cloudapi.signature import SIGNATURE_HEADER, sign
 from workers.context import Context
-from workers.inbox import INVALID, VALID
-from workers.ingest import DrainTotals, commit_isolating_poison
-from workers.reminders import plan_settled_reminders
+from workers.ingest import DrainTotals, commit_here
 from workers.settings import ConfigError
 
 RECORDING_SUFFIXES = (".json", ".jsonl")
@@ -58,31 +54,17 @@ def read_recordings(paths: Iterable[str]) -> Iterator[Recording]:
 
 
 def commit_all(context: Context, recordings: Iterable[Recording], batch_size: int) -> tuple[DrainTotals, list[str]]:
-    """Commit bodies in this process, `batch_size` at a time, through the worker's own code
-    (parse, keyword signals, the write transaction, reminder planning, dead letters), as if
-    handed off: but not through Redis, so the workers of a stack that runs meanwhile, on another
-    database maybe, never take them. Returns the totals, and where the bodies that are not JSON
-    (kept as dead letters) came from."""
-    totals, not_json, batch = DrainTotals(), [], []
-    received_ms, first = time.time_ns() // 1_000_000, secrets.randbits(40) * 10**6  # ids no inbox gives out
-    for number, recording in enumerate(recordings):
-        valid = is_json(recording.body)
-        if not valid:
-            not_json.append(recording.source)
-        batch.append((f"{received_ms}-{first + number}", {b"b": recording.body, b"v": VALID if valid else INVALID}))
-        if len(batch) >= batch_size:
-            totals.add(commit_batch(context, batch))
-            batch = []
-    if batch:
-        totals.add(commit_batch(context, batch))
-    return totals, not_json
+    """Commit bodies in this process (`workers.ingest.commit_here`). Returns the totals, and where
+    the bodies that are not JSON (kept as dead letters) came from."""
+    not_json: list[str] = []
 
+    def bodies() -> Iterator[bytes]:  # read as they are committed, so a progress bar around `recordings` moves
+        for recording in recordings:
+            if not is_json(recording.body):
+                not_json.append(recording.source)
+            yield recording.body
 
-def commit_batch(context: Context, entries: list[tuple[str, dict]]) -> DrainTotals:
-    """One batch, then the reminders its customers owe (no batch of this replay is still running)."""
-    totals = commit_isolating_poison(context, entries, from_inbox=False)
-    plan_settled_reminders(context, from_inbox=False)
-    return totals
+    return commit_here(context, bodies(), batch_size), not_json
 
 
 def post_all(url: str, secret: str, recordings: Iterable[Recording], timeout_s: float = 30) -> int:

@@ -2,7 +2,7 @@
 
 EXPECTED maps each fixture file stem (fixtures/cloudapi/<stem>.json, and the scenario
 fixtures/scenarios/<stem>.jsonl) to the items a parser should produce, in body order:
-(kind, type, customer). kind is message | status | echo | preference | identity | error;
+(kind, type, customer). kind is message | status | echo | preference | identity | error | backfill;
 customer is the wa_id when the body gives one for that person, else the BSUID, and None
 for errors that are not tied to a customer. Ignored fields map to [].
 
@@ -33,6 +33,8 @@ EXPECTED = {
         ("status", "sent", "919876543210"),
         ("echo", "text", "6281234567890"),
         ("status", "failed", "6281234567890"),
+        # and how far the back-fill has come: phase 0, chunk 2, 55%
+        ("backfill", "history", None),
     ],
     "message_template_quality_update__yellow": [],
     "message_template_status_update__approved": [],

@@ -9,7 +9,7 @@ from scoring.customer import CustomerState
 from scoring.signals import STRUCTURAL_SIGNALS
 from scoring.tiers import Tier
 from store import desk as store
-from store import followups
+from store import followups, queries
 from webhook.desk import engine, guarded, may_see_customer, settings, signed_in, viewed_rep
 
 blueprint = guarded(Blueprint("customers", __name__))
@@ -38,12 +38,13 @@ def board():
     with engine().connect() as connection:
         rows, total, counts = store.board(connection, query)
         offered = store.choices(connection, query.owner)
+        backfills = [backfill for backfill in queries.backfills(connection) if not backfill["done"]]
     pages = max(1, -(-total // store.BOARD_PAGE))
     if query.page > pages:  # a page past the end (the board shrank, or a typed URL): its last page
         return redirect(url_for("customers.board", **{**request.args, "page": pages}))
     return render_template("desk/customers.html", rows=rows, total=total, counts=counts, query=query, pages=pages,
                            offered=offered, signals=sorted(settings().signal_matcher.signal_names | STRUCTURAL_SIGNALS), sorts=store.SORTS,
-                           tiers=[tier.value for tier in Tier], board_url=board_url)
+                           tiers=[tier.value for tier in Tier], board_url=board_url, backfills=backfills)
 
 
 @blueprint.get("/customers/<path:key>")
