@@ -9,7 +9,7 @@ from typing import Mapping
 from sqlalchemy import Connection, func, select
 
 from report.effectiveness import COME_BACK_WITHIN_S, MEASURED_RULES, Crossing
-from report.figures import HISTORY_BEFORE_S, Period, Person
+from report.figures import HISTORY_BEFORE_S, Period, Person, Sent
 from report.load import Scope, load
 from report.team import FollowUp, TeamFacts, TierMove
 from scoring.events import EventKind
@@ -25,9 +25,16 @@ PEOPLE_ACTIONS = (Action.DONE.value, Action.SNOOZE.value, Action.TEMPLATE.value,
 """What a rep does about a follow-up (wapulse's own closings, replied and came_back, are not theirs)."""
 
 
-def team_facts(connection: Connection, period: Period, now: int, rep_numbers: frozenset[str]) -> TeamFacts:
+def team_facts(connection: Connection, period: Period, now: int, rep_numbers: frozenset[str],
+               answers_within_s: int) -> TeamFacts:
+    """What the team page shows for the period; our messages up to `answers_within_s` past its end
+    too, so that a question asked just before the end is judged by when it was answered."""
     activity = load(connection, [period], period.start - HISTORY_BEFORE_S, Scope(not_customers=rep_numbers))[0]
     people = {person.id: person for person in activity.people}
+    activity.sent = [*activity.sent, *(Sent(customer, at) for customer, at in connection.execute(
+        select(outbound.c.customer_id, outbound.c.at).where(outbound.c.at >= period.end,
+                                                            outbound.c.at < period.end + answers_within_s))
+        if customer in people)]
     history: dict[int, list[tuple[int, str]]] = defaultdict(list)
     moves = []
     for customer, from_tier, to_tier, at in connection.execute(
@@ -56,12 +63,13 @@ def _followups(connection: Connection, period: Period, people: Mapping[int, Pers
 
 
 def _first_actions(connection: Connection, reminder_ids: list[str]) -> dict[tuple[str, str], int]:
-    """(reminder, rep) -> when a person first did something about it."""
+    """(reminder, rep) -> when that rep first did something about it (a manager acting on a rep's
+    follow-up, reassigning it say, is not the rep acting)."""
     found = {}
     for chunk in in_chunks(reminder_ids):
         found.update({(reminder, rep): at for reminder, rep, at in connection.execute(
             select(actions.c.reminder_id, actions.c.rep, func.min(actions.c.at))
-            .where(actions.c.reminder_id.in_(chunk), actions.c.actor.is_not(None), actions.c.action.in_(PEOPLE_ACTIONS))
+            .where(actions.c.reminder_id.in_(chunk), actions.c.actor == actions.c.rep, actions.c.action.in_(PEOPLE_ACTIONS))
             .group_by(actions.c.reminder_id, actions.c.rep))})
     return found
 

@@ -266,10 +266,10 @@ def raise_floor(floor: Floor | None, events: Iterable[Event], through: int, trac
 
 def join_floors(floors: list[Floor], loose: Iterable[Event], rules: TierRules) -> Floor:
     """One floor, at the latest of `floors`, from them and from events at or before it that none
-    of them holds: a late event older than the floor, or the kept events of a record a merge
-    joins to one with an older floor. Their folds are combined (`scoring.customer.combine`), as
-    their events are gone; the tier then is what the combined facts say, since the latest floor's
-    change when it is the same tier."""
+    of them holds: the kept events of a record that a merge joins to one with a later floor (or
+    to one with a floor, when it has none). Their folds are combined (`scoring.customer.combine`),
+    as the events the floors stand for are gone; the tier then is what the combined facts say,
+    since the latest floor's change when it is the same tier."""
     latest = max(floors, key=lambda floor: floor.through)
     outbound: dict[str, OutboundMessage] = {}
     for floor in floors:

@@ -92,6 +92,7 @@ class PreparedBatch:
     revisions: dict[int, int] = field(default_factory=dict)  # every stored customer read: touched, or merged away
     plans: dict[int, CustomerPlan] = field(default_factory=dict)
     columns: dict[int, dict] = field(default_factory=dict)
+    past_retention: set[str] = field(default_factory=set)  # keys of events older than their customer's floor
 
     @property
     def touched(self) -> set[int]:
@@ -148,6 +149,9 @@ def commit(connection: Connection, prepared: PreparedBatch, rules: TierRules, no
     rows = []
     for (ref, item), customer_id in zip(prepared.fresh, resolution.customer_of):
         event = item.event
+        if event.key in prepared.past_retention:
+            result.duplicates += 1
+            continue
         result.types[(event.kind.value, event.type)] += 1
         rows.append({
             "key": event.key, "customer_id": final(customer_id),
@@ -276,11 +280,13 @@ def _plan(connection: Connection, prepared: PreparedBatch, planned: set[int], ro
     resolution, absorbed_by = prepared.resolution, defaultdict(list)
     for absorbed, into in resolution.merged_into.items():
         absorbed_by[into].append(absorbed)
-    snapshots = _snapshots(connection, planned, rows, prepared.new_events, resolution.merged, absorbed_by, rules)
+    new_events = _within_retention(prepared, planned, rows, absorbed_by)
+    planned = {c for c in planned if new_events.get(c) or c in resolution.merged}  # nothing left: nothing to fold
+    snapshots = _snapshots(connection, planned, rows, new_events, resolution.merged, absorbed_by, rules)
     stored_aliases = _alias_rows(connection, [c for group in ([c, *absorbed_by[c]] for c in planned if c > 0) for c in group])
     batch_aliases = resolution.aliases_by_customer()
     for customer_id in planned:
-        fresh = prepared.new_events.get(customer_id, [])
+        fresh = new_events.get(customer_id, [])
         plan = plan_customer(snapshots[customer_id], fresh, customer_id in resolution.merged, rules, now)
         known = {alias: first_at for c in (customer_id, *absorbed_by[customer_id]) for alias, first_at in stored_aliases[c]}
         for alias, first_at in batch_aliases.get(customer_id, {}).items():
@@ -288,6 +294,25 @@ def _plan(connection: Connection, prepared: PreparedBatch, planned: set[int], ro
         prepared.plans[customer_id] = plan
         prepared.columns[customer_id] = (_columns(rows.get(customer_id), plan.state, known)
                                          | tier_columns(plan.track, TierFacts.of(plan.state), rules))
+
+
+def _within_retention(prepared: PreparedBatch, planned: set[int], rows: dict,
+                      absorbed_by: dict[int, list[int]]) -> dict[int, list[Event]]:
+    """Each planned customer's new events, less those at or before their floor (`floor_through`,
+    of any record a merge joins): retention retired that far back, so such an event (a retired
+    one delivered again, or a replay of old traffic) is past retention, and the floor's counts
+    final. They are kept out of the write too (`prepared.past_retention`)."""
+    kept = {}
+    for customer_id in planned:
+        fresh = prepared.new_events.get(customer_id, [])
+        floors = [rows[c].floor_through for c in (customer_id, *absorbed_by.get(customer_id, ()))
+                  if c in rows and rows[c].floor_through is not None]
+        if floors:
+            floor = max(floors)
+            prepared.past_retention |= {event.key for event in fresh if event.at <= floor}
+            fresh = [event for event in fresh if event.at > floor]
+        kept[customer_id] = fresh
+    return kept
 
 
 def _snapshots(connection: Connection, planned: set[int], rows: dict, new_events: dict[int, list[Event]],
@@ -318,7 +343,7 @@ def _snapshots(connection: Connection, planned: set[int], rows: dict, new_events
         start, floor = refold_start(checkpoints.get(cid), fresh, cid in merged), floors.get(cid)
         joined = None
         if start is None and (owned := [floors[c] for c in owners if c in floors]):
-            joined = _joined_floor(connection, owners, floors, owned, fresh, rules)
+            joined = _joined_floor(connection, owners, floors, owned, rules)
             floor = joined or floor
             start = floor.start()
         after = [events.c.at > start.through] if start else []
@@ -341,15 +366,15 @@ def _snapshots(connection: Connection, planned: set[int], rows: dict, new_events
 
 
 def _joined_floor(connection: Connection, owners: list[int], floors: dict[int, Floor], owned: list[Floor],
-                  fresh: list[Event], rules: TierRules) -> Floor | None:
+                  rules: TierRules) -> Floor | None:
     """The floor a refold of the customer must start from when it is not their stored one as it
-    stands: a merge joins floors (or one floor and a record without), and a new event at or
-    before the floor is combined into it (`scoring.tiers.join_floors`). None: the stored one."""
+    stands: a merge joins floors (or one floor and a record without), adding the kept events of
+    the records up to the latest floor (`scoring.tiers.join_floors`). None: the stored one."""
     through = max(floor.through for floor in owned)
-    loose = [event for event in fresh if event.at <= through]
+    loose: list[Event] = []  # the batch's own events are all after the floor (`_within_retention`)
     for owner in owners:
         if owner in floors and floors[owner].through == through:
-            continue  # its events up to the floor are in it (late ones already combined)
+            continue  # its events up to the floor are in it
         kept = [events.c.at > floors[owner].through] if owner in floors else []
         loose += stored_events(connection, events.c.customer_id == owner, events.c.at <= through, *kept)
     if not loose and len(owned) == 1 and owners[0] in floors:
@@ -531,7 +556,7 @@ def _write_customers(connection: Connection, prepared: PreparedBatch, final, pos
         if plan.checkpoint_changed:
             checkpoints.append((json_text(plan.checkpoint.to_json()) if plan.checkpoint else None, customer_id))
         if plan.floor is not None:
-            floors.append((json_text(plan.floor.to_json()), customer_id))
+            floors.append((json_text(plan.floor.to_json()), plan.floor.through, customer_id))
         if plan.history_after is not None:
             replaced[plan.history_after].append(customer_id)
         history += rows_of(customer_id, plan.changes)
@@ -548,7 +573,7 @@ def _write_customers(connection: Connection, prepared: PreparedBatch, final, pos
         if written < len(updates):
             raise StaleSnapshot("another batch wrote a customer between the check and the write")
     execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key}", ["checkpoint"], checkpoints)
-    execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key}", ["floor"], floors)
+    execute_many(connection, customers, "UPDATE {table} SET {sets} WHERE id = {key}", ["floor", "floor_through"], floors)
     insert_many(connection, tier_changes, history)
     _save_outbound(connection, outbound, owner)
     return len(history)

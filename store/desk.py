@@ -11,6 +11,7 @@ from typing import Mapping
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from scoring.events import EventKind
+from scoring.followups import Action
 from scoring.followups import RULE_TITLES, Action
 from scoring.reminders import Rule
 from scoring.signals import normalise
@@ -18,6 +19,7 @@ from scoring.tiers import Tier
 from store.models import Customer, CustomerAlias, EventRow, OutboundMessageRow, Reminder, ReminderAction, TierChangeRow
 
 customers, aliases, events = Customer.__table__, CustomerAlias.__table__, EventRow.__table__
+HELD_BACK = Action.HELD_BACK.value  # a reminder kept back to measure the others: never anyone's follow-up
 outbound, tier_changes = OutboundMessageRow.__table__, TierChangeRow.__table__
 reminders, actions = Reminder.__table__, ReminderAction.__table__
 BOARD_PAGE = 50
@@ -154,7 +156,8 @@ def timeline(connection: Connection, customer_id: int, before: int | None, names
         .where(reminders.c.customer_id == customer_id), actions.c.at)
         if (moment := _action_moment(row, names)) is not None]
     moments += [Moment(row.created_at, "followup", f"{_title(row.rule)}: a follow-up for {names.get(row.rep, row.rep)}")
-                for row in newest(select(reminders).where(reminders.c.customer_id == customer_id),
+                for row in newest(select(reminders).where(reminders.c.customer_id == customer_id,
+                                                          reminders.c.close_reason.is_distinct_from(HELD_BACK)),
                                   reminders.c.created_at)]
     moments.sort(key=lambda moment: moment.at, reverse=True)
     if len(moments) <= TIMELINE_PAGE:

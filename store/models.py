@@ -71,6 +71,7 @@ class Customer(SQLModel, table=True):
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     checkpoint: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # scoring.tiers.Checkpoint
     floor: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))  # scoring.tiers.Floor (retention)
+    floor_through: Optional[int] = Field(default=None, sa_type=BigInteger)  # its instant: older events are past retention
     owner: Optional[str] = Field(default=None, index=True, max_length=64)  # the rep ([[reps]] id) who follows them up
     awaiting_reply_since: Optional[int] = Field(default=None, sa_type=BigInteger)  # their first message we left unanswered
     question_since: Optional[int] = Field(default=None, sa_type=BigInteger)  # ... of those, the first that asks

@@ -44,13 +44,15 @@ def customers_with_events_through(connection: Connection, through: int) -> list[
     """Up to CUSTOMERS customers with events at or before the instant (the oldest events first),
     locked against a batch writing them meanwhile, in id order (as batches lock them)."""
     found: list[int] = []
-    oldest = select(events.c.customer_id).where(events.c.at <= through).order_by(events.c.at).limit(CHUNK)
+    oldest = (select(events.c.customer_id).where(events.c.at <= through, events.c.customer_id.is_not(None))
+              .order_by(events.c.at).limit(CHUNK))
     for customer_id in connection.execute(oldest).scalars():
         if customer_id not in found:
             found.append(customer_id)
     ids = sorted(found[:CUSTOMERS])
     if ids and connection.dialect.name == "postgresql":
-        connection.execute(select(customers.c.id).where(customers.c.id.in_(ids)).order_by(customers.c.id).with_for_update())
+        connection.execute(select(customers.c.id).where(customers.c.id.in_(ids)).order_by(customers.c.id)
+                           .with_for_update(key_share=True))  # FOR NO KEY UPDATE: batches' event inserts go on
     return ids
 
 
@@ -89,7 +91,7 @@ def retire_events(connection: Connection, floors: dict[int, Floor], checkpoints_
     that read them before plans them again) and delete their events at or before `through`.
     Returns how many events went."""
     for customer_id, floor in sorted(floors.items()):
-        values = {"floor": floor.to_json(), "revision": customers.c.revision + 1}
+        values = {"floor": floor.to_json(), "floor_through": floor.through, "revision": customers.c.revision + 1}
         if customer_id in checkpoints_before:
             values["checkpoint"] = None
         connection.execute(update(customers).where(customers.c.id == customer_id).values(**values))
@@ -97,6 +99,16 @@ def retire_events(connection: Connection, floors: dict[int, Floor], checkpoints_
     for chunk in in_chunks(sorted(floors)):
         deleted += connection.execute(delete(events).where(events.c.customer_id.in_(chunk), events.c.at <= through)).rowcount
     return deleted
+
+
+def delete_events_of_no_customer(connection: Connection, through: int) -> int:
+    """Up to CHUNK events at or before the instant that belong to no customer (errors about a
+    business number, history back-fill progress); returns how many."""
+    oldest = select(events.c.id).where(events.c.at <= through, events.c.customer_id.is_(None)).limit(CHUNK)
+    ids = list(connection.execute(oldest).scalars())
+    if ids:
+        connection.execute(delete(events).where(events.c.id.in_(ids)))
+    return len(ids)
 
 
 def keep_day_counts(connection: Connection, counts: dict[tuple[int, str, str, str, str], int]) -> None:

@@ -111,7 +111,8 @@ def retire_events(context: Context, through: int) -> int:
             for customer_id, at, signals, number in store.messages_through(connection, customer_ids, through)))
         return store.retire_events(connection, floors, below, through)
 
-    return _in_chunks(context, chunk)
+    return _in_chunks(context, chunk) + _in_chunks(
+        context, lambda connection: store.delete_events_of_no_customer(connection, through))
 
 
 def message_counts(messages) -> Counter:

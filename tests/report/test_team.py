@@ -111,8 +111,8 @@ def customer_id(engine, n: int) -> int:
 def figures(engine, period: Period) -> dict:
     settings = installed().settings
     with read_snapshot(engine) as connection:
-        facts = team_facts(connection, period, NOW, frozenset())
-    rules = settings.reminder_setup.rules
+        rules = settings.reminder_setup.rules
+        facts = team_facts(connection, period, NOW, frozenset(), rules.sla_other_s)
     return team(facts, period, NOW, asdict(settings.tier_rules), Slas(rules.sla_hot_s, rules.sla_other_s))
 
 
@@ -210,3 +210,40 @@ def test_the_report_json_carries_the_same_reminder_figures(timeline):
     assert report["reminders"] == {**json.loads(json.dumps(shown)), "by_rep": report["reminders"]["by_rep"]}
     assert report["reminders"]["by_rep"]["ben"]["not_acted"]["crossings"] == 4
     assert (report["reminders"]["acted"]["crossings"], report["reminders"]["acted"]["came_back"]) == (3, 2)
+
+
+def test_a_reassignment_by_a_manager_is_no_action_of_either_rep(timeline):
+    """The manager gives one of Ben's open follow-ups to Ana: neither Ben nor Ana did anything
+    about it, so neither's time to act moves."""
+    table = Reminder.__table__
+    with timeline.connect() as connection:
+        customer = connection.execute(select(table.c.customer_id).where(table.c.state == "open", table.c.rep == "ben")
+                                      .limit(1)).scalar_one()
+    period = Period(T0, NOW + DAY)
+    before = figures(timeline, period)["by_rep"]
+    with write_transaction(timeline) as connection:
+        followups.reassign(connection, installed().settings.reminder_setup, customer, "ana", "maria", NOW)
+    after = figures(timeline, period)["by_rep"]
+    assert after["ana"]["action_median_s"]["acted"] == before["ana"]["action_median_s"]["acted"]
+    assert after["ben"]["action_median_s"]["acted"] == before["ben"]["action_median_s"]["acted"] == 0
+
+
+def test_a_question_answered_after_the_period_ends_is_judged_by_when_it_was_answered(timeline):
+    """Customer 1 asked at CROSSING[1] + 5 days and was answered 3 minutes later: a period that
+    ends between the two still counts the question as answered within its SLA."""
+    asked = BACK[1][0]
+    period = Period(T0, asked + 60)
+    assert figures(timeline, period)["by_rep"]["ana"]["sla"] == {"questions": 1, "kept": 1, "share": 1.0}
+
+
+def test_held_back_reminders_are_not_on_the_customers_timeline(env, redis, drain, engine, monkeypatch, tmp_path):
+    from store.desk import timeline as moments
+
+    play(redis, drain, engine, monkeypatch, tmp_path, CONFIG + "hold_back_percent = 50\n")
+    table = Reminder.__table__
+    with engine.connect() as connection:
+        held = connection.execute(select(table.c.customer_id).where(table.c.close_reason == "held_back")).scalars().all()
+        assert held
+        for customer in held:
+            assert not [m for m in moments(connection, customer, None, {}) if m.what == "followup"
+                        and m.title.startswith("Went cold")]

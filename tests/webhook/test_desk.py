@@ -284,5 +284,7 @@ def test_the_report_page_shows_what_wapulse_report_makes_and_a_rep_only_their_ow
     everyone = desk.session("maria").get(desk.url + "/report/download",
                                          params={"from": "2026-11-01", "to": "2026-11-10", "format": "csv"})
     assert "16505551234" in everyone.text and "34600000002" in everyone.text
+    managers = desk.session("maria").get(desk.url + "/report", params={"from": "2026-11-01", "to": "2026-11-10"})
+    assert "Bob &lt;script&gt;alert(1)&lt;/script&gt;" in managers.text and "<script>alert(1)" not in managers.text
     refused = ana.get(desk.url + "/report", params={"from": "2026-11-10", "to": "2026-11-01"})
     assert refused.status_code == 400 and "is after" in refused.text

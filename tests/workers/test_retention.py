@@ -205,7 +205,8 @@ def message(who: str, message_id: str, at: int, text: str = "hello") -> bytes:
 
 def test_two_records_with_floors_merged_later_keep_every_count(redis, engine, drain, monkeypatch, tmp_path):
     """A number and the number it changed to both have floors when the change arrives (late,
-    itself older than the floors): the merged customer counts every message of both."""
+    itself older than the floors): the records are joined, and the merged customer counts every
+    message of both."""
     change = json.loads((FIXTURES / "cloudapi" / "messages__system__user_changed_number.json").read_bytes())
     system = change["entry"][0]["changes"][0]["value"]["messages"][0]
     old, new = system["from"], system["system"]["wa_id"]
@@ -226,29 +227,51 @@ def test_two_records_with_floors_merged_later_keep_every_count(redis, engine, dr
     assert views[0]["signals"] == {"price_inquiry": 1, "question": 1}
     assert views[0]["wa_id"] == new and views[0]["key"] == old
     assert views[0]["last_inbound_at"] == iso(THROUGH + DAY)
-    assert events_at_or_before(engine, THROUGH) == 1  # the late change, combined into the floor
+    assert events_at_or_before(engine, THROUGH) == 0  # the late change joins them, but is past retention itself
     apply_retention(installed())
     assert events_at_or_before(engine, THROUGH) == 0 and snapshot(engine) == views
 
 
-def test_an_event_older_than_the_floor_is_combined_into_it_and_counted_once(redis, engine, drain, monkeypatch,
+@pytest.mark.parametrize("path", ["forward", "refold"])
+def test_an_event_at_or_before_the_floor_that_arrives_later_is_past_retention(path, redis, engine, drain, monkeypatch,
                                                                             tmp_path):
+    """A retired event delivered again (a replay of an old recording), or one never seen that is
+    as old (newer than the customer's last event: the forward path; or older: a refold), is
+    neither stored nor counted: the floor's counts are final, and none is counted twice."""
     who = "34600000002"
     configure(monkeypatch, tmp_path, EVENTS)
     set_now(monkeypatch, EVENTS_NOW)
-    process(redis, drain, [message(who, "wamid.a", THROUGH - 3 * DAY), message(who, "wamid.b", THROUGH + DAY)])
+    retired = message(who, "wamid.a", THROUGH - 3 * DAY)
+    process(redis, drain, [message(who, "wamid.first", THROUGH - 6 * DAY), retired]
+            + ([message(who, "wamid.b", THROUGH + DAY)] if path == "refold" else []))
     apply_retention(installed())
-    process(redis, drain, [message(who, "wamid.late", THROUGH - 10 * DAY)])  # a replay of old traffic, say
     view = snapshot(engine)[0]
-    assert view["counters"]["inbound"] == 3 and view["counters"]["active_days"] == 3
-    assert view["first_seen_at"] == iso(THROUGH - 10 * DAY)
-    process(redis, drain, [message(who, "wamid.late", THROUGH - 10 * DAY)])  # redelivered: the key is still there
-    assert snapshot(engine)[0]["counters"]["inbound"] == 3
+    process(redis, drain, [retired])  # the same body again
+    process(redis, drain, [message(who, "wamid.new-but-old", THROUGH - DAY)])  # forward: after wamid.a
+    process(redis, drain, [message(who, "wamid.older", THROUGH - 10 * DAY)])
+    assert snapshot(engine)[0] == view and events_at_or_before(engine, THROUGH) == 0
+    process(redis, drain, [message(who, "wamid.c", THROUGH + 3 * DAY), message(who, "wamid.d", THROUGH + 2 * DAY)])
+    assert snapshot(engine)[0]["counters"]["inbound"] == view["counters"]["inbound"] + 2
     apply_retention(installed())
-    assert snapshot(engine)[0] == view
     with engine.connect() as connection:
-        retired = connection.execute(select(func.sum(RetiredActivity.messages))).scalar_one()
-    assert retired == 2  # wamid.a and wamid.late, each once
+        retired_messages = connection.execute(select(func.sum(RetiredActivity.messages))).scalar_one()
+    assert retired_messages == 2  # wamid.first and wamid.a, once each
+
+
+def test_events_of_no_customer_are_retired_too(redis, engine, drain, monkeypatch, tmp_path):
+    """Errors about a business number belong to no customer: among the oldest events they stop
+    nothing, and go like the rest."""
+    configure(monkeypatch, tmp_path, EVENTS)
+    set_now(monkeypatch, THROUGH - 5 * DAY)
+    throughput = (FIXTURES / "cloudapi" / "messages__errors__throughput_130429.json").read_bytes()
+    process(redis, drain, [throughput, message("34600000004", "wamid.a", THROUGH - 4 * DAY),
+                           message("34600000004", "wamid.b", THROUGH + DAY)])
+    events = EventRow.__table__
+    with engine.begin() as connection:  # an error is dated when it arrived: this one arrived long ago
+        connection.execute(update(events).where(events.c.customer_id.is_(None)).values(at=THROUGH - 5 * DAY))
+    set_now(monkeypatch, EVENTS_NOW)
+    assert apply_retention(installed())["events"] == 2
+    assert events_at_or_before(engine, THROUGH) == 0
 
 
 def test_rebuild_is_refused_once_events_were_retired_and_changes_nothing(redis, engine, drain, monkeypatch, tmp_path):

@@ -32,7 +32,8 @@ def page():
         return render_template("desk/team.html", error=str(error), figures=None, asked=request.args), 400
     rules = config.reminder_setup.rules
     with db.read_snapshot(engine()) as connection:
-        facts = team_facts(connection, period, now, config.reminder_setup.rep_numbers)
+        facts = team_facts(connection, period, now, config.reminder_setup.rep_numbers,
+                           answers_within_s=max(rules.sla_hot_s, rules.sla_other_s))
     figures = team(facts, period, now, asdict(config.tier_rules), Slas(rules.sla_hot_s, rules.sla_other_s))
     names = {customer.id: customer.name or customer.key for customer in facts.activity.people}
     keys = {customer.id: customer.key for customer in facts.activity.people}
