@@ -288,3 +288,14 @@ def test_the_report_page_shows_what_wapulse_report_makes_and_a_rep_only_their_ow
     assert "Bob &lt;script&gt;alert(1)&lt;/script&gt;" in managers.text and "<script>alert(1)" not in managers.text
     refused = ana.get(desk.url + "/report", params={"from": "2026-11-10", "to": "2026-11-01"})
     assert refused.status_code == 400 and "is after" in refused.text
+
+
+def test_the_board_says_how_far_a_history_back_fill_has_come(desk, redis, drain):
+    from tests.workers.test_import_chat import CHUNKS
+    from tests.workers.test_tiers import process
+
+    process(redis, drain, [CHUNKS[0]])
+    board = desk.session("maria").get(desk.url + "/customers")
+    assert "Chat history of 106540352242922 still arriving from WhatsApp: 40%" in board.text
+    process(redis, drain, [CHUNKS[1], CHUNKS[2]])
+    assert "still arriving" not in desk.session("maria").get(desk.url + "/customers").text

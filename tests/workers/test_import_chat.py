@@ -135,3 +135,12 @@ def test_the_command_imports_tells_what_and_the_report_counts_the_imported(env, 
     assert json.loads(report.output)["source"]["imported"] == {"from_customers": 3, "of_ours": 2}
     refused = CliRunner().invoke(main, ["import-chat", str(export), "--number", NUMBER])
     assert refused.exit_code != 0 and "give --customer" in refused.output
+
+
+def test_the_back_fills_progress_shows_in_wapulse_customers_until_it_is_done(env, engine, redis, drain, monkeypatch):
+    set_now(monkeypatch, NOW)
+    process(redis, drain, [CHUNKS[1], CHUNKS[0]])
+    listed = CliRunner().invoke(main, ["customers"], catch_exceptions=False).output
+    assert f"history back-fill of {NUMBER}: under way, 80% (phase 1 of 0 to 2, 2 chunks" in listed
+    process(redis, drain, [CHUNKS[2]])
+    assert f"history back-fill of {NUMBER}: done, 100%" in CliRunner().invoke(main, ["customers"]).output
