@@ -81,10 +81,10 @@ PM_MERIDIEMS = frozenset({"pm", "م"})  # as `_meridiem` writes them
 class Place(Enum):
     """Where a marker's wording stands in a message, which decides how it is looked for."""
 
-    OMITTED = "the end of the first line: all of it on Android, after a document's title on iOS"
+    OMITTED = "the first line, or its end after a document's title (iOS)"
     ATTACHMENT = "the label of `NAME (label)` (Android) or `<label: NAME>` (iOS) on the first line"
     WHOLE = "the whole text, a final full stop aside"
-    CALL = "the first clause of a one-line text (iOS adds `, Tap to call back`)"
+    CALL = "the first clause of the text (iOS adds `, Tap to call back`)"
     LINK = "the label of `label: https://...`, the whole text"
     EDITED = "the end of the text"
 
@@ -171,7 +171,6 @@ _ATTACHED = (
     re.compile(r"^(?P<before>.*?)<(?P<label>[^<>:]+?) ?: ?(?P<name>[^<>]+)>$"),  # <attached: NAME>
 )
 _LINK = re.compile(r"^(?P<label>[^:]+): (?P<url>https?://\S+)$")
-_AUTHOR_END = re.compile(r":(?: |$)")
 _QUOTES = "\"“”„«»"
 
 
@@ -269,7 +268,7 @@ def _decoded(data: bytes, name: str) -> str:
 
 
 def _lines(text: str) -> list[str]:
-    return re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
+    return re.split(r"\r\n|\r|\n", text)
 
 
 def _header_style(lines: list[str]) -> HeaderStyle:
@@ -336,9 +335,7 @@ def _message(line: int, at: datetime, rest: str, following: list[str], may_be_no
 def _author_and_body(rest: str) -> tuple[str | None, str]:
     """`Ana: hello` → ("Ana", "hello"); a system line has no author. The author ends at the first
     `: ` outside quotation marks, as a group's name may hold one (`Ana created group "A: B"`)."""
-    if rest.startswith(WRITTEN_BY_WHATSAPP):
-        return None, rest
-    for end in _AUTHOR_END.finditer(rest):
+    for end in re.finditer(": ", rest):
         author = rest[:end.start()]
         if sum(author.count(quote) for quote in _QUOTES) % 2 == 0:
             return author.translate(_UNMARK).strip(), rest[end.end():]
@@ -366,7 +363,7 @@ def _read(text: str, media_files: frozenset[str]) -> dict | None:
     if marker := _MARKERS_AT[Place.WHOLE].get(folded):
         return {"kind": marker.kind}
     clause = first.split(",")[0].strip().casefold()
-    if not caption and (marker := _MARKERS_AT[Place.CALL].get(clause)):
+    if marker := _MARKERS_AT[Place.CALL].get(clause):
         return {"kind": marker.kind, "call": marker.detail}
     link = _LINK.match(text)
     if link and (marker := _MARKERS_AT[Place.LINK].get(link["label"].strip().casefold())):
@@ -380,7 +377,7 @@ def _read(text: str, media_files: frozenset[str]) -> dict | None:
     unbracketed = first[1:-1] if first.startswith("<") and first.endswith(">") else first
     for written in (first, unbracketed):  # iOS wrote <image omitted> until 2017
         omitted = _before_marker(written, _MARKERS_AT[Place.OMITTED])
-        if omitted and (not omitted[0] or omitted[0][-1].isspace()):
+        if omitted and (not omitted[0] or omitted[1].detail == "document"):
             before, marker = omitted
             text = _joined(before, caption)
             return {"kind": marker.kind, "media_type": marker.detail, "text": text}
