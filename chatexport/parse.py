@@ -13,10 +13,12 @@ be either, it is day-first, as in most locales, unless the clock is English 12-h
 does not change that. Two-digit years are 20xx. Digits may be Eastern Arabic (`١٢`): they count as
 the digits they are.
 
-Direction marks (U+200E, U+200F and the embedding and isolate controls) are dropped from authors and
-texts. WhatsApp writes one before the words it puts in a message itself, and iOS names the chat as
-the author of its notices (`Ana: ‎Messages and calls are end-to-end encrypted...`): such a message,
-when its words are no marker this module knows, is a system line without an author.
+System lines (group events, the encryption notice, number changes) have no author and keep no text.
+Android writes them without `Author: `; the author ends at the first `: ` outside quotation marks,
+so `Ana created group "Team: sales"` is one. iOS writes some as messages from the chat's name, their
+words after a left-to-right or right-to-left mark, on a line that does not itself start with one
+(iOS marks the lines that carry media): such a message, when its words are no marker this module
+knows, is a system line. Direction marks are then dropped from authors and texts.
 
 Markers (media left out or attached, deletions, missed calls, locations, edits) are read in English,
 German and Spanish; `MARKERS` holds their wordings. An attachment in another language is still read
