@@ -13,10 +13,12 @@ be either, it is day-first, as in most locales, unless the clock is English 12-h
 does not change that. Two-digit years are 20xx. Digits may be Eastern Arabic (`١٢`): they count as
 the digits they are.
 
-Direction marks (U+200E, U+200F and the embedding and isolate controls) are dropped from authors and
-texts. WhatsApp writes one before the words it puts in a message itself, and iOS names the chat as
-the author of its notices (`Ana: ‎Messages and calls are end-to-end encrypted...`): such a message,
-when its words are no marker this module knows, is a system line without an author.
+System lines (group events, the encryption notice, number changes) have no author and keep no text.
+Android writes them without `Author: `; the author ends at the first `: ` outside quotation marks,
+so `Ana created group "Team: sales"` is one. iOS writes some as messages from the chat's name, their
+words after a left-to-right or right-to-left mark, on a line that does not itself start with one
+(iOS marks the lines that carry media): such a message, when its words are no marker this module
+knows, is a system line. Direction marks are then dropped from authors and texts.
 
 Markers (media left out or attached, deletions, missed calls, locations, edits) are read in English,
 German and Spanish; `MARKERS` holds their wordings. An attachment in another language is still read
@@ -81,10 +83,10 @@ PM_MERIDIEMS = frozenset({"pm", "م"})  # as `_meridiem` writes them
 class Place(Enum):
     """Where a marker's wording stands in a message, which decides how it is looked for."""
 
-    OMITTED = "the end of the first line: all of it on Android, after a document's title on iOS"
+    OMITTED = "the first line, or its end after a document's title (iOS)"
     ATTACHMENT = "the label of `NAME (label)` (Android) or `<label: NAME>` (iOS) on the first line"
     WHOLE = "the whole text, a final full stop aside"
-    CALL = "the first clause of a one-line text (iOS adds `, Tap to call back`)"
+    CALL = "the first clause of the text (iOS adds `, Tap to call back`)"
     LINK = "the label of `label: https://...`, the whole text"
     EDITED = "the end of the text"
 
@@ -171,7 +173,6 @@ _ATTACHED = (
     re.compile(r"^(?P<before>.*?)<(?P<label>[^<>:]+?) ?: ?(?P<name>[^<>]+)>$"),  # <attached: NAME>
 )
 _LINK = re.compile(r"^(?P<label>[^:]+): (?P<url>https?://\S+)$")
-_AUTHOR_END = re.compile(r":(?: |$)")
 _QUOTES = "\"“”„«»"
 
 
@@ -269,7 +270,7 @@ def _decoded(data: bytes, name: str) -> str:
 
 
 def _lines(text: str) -> list[str]:
-    return re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
+    return re.split(r"\r\n|\r|\n", text)
 
 
 def _header_style(lines: list[str]) -> HeaderStyle:
@@ -336,9 +337,7 @@ def _message(line: int, at: datetime, rest: str, following: list[str], may_be_no
 def _author_and_body(rest: str) -> tuple[str | None, str]:
     """`Ana: hello` → ("Ana", "hello"); a system line has no author. The author ends at the first
     `: ` outside quotation marks, as a group's name may hold one (`Ana created group "A: B"`)."""
-    if rest.startswith(WRITTEN_BY_WHATSAPP):
-        return None, rest
-    for end in _AUTHOR_END.finditer(rest):
+    for end in re.finditer(": ", rest):
         author = rest[:end.start()]
         if sum(author.count(quote) for quote in _QUOTES) % 2 == 0:
             return author.translate(_UNMARK).strip(), rest[end.end():]
@@ -366,7 +365,7 @@ def _read(text: str, media_files: frozenset[str]) -> dict | None:
     if marker := _MARKERS_AT[Place.WHOLE].get(folded):
         return {"kind": marker.kind}
     clause = first.split(",")[0].strip().casefold()
-    if not caption and (marker := _MARKERS_AT[Place.CALL].get(clause)):
+    if marker := _MARKERS_AT[Place.CALL].get(clause):
         return {"kind": marker.kind, "call": marker.detail}
     link = _LINK.match(text)
     if link and (marker := _MARKERS_AT[Place.LINK].get(link["label"].strip().casefold())):
@@ -380,7 +379,7 @@ def _read(text: str, media_files: frozenset[str]) -> dict | None:
     unbracketed = first[1:-1] if first.startswith("<") and first.endswith(">") else first
     for written in (first, unbracketed):  # iOS wrote <image omitted> until 2017
         omitted = _before_marker(written, _MARKERS_AT[Place.OMITTED])
-        if omitted and (not omitted[0] or omitted[0][-1].isspace()):
+        if omitted and (not omitted[0] or omitted[1].detail == "document"):
             before, marker = omitted
             text = _joined(before, caption)
             return {"kind": marker.kind, "media_type": marker.detail, "text": text}
