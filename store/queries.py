@@ -15,7 +15,7 @@ from store.history import tier_changes
 from store.reminders import delivery_rows
 from store.models import Customer, CustomerAlias, EventRow, RawBody
 
-customers, aliases = Customer.__table__, CustomerAlias.__table__
+customers, aliases, raw_bodies = Customer.__table__, CustomerAlias.__table__, RawBody.__table__
 
 
 def customer_view(row, state: CustomerState, base: Base) -> dict:
@@ -134,7 +134,6 @@ def tier_history(connection: Connection, customer_id: int) -> list[dict]:
 
 def dead_letters(engine: Engine) -> list[dict]:
     """Archived bodies that produced no events: not JSON, or failing to process (with the reason)."""
-    raw_bodies = RawBody.__table__
     query = (
         select(raw_bodies.c.id, raw_bodies.c.delivery_id, raw_bodies.c.received_at, raw_bodies.c.sha256,
                raw_bodies.c.valid_json, raw_bodies.c.error)
@@ -168,3 +167,26 @@ def backfills(connection: Connection) -> list[dict]:
                     last_at=max(seen["last_at"], at))
     return [{**seen, "last_at": iso(seen["last_at"]), "last_at_ts": seen["last_at"], "done": seen["progress"] >= 100}
             for _, seen in sorted(found.items())]
+
+
+def archived_bodies(connection: Connection, since_ms: int, until_ms: int | None, only: set[int] | None = None):
+    """The archived bodies that are JSON, received in [since_ms, until_ms) (Unix ms), in the order
+    they arrived, as bytes; only those whose ids are in `only` when given. Read in chunks."""
+    last_id = 0
+    while True:
+        query = (select(raw_bodies.c.id, raw_bodies.c.body)
+                 .where(raw_bodies.c.id > last_id, raw_bodies.c.valid_json.is_(True), raw_bodies.c.received_at >= since_ms,
+                        *([raw_bodies.c.received_at < until_ms] if until_ms is not None else []))
+                 .order_by(raw_bodies.c.id).limit(500))
+        rows = connection.execute(query).all()
+        if not rows:
+            return
+        last_id = rows[-1].id
+        yield from (bytes(row.body) for row in rows if only is None or row.id in only)
+
+
+def bodies_of(connection: Connection, customer_id: int) -> set[int]:
+    """The ids of the archived bodies that hold a customer's events."""
+    events = EventRow.__table__
+    return set(connection.execute(select(events.c.raw_body_id).where(
+        events.c.customer_id == customer_id, events.c.raw_body_id.is_not(None)).distinct()).scalars())

@@ -277,6 +277,41 @@ def demo(customers, seed, port, no_serve):
 # ---- replay -----------------------------------------------------------------------------------
 
 
+@main.command()
+@click.option("--since", required=True, help="Bodies received from this ISO-8601 instant (or UTC date) on.")
+@click.option("--until", help="...and before this one (default: no end).")
+@click.option("--number", help="Only bodies that went through this business phone number id.")
+@click.option("--customer", help="Only bodies that hold this customer's events (key, number, BSUID or username).")
+@click.option("-o", "--output", "folder", required=True, type=click.Path(file_okay=False),
+              help="The folder to write the fixtures into (new, or without .json files).")
+@click.option("--scrub/--no-scrub", default=True, show_default=True,
+              help="Replace personal data by consistent fakes (--no-scrub: the exact bytes received).")
+@click.option("--shift", help="Move every timestamp by this much: 90d, -2h, 3600 (seconds); with --scrub only.")
+@click.option("--seed", default="wapulse", show_default=True, help="Another seed gives other fakes.")
+@_clear_errors
+def record(since, until, number, customer, folder, scrub, shift, seed):
+    """Write received webhook bodies as replayable fixtures, scrubbed of personal data by default."""
+    from workers.record import record as write_recording
+
+    if shift and not scrub:
+        raise ConfigError("--shift needs --scrub: the exact bytes received cannot be shifted")
+    written = write_recording(_context(None), Path(folder), int(parse_instant(since, "--since").timestamp()),
+                              int(parse_instant(until, "--until").timestamp()) if until else None, number, customer,
+                              scrub, _seconds(shift) if shift else 0, seed)
+    click.echo(f"{written} bodies written to {folder}" + (" (scrubbed)" if scrub and written else ""))
+
+
+def _seconds(duration: str) -> int:
+    """"90d", "-2h", "15m", "3600" as seconds."""
+    units = {"d": 86_400, "h": 3600, "m": 60, "s": 1}
+    text = duration.strip()
+    scale = units.get(text[-1:], 1)
+    try:
+        return int(text[:-1] if text[-1:] in units else text) * scale
+    except ValueError:
+        raise ConfigError(f"--shift {duration!r} is not a duration such as 90d, -2h, 15m or 3600") from None
+
+
 @main.command("import-chat")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--number", required=True, help="The business phone number id the chat went through.")
