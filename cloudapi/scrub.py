@@ -42,7 +42,7 @@ KEEP, OWN, PHONE, NAME, TEXT, SCRAMBLE, TIME, PLACE = "keep", "own", "phone", "n
 FIELDS: dict[str, str] = {
     **dict.fromkeys((
         "object", "field", "messaging_product", "type", "status", "event", "category", "mime_type",
-        "currency", "emoji", "biz_opaque_callback_data", "referral", "catalog_id", "product_retailer_id", "payload",
+        "currency", "biz_opaque_callback_data", "referral", "catalog_id", "product_retailer_id", "payload",
         "button_reply/id", "list_reply/id", "nfm_reply/name", "errors", "detail", "pricing", "origin",
         "recipient_type", "user_preferences/value", "country_code", "action", "direction", "sdp_type", "response",
         "response_source", "period", "current_limit", "reason", "message_template_name",
