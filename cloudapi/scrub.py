@@ -37,7 +37,8 @@ import phonenumbers
 from cloudapi.body import decode
 from scoring.signals import SignalMatcher, normalise
 
-KEEP, OWN, PHONE, NAME, TEXT, SCRAMBLE, TIME, PLACE = "keep", "own", "phone", "name", "text", "scramble", "time", "place"
+KEEP, OWN, PHONE, NAME, TEXT = "keep", "own", "phone", "name", "text"
+SCRAMBLE, TIME, PLACE = "scramble", "time", "place"
 
 FIELDS: dict[str, str] = {
     **dict.fromkeys((
