@@ -33,6 +33,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 import phonenumbers
+from phonenumbers import timezone as number_zones
 
 from cloudapi.body import decode
 from scoring.signals import SignalMatcher, normalise
@@ -160,7 +161,7 @@ class Scrubber:
         if not digits.isdigit():
             return self._scrambled(value)  # a group's id
         example = _example(digits)
-        fake = self._fake(PHONE, digits, lambda rng: _number_like(example, rng)) if example else self._scrambled(digits)
+        fake = self._fake(PHONE, digits, lambda rng: _number_like(digits, example, rng)) if example else self._scrambled(digits)
         if value.isdigit():
             return fake
         if value == "+" + digits or example is None:
@@ -237,15 +238,24 @@ def _example(digits: str) -> phonenumbers.PhoneNumber | None:
     return phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
 
 
-def _number_like(example: phonenumbers.PhoneNumber, rng: random.Random) -> str:
-    """Digits (country code first, no `+`) of a valid number of the example's country: its first
-    three national digits kept, the others drawn until the number is valid there."""
-    region, national = phonenumbers.region_code_for_number(example), phonenumbers.national_significant_number(example)
-    while True:
-        digits = f"{example.country_code}{national[:3]}" + "".join(rng.choice("0123456789") for _ in national[3:])
-        number = phonenumbers.parse("+" + digits)
-        if phonenumbers.is_valid_number(number) and phonenumbers.region_code_for_number(number) == region:
-            return digits
+def _number_like(digits: str, example: phonenumbers.PhoneNumber, rng: random.Random) -> str:
+    """Digits (country code first, no `+`) of a valid number of the same country, on the same
+    clocks (wapulse takes a customer's time zone from their number): the original's first three
+    national digits kept (an area code, where the country has them), the others drawn until the
+    number is valid there; for a number that is not valid itself, the country's example's."""
+    original = phonenumbers.parse("+" + digits)
+    region = phonenumbers.region_code_for_number(example)
+    valid = phonenumbers.is_valid_number(original)
+    start = original if valid else example
+    zones = number_zones.time_zones_for_number(original) if valid else None
+    national = phonenumbers.national_significant_number(start)
+    for attempt in range(2000):
+        candidate = f"{start.country_code}{national[:3]}" + "".join(rng.choice("0123456789") for _ in national[3:])
+        number = phonenumbers.parse("+" + candidate)
+        if (phonenumbers.is_valid_number(number) and phonenumbers.region_code_for_number(number) == region
+                and (zones is None or attempt >= 1000 or number_zones.time_zones_for_number(number) == zones)):
+            return candidate
+    return _number_like(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:], example, rng)
 
 
 def _script(char: str) -> str:
