@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -226,11 +227,18 @@ def parse_export(text: str, media_files: frozenset[str] = frozenset()) -> list[C
     return messages
 
 
+MAX_CHAT_BYTES = 256 * 2**20
+"""The largest chat text read: a year of a busy chat is a few megabytes, and a small zip can
+unpack into gigabytes."""
+
+
 def read_export(path: Path) -> Export:
     """An export as WhatsApp shares it: the .txt (UTF-8, with or without BOM), or the .zip holding
     the .txt and the media files. Raises ExportError, line 0 when the file itself is wrong."""
     path = Path(path)
     if path.suffix.casefold() != ".zip":
+        if path.stat().st_size > MAX_CHAT_BYTES:
+            raise ExportError(0, f"{path.name} is larger than {MAX_CHAT_BYTES // 2**20} MiB")
         return Export(parse_export(_decoded(path.read_bytes(), path.name)), frozenset())
     try:
         with zipfile.ZipFile(path) as archive:
@@ -238,6 +246,10 @@ def read_export(path: Path) -> Export:
             chat_name, text = _chat_text(archive, names)
     except zipfile.BadZipFile as error:
         raise ExportError(0, f"{path.name} is not a zip archive") from error
+    except ExportError:
+        raise
+    except (RuntimeError, NotImplementedError, zlib.error, EOFError, ValueError) as error:  # encrypted, damaged
+        raise ExportError(0, f"{path.name} cannot be unpacked ({type(error).__name__})") from error
     media_files = frozenset(names) - {chat_name}
     return Export(parse_export(text, media_files), media_files)
 
@@ -247,11 +259,11 @@ def _chat_text(archive: zipfile.ZipFile, names: list[str]) -> tuple[str, str]:
     when there are several the chat is the one whose first line is a message header."""
     texts = [name for name in names if name.casefold().endswith(".txt")]
     if len(texts) == 1:
-        return texts[0], _decoded(archive.read(texts[0]), texts[0])
+        return texts[0], _decoded(_unpacked(archive, texts[0]), texts[0])
     chats = []
     for name in texts:
         try:
-            text = _decoded(archive.read(name), name)
+            text = _decoded(_unpacked(archive, name), name)
             _header_style(_lines(text))
         except ExportError:
             continue
@@ -260,6 +272,18 @@ def _chat_text(archive: zipfile.ZipFile, names: list[str]) -> tuple[str, str]:
         found = "no chat text" if not chats else f"{len(chats)} chat texts"
         raise ExportError(0, f"the zip holds {found} (.txt starting with a message header)")
     return chats[0]
+
+
+def _unpacked(archive: zipfile.ZipFile, name: str) -> bytes:
+    """One file of the zip, refused when it unpacks to more than MAX_CHAT_BYTES (its stated size
+    is checked first; the reading stops past the limit whatever the header says)."""
+    if archive.getinfo(name).file_size > MAX_CHAT_BYTES:
+        raise ExportError(0, f"{name} is larger than {MAX_CHAT_BYTES // 2**20} MiB")
+    with archive.open(name) as entry:
+        data = entry.read(MAX_CHAT_BYTES + 1)
+    if len(data) > MAX_CHAT_BYTES:
+        raise ExportError(0, f"{name} is larger than {MAX_CHAT_BYTES // 2**20} MiB")
+    return data
 
 
 def _decoded(data: bytes, name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -79,11 +80,11 @@ def parse_body(body: Any, received_at: int) -> ParsedBody:
     if not isinstance(body, dict):
         parsed.problems.append("body is not a JSON object")
         return parsed
-    for entry_index, entry in enumerate(_list(body.get("entry"))):
-        entry = _dict(entry)
-        for change_index, change in enumerate(_list(entry.get("changes"))):
+    for entry_index, entry in enumerate(as_list(body.get("entry"))):
+        entry = as_dict(entry)
+        for change_index, change in enumerate(as_list(entry.get("changes"))):
             where = f"entry[{entry_index}].changes[{change_index}]"
-            change = _dict(change)
+            change = as_dict(change)
             field_name = _str(change.get("field"))
             lists = FIELD_ITEMS.get(field_name) if field_name is not None else None
             if lists is None:
@@ -91,7 +92,7 @@ def parse_body(body: Any, received_at: int) -> ParsedBody:
                 if field_name not in IGNORED_FIELDS:
                     log.info("acknowledged unknown webhook field %r", str(field_name)[:64])
                 continue
-            context = _Context(_dict(change.get("value")), received_at, where, _str(entry.get("id")))
+            context = _Context(as_dict(change.get("value")), received_at, where, _str(entry.get("id")))
             for list_name, parse_one in lists:
                 _parse_items(context, list_name, parse_one, parsed)
     return parsed
@@ -108,11 +109,11 @@ class _Context:
 
     @property
     def phone_number_id(self) -> str | None:
-        return _str(_dict(self.value.get("metadata")).get("phone_number_id"))
+        return _str(as_dict(self.value.get("metadata")).get("phone_number_id"))
 
     @property
     def business_number(self) -> str | None:
-        return _str(_dict(self.value.get("metadata")).get("display_phone_number"))
+        return _str(as_dict(self.value.get("metadata")).get("display_phone_number"))
 
     def timestamp(self, raw: Any) -> int:
         """Meta sends Unix seconds, as strings in messages and integers elsewhere. Anything that is
@@ -142,14 +143,14 @@ class _Context:
         found = (by_wa_id.get(wa_id) if wa_id else None) or (by_user_id.get(user_id) if user_id else None)
         if found is not None:
             return found
-        items = len(_list(self.value.get("messages"))) + len(_list(self.value.get("statuses")))
+        items = len(as_list(self.value.get("messages"))) + len(as_list(self.value.get("statuses")))
         return contacts[0] if len(contacts) == 1 and items == 1 else {}
 
     @cached_property
     def _contacts(self) -> tuple[list[dict], dict[str, dict], dict[str, dict]]:
         """The contacts, and the first of them for each wa_id and BSUID: looked up once per item,
         so a body of many messages and contacts costs their sum, not their product."""
-        contacts = [_dict(contact) for contact in _list(self.value.get("contacts"))]
+        contacts = [as_dict(contact) for contact in as_list(self.value.get("contacts"))]
         by_wa_id: dict[str, dict] = {}
         by_user_id: dict[str, dict] = {}
         for contact in contacts:
@@ -164,10 +165,10 @@ ItemParser = Callable[[_Context, dict], list[Item]]
 
 def _parse_items(context: _Context, list_name: str, parse_one: ItemParser, parsed: ParsedBody) -> None:
     """Parse each item of one list alone: a malformed one is reported and skipped, never fatal."""
-    for index, raw in enumerate(_list(context.value.get(list_name))):
+    for index, raw in enumerate(as_list(context.value.get(list_name))):
         where = f"{context.where}.{list_name}[{index}]"
         try:
-            parsed.items.extend(parse_one(context, _dict(raw)))
+            parsed.items.extend(parse_one(context, as_dict(raw)))
         except Exception as error:  # one bad item must not fail its body
             parsed.problems.append(f"{where}: {type(error).__name__}")
             log.warning("skipped unparseable item at %s (%s)", where, type(error).__name__)
@@ -179,7 +180,7 @@ def _parse_items(context: _Context, list_name: str, parse_one: ItemParser, parse
 def _identity(context: _Context, wa_id: Any, user_id: Any, parent_user_id: Any = None) -> Identity:
     wa_id, user_id = _str(wa_id), _str(user_id)
     contact = context.contact_for(wa_id, user_id)
-    profile = _dict(contact.get("profile"))
+    profile = as_dict(contact.get("profile"))
     return Identity(
         wa_id=wa_id or _str(contact.get("wa_id")),
         user_id=user_id or _str(contact.get("user_id")),
@@ -202,12 +203,12 @@ def _inbound_message(context: _Context, message: dict, key: str | None = None) -
     if message_type == "system":
         return [_system_change(context, message, identity, key, at)]
     content, text, signals, extra = _content(message_type, message)
-    message_context = _dict(message.get("context"))
+    message_context = as_dict(message.get("context"))
     if message_context.get("referred_product"):
         signals.append("product_inquiry")
     if message_context.get("forwarded") or message_context.get("frequently_forwarded"):
         signals.append("forwarded")
-    referral = _dict(message.get("referral"))
+    referral = as_dict(message.get("referral"))
     ad_id = _str(referral.get("source_id")) if referral else None
     if referral:
         signals.append("ad_referral")
@@ -230,7 +231,7 @@ def _inbound_message(context: _Context, message: dict, key: str | None = None) -
 
 def _content(message_type: str, message: dict) -> tuple[dict, str | None, list[str], dict]:
     """The type-specific object, its text (for keyword signals), structural signals, extras."""
-    content = _dict(message.get(message_type))
+    content = as_dict(message.get(message_type))
     signals = list(_MEDIA_SIGNALS.get(message_type, ()))
     extra: dict = {}
     text: str | None = None
@@ -243,7 +244,7 @@ def _content(message_type: str, message: dict) -> tuple[dict, str | None, list[s
     elif message_type == "button":
         text = _str(content.get("text"))
     elif message_type == "interactive":
-        reply = _dict(content.get(_str(content.get("type")) or ""))
+        reply = as_dict(content.get(_str(content.get("type")) or ""))
         text = " ".join(filter(None, (_str(reply.get("title")), _str(reply.get("description"))))) or None
     elif message_type == "reaction":
         emoji = _str(content.get("emoji"))
@@ -253,9 +254,9 @@ def _content(message_type: str, message: dict) -> tuple[dict, str | None, list[s
         signals = ["order"]
         extra["order_value"], extra["order_items"] = _order_totals(content.get("product_items"))
     elif message_type == "edit":
-        edited = _dict(content.get("message"))
+        edited = as_dict(content.get("message"))
         edited_type = _str(edited.get("type")) or ""
-        inner = _dict(edited.get(edited_type))
+        inner = as_dict(edited.get(edited_type))
         text = _str(inner.get("body")) or _str(inner.get("caption"))
     return content, text, signals, extra
 
@@ -270,8 +271,8 @@ def _order_totals(product_items: Any) -> tuple[tuple[tuple[str, Decimal], ...], 
     beyond a billion units or 10¹⁵ a unit) is left out; the order still counts."""
     totals: dict[str, Decimal] = {}
     quantity_total = 0
-    for item in _list(product_items):
-        item = _dict(item)
+    for item in as_list(product_items):
+        item = as_dict(item)
         quantity, price = _amount(item.get("quantity", 0), MAX_QUANTITY), _amount(item.get("item_price", 0), MAX_PRICE)
         if quantity is None or price is None:
             continue
@@ -294,7 +295,7 @@ def _amount(raw: Any, limit: Decimal) -> Decimal | None:
 
 def _system_change(context: _Context, message: dict, identity: Identity, key: str, at: int) -> Item:
     """A number or BSUID change: `from` is the old identity, `system` carries the new one."""
-    system = _dict(message.get("system"))
+    system = as_dict(message.get("system"))
     system_type = _str(system.get("type")) or "system"
     new_identity = Identity(
         wa_id=_str(system.get("wa_id")) or _str(system.get("new_wa_id")),
@@ -391,10 +392,10 @@ def _history_chunk(context: _Context, chunk: dict) -> list[Item]:
     items: list[Item] = []
     business = context.business_number
     repeats: Counter = Counter()
-    for thread in _list(chunk.get("threads")):
-        thread = _dict(thread)
-        for message in _list(thread.get("messages")):
-            message = _dict(message)
+    for thread in as_list(chunk.get("threads")):
+        thread = as_dict(thread)
+        for message in as_list(thread.get("messages")):
+            message = as_dict(message)
             ours = bool(business) and _str(message.get("from")) == business
             key = _history_key(context, _str(thread.get("id")), ours, message, repeats)
             if ours:
@@ -403,10 +404,10 @@ def _history_chunk(context: _Context, chunk: dict) -> list[Item]:
                 items.extend(_inbound_message(context, message, "h:" + key))
     if context.value.get("wapulse_import"):
         items = [Item(item.identity, replace(item.event, imported=True), item.text) for item in items]
-    if progress := _dict(chunk.get("metadata")):
+    if progress := as_dict(chunk.get("metadata")):
         items.append(_backfill(context, progress))
-    for error in _list(chunk.get("errors")):
-        items.extend(_value_error(context, _dict(error)))
+    for error in as_list(chunk.get("errors")):
+        items.extend(_value_error(context, as_dict(error)))
     return items
 
 
@@ -420,12 +421,20 @@ def _history_key(context: _Context, customer: str | None, ours: bool, message: d
     the back-fill sending media apart), and how many such came before it in that minute."""
     message_type = _str(message.get("type")) or "unknown"
     if message_type == "text":
-        content = " ".join((_str(_dict(message.get("text")).get("body")) or "").split())
+        content = " ".join(_visible(_str(as_dict(message.get("text")).get("body")) or "").split())
     else:
         content = "media" if message_type in _HISTORY_MEDIA else _HISTORY_SAME.get(message_type, message_type)
-    base = f"{customer}|{'out' if ours else 'in'}|{context.timestamp(message.get('timestamp')) // 60}|{content}"
+    at, when = context.instant(message.get("timestamp"))
+    minute = at // 60 if when == str(at) else when  # no usable timestamp: what it says, not when it came
+    base = f"{customer}|{'out' if ours else 'in'}|{minute}|{content}"
     repeats[base] += 1
     return _digest(f"{base}|{repeats[base]}")[:32]
+
+
+def _visible(text: str) -> str:
+    """The text as a reader sees it: composed (NFC), without format characters (direction marks,
+    joiners), which an export and the back-fill do not write alike."""
+    return "".join(char for char in unicodedata.normalize("NFC", text) if unicodedata.category(char) != "Cf")
 
 
 def _backfill(context: _Context, progress: dict) -> Item:
@@ -449,7 +458,7 @@ def _history_outbound(context: _Context, thread: dict, message: dict, key: str) 
     from an export has no id of Meta's)."""
     echo = {**message, "to": message.get("to") or thread.get("id"), "id": "h." + key}
     items = _echo(context, echo)
-    status = _HISTORY_STATUS.get(_str(_dict(message.get("history_context")).get("status")) or "")
+    status = _HISTORY_STATUS.get(_str(as_dict(message.get("history_context")).get("status")) or "")
     if status:
         items += _status(context, {"id": echo["id"], "status": status, "timestamp": message.get("timestamp"),
                                    "recipient_id": echo["to"]})
@@ -477,7 +486,7 @@ def _preference(context: _Context, preference: dict) -> list[Item]:
 
 
 def _user_id_update(context: _Context, update: dict) -> list[Item]:
-    user_ids, parent_ids = _dict(update.get("user_id")), _dict(update.get("parent_user_id"))
+    user_ids, parent_ids = as_dict(update.get("user_id")), as_dict(update.get("parent_user_id"))
     identity = _identity(context, update.get("wa_id"), user_ids.get("previous"), parent_ids.get("previous"))
     new_identity = Identity(
         wa_id=identity.wa_id, user_id=_str(user_ids.get("current")), parent_user_id=_str(parent_ids.get("current"))
@@ -508,11 +517,13 @@ FIELD_ITEMS: dict[str, tuple[tuple[str, ItemParser], ...]] = {
 # ---- defensive accessors ----------------------------------------------------------------------
 
 
-def _dict(value: Any) -> dict:
+def as_dict(value: Any) -> dict:
+    """A JSON object, or an empty one in its place (a body may hold anything where one belongs)."""
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list:
+def as_list(value: Any) -> list:
+    """A JSON array, or an empty one in its place."""
     return value if isinstance(value, list) else []
 
 
@@ -542,8 +553,8 @@ MAX_ERROR_CODE = 2**31 - 1  # Meta's codes are small positive integers; anything
 
 def _error_codes(errors: Any) -> tuple[int, ...]:
     codes = []
-    for error in _list(errors):
-        code = _dict(error).get("code")
+    for error in as_list(errors):
+        code = as_dict(error).get("code")
         try:
             code = int(code) if isinstance(code, (int, str)) and not isinstance(code, bool) else None
         except ValueError:

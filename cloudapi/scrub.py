@@ -38,7 +38,7 @@ from phonenumbers import timezone as number_zones
 from cloudapi.body import decode
 from scoring.signals import SignalMatcher, normalise
 
-KEEP, OWN, PHONE, NAME, TEXT = "keep", "own", "phone", "name", "text"
+KEEP, OWN, PHONE, NAME, TEXT, MENTIONS = "keep", "own", "phone", "name", "text", "mentions"
 SCRAMBLE, TIME, PLACE = "scramble", "time", "place"
 
 FIELDS: dict[str, str] = {
@@ -59,6 +59,7 @@ FIELDS: dict[str, str] = {
     **dict.fromkeys((
         "body", "caption", "text", "title", "description", "address", "location/name", "poll/name", "options/name",
     ), TEXT),
+    "error_data/details": MENTIONS,  # Meta's wording, which may quote a number; an error's code, title and message stay
     **dict.fromkeys(("timestamp", "time", "expiration_timestamp", "created_timestamp", "insights/start",
                      "insights/end"), TIME),
     **dict.fromkeys(("latitude", "longitude"), PLACE),
@@ -72,6 +73,8 @@ _KEPT_AFFIXES = re.compile(r"^(?:wa[a-z]id\.|[A-Z]{2}\.(?:ENT\.)?|https?://)|\.[
 """What a scrambled value keeps: a wamid's `wamid.`, a BSUID's country, a URL's scheme, an extension."""
 _BARE_NUMBER = re.compile(r"(?<![\w+.])(?<!\d[\s().-])\d{8,15}(?!\w)")
 """A number written as bare digits, not the last group of a spaced one: `+` makes it one phonenumbers finds."""
+_WRITTEN_NUMBER = re.compile(r"\+?\d[\d\s().-]{6,18}\d")
+"""A phone number as people write one in a sentence: digits, maybe a `+`, spaces, dots, dashes."""
 _BSUID = re.compile(r"\b[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{8,128}\b")
 _TRIES = 64
 
@@ -118,7 +121,8 @@ class Scrubber:
             self._own.add(value.lstrip("+"))
         if kind in (KEEP, OWN) or not isinstance(value, str) or not _says_anything(value):
             return value  # the business's, the protocol's, or nothing that could name anyone
-        fake = {PHONE: self._phone, NAME: self._name, TEXT: self._text}.get(kind, self._scrambled)(value)
+        fake = {PHONE: self._phone, NAME: self._name, TEXT: self._text, MENTIONS: self._mentions}.get(
+            kind, self._scrambled)(value)
         if fake != value:
             self._originals.add(value)
         return fake
@@ -161,12 +165,18 @@ class Scrubber:
         if not digits.isdigit():
             return self._scrambled(value)  # a group's id
         example = _example(digits)
-        fake = self._fake(PHONE, digits, lambda rng: _number_like(digits, example, rng)) if example else self._scrambled(digits)
+        fake = (self._fake(PHONE, digits, lambda rng: _number_like(digits, example, rng)) if example
+                else self._scrambled(digits))
         if value.isdigit():
             return fake
         if value == "+" + digits or example is None:
             return "+" + fake
         return phonenumbers.format_number(phonenumbers.parse("+" + fake), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+    def _mentions(self, text: str) -> str:
+        """The text as written, but for the numbers and BSUIDs it mentions: their fakes."""
+        text = _WRITTEN_NUMBER.sub(lambda number: self._leaf(PHONE, number.group()), text)
+        return _BSUID.sub(lambda bsuid: self._leaf(SCRAMBLE, bsuid.group()), text)
 
     def _text(self, text: str) -> str:
         """Keywords that fired (normalised), the fakes of the numbers and BSUIDs it mentions, and

@@ -11,7 +11,6 @@ from typing import Mapping
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from scoring.events import EventKind
-from scoring.followups import Action
 from scoring.followups import RULE_TITLES, Action
 from scoring.reminders import Rule
 from scoring.signals import normalise

@@ -30,7 +30,9 @@ class EventRow(SQLModel, table=True):
     """One parsed event, stored once under its natural idempotency key, without message text."""
 
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_customer_at", "customer_id", "at"),)
+    __table_args__ = (Index("ix_event_customer_at", "customer_id", "at"),
+                      Index("ix_event_backfill", "phone_number_id", postgresql_where=text("kind = 'backfill'"),
+                            sqlite_where=text("kind = 'backfill'")))
 
     id: Optional[int] = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
     key: str = Field(unique=True, max_length=255)

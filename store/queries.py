@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from scoring import figures
 from scoring.customer import CustomerState
@@ -163,8 +163,8 @@ def backfills(connection: Connection) -> list[dict]:
                                                .where(events.c.kind == EventKind.BACKFILL.value)):
         phase, _, progress = data.get("bf", (0, 0, 0))
         seen = found.setdefault(number or "", {"number": number, "phase": 0, "progress": 0, "chunks": 0, "last_at": at})
-        seen.update(phase=max(seen["phase"], phase), progress=max(seen["progress"], progress), chunks=seen["chunks"] + 1,
-                    last_at=max(seen["last_at"], at))
+        seen.update(phase=max(seen["phase"], phase), progress=max(seen["progress"], progress),
+                    chunks=seen["chunks"] + 1, last_at=max(seen["last_at"], at))
     return [{**seen, "last_at": iso(seen["last_at"]), "last_at_ts": seen["last_at"], "done": seen["progress"] >= 100}
             for _, seen in sorted(found.items())]
 
@@ -175,7 +175,8 @@ def archived_bodies(connection: Connection, since_ms: int, until_ms: int | None,
     last_id = 0
     while True:
         query = (select(raw_bodies.c.id, raw_bodies.c.body)
-                 .where(raw_bodies.c.id > last_id, raw_bodies.c.valid_json.is_(True), raw_bodies.c.received_at >= since_ms,
+                 .where(raw_bodies.c.id > last_id, raw_bodies.c.valid_json.is_(True),
+                        raw_bodies.c.received_at >= since_ms,
                         *([raw_bodies.c.received_at < until_ms] if until_ms is not None else []))
                  .order_by(raw_bodies.c.id).limit(500))
         rows = connection.execute(query).all()
@@ -190,3 +191,15 @@ def bodies_of(connection: Connection, customer_id: int) -> set[int]:
     events = EventRow.__table__
     return set(connection.execute(select(events.c.raw_body_id).where(
         events.c.customer_id == customer_id, events.c.raw_body_id.is_not(None)).distinct()).scalars())
+
+
+def first_live_at(connection: Connection, wa_id: str, phone_number_id: str) -> int | None:
+    """When the customer known by `wa_id` first had a message (theirs or ours) come live through
+    this business number, rather than from a chat export or Meta's history back-fill (whose keys
+    start `h:` and `o:h.`); None if never."""
+    events = EventRow.__table__
+    customer = select(aliases.c.customer_id).where(aliases.c.kind == "wa_id", aliases.c.value == wa_id)
+    return connection.execute(select(func.min(events.c.at)).where(
+        events.c.customer_id.in_(customer), events.c.phone_number_id == phone_number_id,
+        events.c.kind.in_([EventKind.MESSAGE.value, EventKind.ECHO.value]),
+        events.c.key.not_like("h:%"), events.c.key.not_like("o:h.%"))).scalar()

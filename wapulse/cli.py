@@ -329,7 +329,8 @@ def import_chat(path, number, customer, me, timezone, now):
     done = take_in(context, Path(path), number, customer, me, timezone)
     span = f", {iso(done.first_at)} to {iso(done.last_at)}" if done.first_at is not None else ""
     click.echo(f"customer +{done.customer}: {done.theirs} messages of theirs, {done.ours} of ours{span}; "
-               + (f"{done.new_events} new events" if done.new_events else "nothing new (imported before)"))
+               + (f"{done.new_events} new events" if done.new_events else "nothing new (imported before)")
+               + (f"; {done.live} left out, from when their messages came live" if done.live else ""))
 
 
 @main.command()

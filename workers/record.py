@@ -11,10 +11,11 @@ report figures. Chats imported from exports are not traffic and are left out.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from cloudapi.body import decode
-from cloudapi.parse import parse_body
+from cloudapi.parse import as_dict, as_list, parse_body
 from cloudapi.scrub import Scrubber
 from store import queries
 from workers.context import Context
@@ -25,10 +26,13 @@ def record(context: Context, folder: Path, since: int, until: int | None = None,
            customer: str | None = None, scrub: bool = True, shift_s: int = 0, seed: str = "wapulse") -> int:
     """Write the bodies received in [since, until) (Unix seconds) that went through `number` or
     hold `customer`'s events into `folder`; returns how many. Raises ConfigError saying why not."""
-    if folder.exists() and any(folder.glob("*.json")):
-        raise ConfigError(f"{folder} already holds .json files: record into an empty or new folder")
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"{folder} is not empty: record into an empty or new folder")
     scrubber = Scrubber(context.settings.signal_matcher, seed, shift_s) if scrub else None
     written = 0
+    partial = folder.with_name(f".{folder.name}.partial")  # renamed once complete: no half recording is left
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
     with context.engine.connect() as connection:
         holding = None
         if customer is not None:
@@ -41,24 +45,29 @@ def record(context: Context, folder: Path, since: int, until: int | None = None,
             if not _kept(document, number):
                 continue
             written += 1
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{_name(document)}__{written:06d}.json").write_bytes(
+            (partial / f"{_name(document)}__{written:06d}.json").write_bytes(
                 scrubber.scrub(body) if scrubber is not None else body)
+    partial.replace(folder)
     return written
 
 
-def _kept(document: dict, number: str | None) -> bool:
+def _changes(document) -> list[dict]:
+    """The body's `entry[].changes[]`, whatever shape a body that is JSON has."""
+    return [change for entry in as_list(as_dict(document).get("entry")) for change in as_list(as_dict(entry).get("changes"))
+            if isinstance(change, dict)]
+
+
+def _kept(document, number: str | None) -> bool:
     """Traffic (not an imported chat) that went through the number asked for, if any."""
-    values = [change.get("value") or {} for entry in document.get("entry") or [] for change in entry.get("changes") or []]
+    values = [as_dict(change.get("value")) for change in _changes(document)]
     if any(value.get("wapulse_import") for value in values):
         return False
-    return number is None or any((value.get("metadata") or {}).get("phone_number_id") == number for value in values)
+    return number is None or any(as_dict(value.get("metadata")).get("phone_number_id") == number for value in values)
 
 
-def _name(document: dict) -> str:
+def _name(document) -> str:
     """`<field>__<type>`: the body's first change's field and first item's type."""
-    field = next((change.get("field") for entry in document.get("entry") or [] for change in entry.get("changes") or []),
-                 None) or "unknown"
+    field = next((change.get("field") for change in _changes(document)), None) or "unknown"
     items = parse_body(document, 0).items
     kind = items[0].event.type if items else "none"
     return f"{_safe(field)}__{_safe(kind)}"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from datetime import datetime
 
 import pytest
 
+from chatexport import parse as module
 from chatexport.parse import ChatMessage, Export, ExportError, parse_export, read_export
 
 LRM, RLM, NNBSP = "\u200e", "\u200f", "\u202f"
@@ -321,3 +323,20 @@ def test_a_zip_without_a_chat_not_a_zip_or_not_utf8_is_refused(tmp_path):
         with pytest.raises(ExportError) as refused:
             read_export(path)
         assert refused.value.line == 0 and str(refused.value).startswith("line 0: ")
+
+
+def test_an_encrypted_or_oversized_zip_is_refused(tmp_path, monkeypatch):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("_chat.txt", "[12/03/2026, 10:01:00] Marta: hola\n")
+    data = bytearray(buffer.getvalue())
+    data[6] |= 1  # the local header and the central directory both say: encrypted
+    data[data.find(b"PK\x01\x02") + 8] |= 1
+    (tmp_path / "locked.zip").write_bytes(bytes(data))
+    with pytest.raises(ExportError, match="line 0"):
+        read_export(tmp_path / "locked.zip")
+    with zipfile.ZipFile(tmp_path / "big.zip", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("_chat.txt", "[12/03/2026, 10:01:00] Marta: " + " " * 5000 + "\n")
+    monkeypatch.setattr(module, "MAX_CHAT_BYTES", 4096)
+    with pytest.raises(ExportError, match="larger than"):
+        read_export(tmp_path / "big.zip")

@@ -265,3 +265,13 @@ def test_repeated_preferences_whose_instants_fell_back_stay_apart_when_their_tim
     value = {"metadata": {"phone_number_id": "1"}, "user_preferences": preferences}
     parsed = parse_body({"entry": [{"changes": [{"field": "user_preferences", "value": value}]}]}, RECEIVED_AT)
     assert len({item.event.key for item in parsed.items}) == 3
+
+
+def test_a_back_fill_message_without_a_timestamp_keeps_its_key_when_delivered_again():
+    body = json.loads((FIXTURES / "cloudapi" / "history__messages.json").read_bytes())
+    for thread in body["entry"][0]["changes"][0]["value"]["history"][0]["threads"]:
+        for message in thread["messages"]:
+            del message["timestamp"]
+    keys = [[item.event.key for item in parse_body(body, at).items if item.event.kind.value != "backfill"]
+            for at in (RECEIVED_AT, RECEIVED_AT + 3600)]
+    assert keys[0] == keys[1] and len(set(keys[0])) == len(keys[0])

@@ -225,3 +225,15 @@ def test_scrubbing_is_deterministic_and_the_seed_changes_every_fake(scrubbed):
 def test_a_body_that_is_not_a_json_object_is_a_value_error(body):
     with pytest.raises(ValueError):
         Scrubber(MATCHER).scrub(body)
+
+
+def test_the_details_of_an_error_are_scrubbed_as_text_and_its_code_title_and_message_kept():
+    failed = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": "1"},
+        "statuses": [{"id": "wamid.x", "status": "failed", "timestamp": "1796000000", "recipient_id": "16505551234",
+                      "errors": [{"code": 131026, "title": "Message undeliverable", "message": "Message undeliverable",
+                                  "error_data": {"details": "Number +16505551234 is not on WhatsApp"}}]}]}}]}]}
+    scrubbed = json.loads(Scrubber(MATCHER).scrub(json.dumps(failed).encode()))
+    error = scrubbed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0]
+    assert "16505551234" not in json.dumps(scrubbed)
+    assert (error["code"], error["title"], error["message"]) == (131026, "Message undeliverable", "Message undeliverable")

@@ -144,3 +144,67 @@ def test_the_back_fills_progress_shows_in_wapulse_customers_until_it_is_done(env
     assert f"history back-fill of {NUMBER}: under way, 80% (phase 1 of 0 to 2, 2 chunks" in listed
     process(redis, drain, [CHUNKS[2]])
     assert f"history back-fill of {NUMBER}: done, 100%" in CliRunner().invoke(main, ["customers"]).output
+
+
+def live_message(wamid: str, at: int, body: str) -> bytes:
+    """A message from Marta as the `messages` field brings it, live."""
+    value = {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": NUMBER},
+             "contacts": [{"profile": {"name": "Marta"}, "wa_id": MARTA}],
+             "messages": [{"from": MARTA, "id": wamid, "timestamp": str(at), "type": "text", "text": {"body": body}}]}
+    return json.dumps({"object": "whatsapp_business_account",
+                       "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}]}).encode()
+
+
+def chat(tmp_path, text: str, name: str = "WhatsApp Chat with Marta.txt"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def inbound(engine) -> int:
+    [card] = snapshot(engine)
+    return card["counters"]["inbound"]
+
+
+def test_an_export_made_after_wapulse_was_connected_skips_what_came_live(env, engine, redis, drain, tmp_path,
+                                                                        monkeypatch):
+    set_now(monkeypatch, NOW)
+    process(redis, drain, [live_message("wamid.live1", utc(14, 18, 40, 5), "Perfecto, lo pido")])
+    done = import_chat(installed(), chat(tmp_path, "12/03/2026, 10:01 - Marta: Hola\n12/03/2026, 10:05 - Ana Ruiz: Hola "
+                                         "Marta\n14/03/2026, 18:40 - Marta: Perfecto, lo pido\n"), NUMBER, customer=MARTA)
+    assert inbound(engine) == 2 and (done.theirs, done.ours, done.live) == (1, 1, 1)
+
+
+def test_direction_marks_and_the_repeated_hour_of_a_clock_change_still_match_the_back_fill(env, engine, redis, drain,
+                                                                                         tmp_path, monkeypatch):
+    set_now(monkeypatch, int(datetime(2026, 11, 1, tzinfo=MADRID).timestamp()))
+    text = "\u200fمرحبا، كم السعر؟"
+    second = int(datetime(2026, 10, 25, 2, 10, 20, tzinfo=MADRID, fold=1).timestamp())  # the second 02:10 (CET)
+    process(redis, drain, [backfill(1, 100, [
+        {**THEIRS, "id": "wamid.rtl", "timestamp": str(utc(12, 10, 1, 37)), "type": "text", "text": {"body": text}},
+        {**THEIRS, "id": "wamid.dst", "timestamp": str(second), "type": "text", "text": {"body": "dos"}}])])
+    import_chat(installed(), chat(tmp_path, f"12/03/2026, 10:01 - Marta: {text}\n25/10/2026, 02:50 - Marta: uno\n"
+                                  "25/10/2026, 02:10 - Marta: dos\n25/10/2026, 02:20 - Ana Ruiz: vale\n"), NUMBER,
+                customer=MARTA)
+    assert inbound(engine) == 3  # the Arabic text and "dos" once each, "uno" from the export only
+
+
+@pytest.mark.parametrize("lines, name, options, expected", [
+    ("12/03/2026, 10:01 - Marta: Hola\n13/03/2026, 09:15 - Marta: ¿Hola?\n", "WhatsApp Chat with Marta.txt",
+     {"customer": MARTA}, (2, 0)),  # only the customer wrote: an unanswered lead
+    ("12/03/2026, 10:01 - +34 612 34 56 78: Hola\n12/03/2026, 10:05 - Ana Ruiz: Hola\n",
+     "WhatsApp Chat with +34 612 34 56 78 (1).txt", {"me": "Ana Ruiz"}, (1, 1)),  # a second download of the file
+])
+def test_who_is_who_in_an_export(lines, name, options, expected, env, engine, tmp_path, monkeypatch):
+    set_now(monkeypatch, NOW)
+    done = import_chat(installed(), chat(tmp_path, lines, name), NUMBER, **options)
+    assert (done.customer, done.theirs, done.ours) == (MARTA, *expected)
+
+
+def test_a_third_author_is_refused_rather_than_taken_for_either_side(env, engine, tmp_path, monkeypatch):
+    set_now(monkeypatch, NOW)
+    path = chat(tmp_path, "12/03/2026, 10:01 - Marta: Hola\n12/03/2026, 10:02 - Luis: ¿cuánto cuesta?\n"
+                          "12/03/2026, 10:05 - Ana Ruiz: 120\n", "chat.txt")
+    with pytest.raises(ConfigError, match="Luis"):
+        import_chat(installed(), path, NUMBER, customer=MARTA, me="Ana Ruiz")
+    assert events(engine) == 0

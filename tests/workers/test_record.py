@@ -98,7 +98,7 @@ def test_without_scrubbing_the_bytes_are_those_received_and_a_filter_narrows_the
     assert mine and all(b"5511987654321" in body for body in mine)
     assert len(mine) == sum(b"5511987654321" in body for body in bodies)
     again = CliRunner().invoke(main, ["record", "--since", "2020-01-01", "-o", str(brazil)])
-    assert again.exit_code != 0 and "already holds .json files" in again.output
+    assert again.exit_code != 0 and "is not empty" in again.output
 
 
 @pytest.mark.parametrize("shift", ["-30d", "3600"])
@@ -116,3 +116,16 @@ def test_a_shift_moves_every_instant_alike(shift, env, redis, drain, engine, mon
                 for field in ("messages", "statuses") for item in change["value"].get(field, [])]
 
     assert [at + seconds for at in instants(plain)] == instants(shifted)
+
+
+def test_a_body_of_an_odd_shape_is_recorded_and_a_folder_in_use_refused(env, redis, drain, engine, monkeypatch,
+                                                                        tmp_path):
+    """A signed body that is JSON but not Meta's shape is archived (a dead letter or no events):
+    it is recorded like any other, named `unknown__none`, and nothing is left half written."""
+    set_now(monkeypatch, NOW)
+    process(redis, drain, [b'{"entry":["x"]}', SCENARIO.read_bytes().splitlines()[0]])
+    folder = tmp_path / "odd"
+    made = CliRunner().invoke(main, ["record", "--since", "2020-01-01", "-o", str(folder)], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    assert sorted(path.name.rsplit("__", 1)[0] for path in folder.glob("*.json")) == ["messages__text", "unknown__none"]
+    assert not list(tmp_path.glob(".*partial*"))
