@@ -105,5 +105,19 @@ def remove(connection: Connection, who: Person, bodies: dict[int, bytes | None])
     return Removed(removed_events, len(gone), len(bodies) - len(gone), changes, len(pairs))
 
 
+def any_erased(connection: Connection) -> bool:
+    return connection.execute(select(erasures.c.id).limit(1)).first() is not None
+
+
+def erased_at(connection: Connection, hashes: Iterable[str]) -> dict[str, int]:
+    """When each of these identifier hashes was last erased, for those in the log."""
+    found: dict[str, int] = {}
+    for chunk in in_chunks(sorted(set(hashes))):
+        for value, at in connection.execute(select(erasures.c.identifier_hash, erasures.c.erased_at)
+                                            .where(erasures.c.identifier_hash.in_(chunk))):
+            found[value] = max(at, found.get(value, at))
+    return found
+
+
 def log(connection: Connection, hashes: Iterable[str], now: int) -> None:
     connection.execute(erasures.insert(), [{"identifier_hash": value, "erased_at": now} for value in sorted(hashes)])

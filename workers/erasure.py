@@ -8,8 +8,9 @@ rebuild brings nothing of them back; the report's day counts keep their messages
 no one behind them (`RetiredActivity`); and the erasure log keeps salted hashes of their
 identifiers with the instant. Other customers' rows are not touched.
 
-Bodies still waiting in the inbox are not searched: one that names them after the erasure makes
-a new customer, as any later webhook from the same number does.
+Bodies still waiting in the inbox, or delivered again later, are not searched now: as they are
+processed, what they hold of them from before the erasure is left out (`without_the_erased`);
+what they send after it makes a new customer.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import hmac
 import json
 import re
 from collections import Counter
+from dataclasses import replace
 
 from cloudapi.body import decode
 from cloudapi.parse import parse_body
 from cloudapi.redact import MIN_IDENTIFIER_LENGTH, naming, redact
 from store import erasure as store
+from store.batch import Delivery
 from store.db import retry_on_conflict, write_transaction
 from store.retention import keep_day_counts
 from workers.context import Context
@@ -73,6 +76,46 @@ def _day_counts(connection, who: store.Person) -> Counter:
     for at, number in store.sent_to(connection, who.id):
         counts[(at - at % DAY_S, number or "", owner, "out", "sent")] += 1
     return counts
+
+
+def without_the_erased(connection, deliveries: list[Delivery], secret: str | None) -> list[Delivery]:
+    """The deliveries without the items of anyone erased after the item's instant: a body Meta
+    delivers again (it retries for up to 7 days), or an old recording replayed, must not make
+    them a customer again, nor be archived with them in it; what they send after the erasure
+    starts a new customer. Items are matched by the erasure log's hashes."""
+    if not secret or not store.any_erased(connection):
+        return deliveries
+    hashes = {delivery.delivery_id: [[identifier_hash(secret, value) for value in _identifiers(item)]
+                                     for item in delivery.items] for delivery in deliveries}
+    erased = store.erased_at(connection, {h for per_item in hashes.values() for item in per_item for h in item})
+    if not erased:
+        return deliveries
+    kept = []
+    for delivery in deliveries:
+        theirs, items = set(), []
+        for item, item_hashes in zip(delivery.items, hashes[delivery.delivery_id]):
+            if any(erased.get(h, -1) >= item.event.at for h in item_hashes):
+                theirs.update(_identifiers(item))
+            else:
+                items.append(item)
+        if not theirs:
+            kept.append(delivery)
+            continue
+        theirs |= {f"+{value}" for value in theirs if value.isdigit()}
+        body = _without(delivery.body, delivery.valid_json, frozenset(theirs))
+        if body is None:
+            continue  # nothing in it but them: acknowledged, and not archived again
+        if body is UNCHANGED:
+            body = delivery.body
+        kept.append(replace(delivery, body=body, sha256=hashlib.sha256(body).hexdigest(), items=tuple(items)))
+    return kept
+
+
+def _identifiers(item) -> list[str]:
+    identity = item.identity
+    if identity is None:
+        return []
+    return [value for value in (identity.wa_id, identity.user_id, identity.parent_user_id, identity.username) if value]
 
 
 UNCHANGED = object()  # a body found by the archive's byte search that does not name them after all

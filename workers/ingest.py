@@ -29,6 +29,7 @@ from store.batch import BatchResult, Delivery, commit, prepare
 from store.db import read_snapshot, retry_on_conflict, write_transaction
 from workers import inbox, metrics
 from workers.context import Context
+from workers.erasure import without_the_erased
 from workers.reminders import plan_settled_reminders, plan_within, request_delivery
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,8 @@ def commit_deliveries(context: Context, deliveries: list[Delivery], position: in
 
     def attempt() -> tuple[BatchResult, bool]:
         with read_snapshot(engine) as connection:
-            prepared = prepare(connection, deliveries, rules, now)
+            prepared = prepare(connection, without_the_erased(connection, deliveries, context.settings.secret_key),
+                               rules, now)
         if turn is not None:
             turn()
         started = time.perf_counter()

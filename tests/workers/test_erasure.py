@@ -136,11 +136,26 @@ def test_a_rebuild_after_an_erasure_brings_nothing_back(erasing, engine):
 def test_a_later_message_from_the_same_number_starts_a_new_customer(erasing, engine, redis, drain):
     erase_customer(installed(), "US.13491208655302741918")  # by BSUID
     later = (CLOUDAPI / "messages__text.json").read_bytes().replace(b"wamid.HBgL", b"wamid.LATER").replace(
-        b"1794328383", b"1796000000")
+        b"1794328383", b"1796100000")  # sent after the erasure (2026-11-30T12:00Z)
     hand_off_all(redis, [later])
     drain()
     card = queries.find_customer(engine, SHEENA, VIEW_NOW, installed().settings.figure_rules)
     assert card["counters"]["inbound"] == 1 and card["counters"]["outbound"] == 0
+
+
+def test_what_she_sent_before_the_erasure_delivered_again_brings_nothing_back(erasing, engine, redis, drain):
+    """Meta retries a webhook for up to 7 days, and an old recording may be replayed: her messages
+    from before the erasure must not make her a customer again, nor count in the report."""
+    report = past_report(engine)
+    erase_customer(installed(), SHEENA)
+    before = snapshot(engine)
+    hand_off_all(redis, bodies())  # every body again, as Meta would retry them
+    drain()
+    assert snapshot(engine) == before
+    assert queries.find_customer(engine, SHEENA, VIEW_NOW, installed().settings.figure_rules) is None
+    assert kept_counts(past_report(engine)) == kept_counts(report)
+    trace = everything(engine)  # nor are the bodies Meta sent again archived with her in them
+    assert not [value for value in (SHEENA, "US.13491208655302741918", "Sheena Nelson") if named(value, trace)]
 
 
 def test_erasure_without_a_secret_key_is_refused_and_changes_nothing(env, engine, monkeypatch):
