@@ -52,10 +52,12 @@ def person(connection: Connection, key_or_alias: str) -> Person | None:
     customer_id = customer_id_for(connection, key_or_alias)
     if customer_id is None:
         return None
-    row = connection.execute(select(customers.c.key, customers.c.owner).where(customers.c.id == customer_id)
-                             .with_for_update()).one()
+    row = connection.execute(select(customers.c.key, customers.c.owner, customers.c.username)
+                             .where(customers.c.id == customer_id).with_for_update()).one()
     values = set(connection.execute(select(aliases.c.value).where(aliases.c.customer_id == customer_id)).scalars())
     values |= {f"+{value}" for value in values if value.isdigit()} | {row.key}
+    if row.username:  # an alias only when nothing stronger came with it, but theirs all the same
+        values.add(row.username)
     return Person(customer_id, row.owner, frozenset(values))
 
 

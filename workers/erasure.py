@@ -38,15 +38,16 @@ def erase_customer(context: Context, key_or_alias: str) -> store.Removed | None:
     """Erase the customer known by `key_or_alias`; None when no one is known by it."""
     secret, now = erasure_key(context.settings), context.now_ts()
 
-    def run() -> store.Removed | None:
+    def run() -> store.Removed | None:  # identifiers are searched as written too: Meta escapes non-ASCII (\u00e9)
         with write_transaction(context.engine) as connection:
             who = store.person(connection, key_or_alias)
             if who is None:
                 return None
             keep_day_counts(connection, _day_counts(connection, who))
-            searched = [value for value in who.identifiers if len(value) >= MIN_IDENTIFIER_LENGTH]  # short: by events
+            written = who.identifiers | {json.dumps(value)[1:-1] for value in who.identifiers if not value.isascii()}
+            searched = [value for value in written if len(value) >= MIN_IDENTIFIER_LENGTH]  # short: by events
             bodies = {row.id: kept for row in store.bodies_naming(connection, who, searched)
-                      if (kept := _without(row.body, row.valid_json, who.identifiers)) is not UNCHANGED}
+                      if (kept := _without(row.body, row.valid_json, written)) is not UNCHANGED}
             removed = store.remove(connection, who, bodies)
             store.log(connection, {identifier_hash(secret, value) for value in who.identifiers}, now)
             return removed

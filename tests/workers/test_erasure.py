@@ -163,3 +163,23 @@ def test_erasure_without_a_secret_key_is_refused_and_changes_nothing(env, engine
     reread_environment()
     with pytest.raises(ConfigError, match="WAPULSE_SECRET_KEY"):
         erase_customer(installed(), SHEENA)
+
+
+def test_a_username_meta_wrote_escaped_is_found_in_a_dead_letter_too(env, engine, redis, drain, monkeypatch):
+    """Meta escapes non-ASCII (`\\u00e9`): a dead letter that names her so is found and deleted."""
+    monkeypatch.setenv("WAPULSE_SECRET_KEY", SECRET)
+    reread_environment()
+    body = json.loads((CLOUDAPI / "messages__text.json").read_bytes())
+    body["entry"][0]["changes"][0]["value"]["contacts"][0]["profile"]["username"] = "@josé.fina"
+    written = json.dumps(body).encode()  # ensure_ascii: "@jos\\u00e9.fina", as Meta writes it
+    assert b"@jos\\u00e9.fina" in written
+    hand_off_all(redis, [written])
+    redis.xadd("wapulse:inbox", {"b": b'{"cut short, from @jos\\u00e9.fina', "v": b"0"})
+    drain()
+    assert erase_customer(installed(), SHEENA) is not None
+    assert not [body for (body,) in _bodies(engine) if b"jos\\u00e9" in body or "josé".encode() in body]
+
+
+def _bodies(engine) -> list:
+    with engine.connect() as connection:
+        return connection.execute(select(RawBody.body)).all()
