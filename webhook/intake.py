@@ -109,6 +109,8 @@ class Intake:
             return
         if scope["type"] != "http":
             return
+        if scope["path"] == WEBHOOK_PATH and scope["method"] == "POST":
+            send = _counting_answers(send)  # every answer to Meta's POST, the 503 of an unexpected error too
         try:
             await self._serve(scope, receive, send)
         except BodyNotReceived:
@@ -120,8 +122,6 @@ class Intake:
     async def _serve(self, scope: dict, receive, send) -> None:
         headers = dict(scope["headers"])
         acknowledging = scope["path"] == WEBHOOK_PATH and scope["method"] == "POST"
-        if acknowledging:
-            send = _counting_answers(send)
         limit = MAX_BODY_BYTES if acknowledging else MAX_OTHER_BODY_BYTES
         refusal = _refusal_before_reading(headers, acknowledging, limit)
         if refusal:

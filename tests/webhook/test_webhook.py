@@ -15,6 +15,7 @@ from redis import Redis
 
 from cloudapi.signature import sign
 from tests.conftest import APP_SECRET, REDIS_URL, ROOT, VERIFY_TOKEN, post_signed
+from webhook import intake as intake_module
 from webhook.intake import BufferBudget, create_intake
 from workers import inbox
 from workers.settings import Settings
@@ -328,3 +329,16 @@ def test_a_body_counts_against_the_budget_until_its_request_is_answered(redis):
         return (await first)[0], second[0], intake.budget.held
 
     assert asyncio.run(run()) == (200, 503, 0)
+
+
+def test_an_unexpected_error_answers_503_and_is_counted_with_the_other_answers(redis, monkeypatch):
+    from workers import metrics
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(intake_module, "_refusal_before_reading", broken)
+    intake = create_intake(Settings(app_secret=APP_SECRET, redis_url=REDIS_URL))
+    before = metrics.ACKNOWLEDGED.labels(code="503")._value.get()
+    assert call(intake, "POST", "/webhook", SIGNED, [BODY])[0] == 503
+    assert metrics.ACKNOWLEDGED.labels(code="503")._value.get() == before + 1
