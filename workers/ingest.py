@@ -64,12 +64,17 @@ class DrainTotals:
             setattr(self, name, getattr(self, name) + value)
 
 
+_PROCESS_TOKEN = secrets.token_hex(4)
+"""In the consumer's name beside host and pid: two containers may share both (a fixed hostname,
+pid 1), and two consumers of one name would take each other's unacknowledged entries."""
+
+
 def drain_inbox(context: Context) -> dict:
     """Process handed-off bodies until the inbox is empty or the time budget is spent."""
     redis = context.redis
     redis.delete(inbox.DRAIN_REQUESTED)  # bodies arriving from now on request a new drain
     inbox.ensure_group(redis)
-    consumer = f"{socket.gethostname()}:{os.getpid()}"
+    consumer = f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
     deadline = time.monotonic() + DRAIN_BUDGET_S
     totals = DrainTotals()
     own = True  # first what this process read before and left unacknowledged, until none is left
