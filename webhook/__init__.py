@@ -63,10 +63,15 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
 
     @app.get("/metrics")
     def scrape():
-        """Prometheus's scrape, behind the API's bearer token (`wapulse metrics` serves the same
-        without one, on an address of its own)."""
-        if refusal := api.refusal(settings):
-            return refusal
+        """Prometheus's scrape, behind a bearer token: WAPULSE_METRICS_TOKEN when set (a scraper
+        then holds no token that could erase customers), else the API's. `wapulse metrics` serves
+        the same without one, on an address of its own."""
+        if settings.metrics_token:
+            refused = api.refusal(settings.metrics_token, "WAPULSE_METRICS_TOKEN")
+        else:
+            refused = api.refusal(settings.api_token)
+        if refused:
+            return refused
         from workers import metrics
 
         return Response(metrics.exposition(redis), 200, content_type=metrics.CONTENT_TYPE)

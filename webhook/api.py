@@ -27,7 +27,7 @@ def register(app: Flask, settings: Settings) -> None:
 
     @api.before_request
     def authenticate():
-        if refused := refusal(settings):
+        if refused := refusal(settings.api_token):
             return refused
         from store.db import engine_for  # imported here: a webhook-only process never loads the store
 
@@ -118,12 +118,13 @@ def register(app: Flask, settings: Settings) -> None:
 BAD_NAME = "customers and reps are named by 1 to 255 printable characters"
 
 
-def refusal(settings: Settings) -> Response | None:
-    """The answer to a request without the bearer token (None: it has it)."""
-    if not settings.api_token:
-        return _answer({"error": "the API is off: set WAPULSE_API_TOKEN"}, 403)
+def refusal(expected: str | None, variable: str = "WAPULSE_API_TOKEN") -> Response | None:
+    """The answer to a request without the bearer token `expected` (None: it has it); `variable`
+    names where the token is set."""
+    if not expected:
+        return _answer({"error": f"the {'API' if variable == 'WAPULSE_API_TOKEN' else 'scrape'} is off: set {variable}"}, 403)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.api_token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
         response = _answer({"error": "a valid Authorization: Bearer token is required"}, 401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="wapulse"'
         return response

@@ -47,6 +47,7 @@ class Settings:
     app_secret: str | None = None
     verify_token: str | None = None
     api_token: str | None = None
+    metrics_token: str | None = None  # WAPULSE_METRICS_TOKEN: /metrics only (else the API token opens it)
     secret_key: str | None = None  # WAPULSE_SECRET_KEY: signs the desk's session cookies and sign-in links
     public_url: str | None = None  # WAPULSE_PUBLIC_URL: where people reach the desk (for sign-in links)
     smtp_url: str | None = None  # SMTP_URL: smtp://user:password@host:587?starttls=1, or smtps://... for e-mail reminders
@@ -74,6 +75,7 @@ class Settings:
             app_secret=env.get("WHATSAPP_APP_SECRET") or None,
             verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
             api_token=env.get("WAPULSE_API_TOKEN") or None,
+            metrics_token=env.get("WAPULSE_METRICS_TOKEN") or None,
             secret_key=_secret(env, "WAPULSE_SECRET_KEY"),
             public_url=_url(env, "WAPULSE_PUBLIC_URL"),
             smtp_url=env.get("SMTP_URL") or None,

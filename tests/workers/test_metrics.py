@@ -93,3 +93,12 @@ def test_health_says_which_store_does_not_answer(env, monkeypatch, redis):
     assert answer.status_code == 200  # POSTs are still acknowledged: a load balancer must keep sending them
     assert (answer.json["status"], answer.json["redis"], answer.json["database"]) == ("degraded", "ok", "unavailable")
     assert answer.json["inbox"] == 1 and answer.json["oldest_waiting_s"] >= 0
+
+
+def test_a_metrics_token_of_its_own_opens_the_scrape_and_nothing_else(env, monkeypatch, redis):
+    monkeypatch.setenv("WAPULSE_API_TOKEN", "api-token-with-power-to-erase")
+    monkeypatch.setenv("WAPULSE_METRICS_TOKEN", "scrape-only")
+    client = create_app(Settings.from_env()).test_client()
+    assert client.get("/metrics", headers={"Authorization": "Bearer scrape-only"}).status_code == 200
+    assert client.get("/metrics", headers={"Authorization": "Bearer api-token-with-power-to-erase"}).status_code == 401
+    assert client.delete("/api/customers/16505551234", headers={"Authorization": "Bearer scrape-only"}).status_code == 401
