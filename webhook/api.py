@@ -122,7 +122,8 @@ def refusal(expected: str | None, variable: str = "WAPULSE_API_TOKEN") -> Respon
     """The answer to a request without the bearer token `expected` (None: it has it); `variable`
     names where the token is set."""
     if not expected:
-        return _answer({"error": f"the {'API' if variable == 'WAPULSE_API_TOKEN' else 'scrape'} is off: set {variable}"}, 403)
+        what = "API" if variable == "WAPULSE_API_TOKEN" else "scrape"
+        return _answer({"error": f"the {what} is off: set {variable}"}, 403)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
         response = _answer({"error": "a valid Authorization: Bearer token is required"}, 401)

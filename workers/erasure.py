@@ -73,7 +73,8 @@ def _day_counts(connection, who: store.Person) -> Counter:
     """Their messages and ours to them, per UTC day, business number and content kind: what the
     report's day counts keep of them."""
     owner = who.owner or ""
-    counts = message_counts((owner, at, signals, number) for at, signals, number in store.messages_of(connection, who.id))
+    counts = message_counts((owner, at, signals, number)
+                            for at, signals, number in store.messages_of(connection, who.id))
     for at, number in store.sent_to(connection, who.id):
         counts[(at - at % DAY_S, number or "", owner, "out", "sent")] += 1
     return counts
