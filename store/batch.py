@@ -347,13 +347,13 @@ def _snapshots(connection: Connection, planned: set[int], rows: dict, new_events
             floor = joined or floor
             start = floor.start()
         after = [events.c.at > start.through] if start else []
-        stored = stored_events(connection, events.c.customer_id.in_(owners), *after) if owners else []
+        stored = _stored_events(connection, events.c.customer_id.in_(owners), *after) if owners else []
         at_start = {}
         if start is not None and (touched := sorted(outbound_ids([*stored, *fresh]))):
             earlier = [] if start.through == (floor.through if floor else None) else [
                 event
                 for chunk in in_chunks(touched)
-                for event in stored_events(connection, events.c.message_id.in_(chunk),
+                for event in _stored_events(connection, events.c.message_id.in_(chunk),
                                            events.c.customer_id.in_(owners), events.c.at <= start.through)
             ]
             at_start = {mid: message for mid, message in outbound_as_of(earlier, floor).items() if mid in touched}
@@ -376,7 +376,7 @@ def _joined_floor(connection: Connection, owners: list[int], floors: dict[int, F
         if owner in floors and floors[owner].through == through:
             continue  # its events up to the floor are in it
         kept = [events.c.at > floors[owner].through] if owner in floors else []
-        loose += stored_events(connection, events.c.customer_id == owner, events.c.at <= through, *kept)
+        loose += _stored_events(connection, events.c.customer_id == owner, events.c.at <= through, *kept)
     if not loose and len(owned) == 1 and owners[0] in floors:
         return None
     return join_floors(owned, loose, rules)
@@ -428,7 +428,7 @@ def _load_checkpoints(connection: Connection, customer_ids: list[int]) -> dict[i
     }
 
 
-def stored_events(connection: Connection, *conditions) -> list[Event]:
+def _stored_events(connection: Connection, *conditions) -> list[Event]:
     stored = connection.execute(
         select(events.c.key, events.c.kind, events.c.type, events.c.at, events.c.phone_number_id, events.c.data).where(
             *conditions

@@ -5,20 +5,19 @@ at or before one (with the floors that keep what they made, and the report's day
 from __future__ import annotations
 
 import msgspec
-from sqlalchemy import Connection, Text, cast, delete, select, update
+from sqlalchemy import Connection, Text, cast, delete, null, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from scoring.events import Event, EventKind
 from scoring.tiers import Floor
 from store import followups
-from store.batch import stored_events
-from store.db import in_chunks
+from store.db import execute_many, in_chunks, json_text
 from store.models import Customer, EventRow, RawBody, Reminder, RetiredActivity
 
 raw_bodies, reminders, events, customers = RawBody.__table__, Reminder.__table__, EventRow.__table__, Customer.__table__
 retired_activity = RetiredActivity.__table__
-CHUNK = 900  # rows a transaction deletes at most (ids in one IN list): short transactions, so ingestion never waits long
+CHUNK = 900  # rows a transaction deletes at most (ids in one IN list): short transactions, ingestion never waits long
 CUSTOMERS = 200  # customers whose old events one transaction retires
 
 
@@ -62,10 +61,15 @@ def customer_rows(connection: Connection, customer_ids: list[int]) -> list:
                               .where(customers.c.id.in_(customer_ids)).order_by(customers.c.id)).all()
 
 
-def events_after_floor(connection: Connection, customer_id: int, floor: Floor | None, through: int) -> list[Event]:
-    """A customer's stored events after their floor and at or before `through`."""
-    after = [events.c.at > floor.through] if floor else []
-    return stored_events(connection, events.c.customer_id == customer_id, events.c.at <= through, *after)
+def events_through(connection: Connection, customer_ids: list[int], through: int) -> dict[int, list[Event]]:
+    """Their stored events at or before `through`, by customer, in one read."""
+    found: dict[int, list[Event]] = {customer_id: [] for customer_id in customer_ids}
+    for row in connection.execute(select(events.c.customer_id, events.c.key, events.c.kind, events.c.type, events.c.at,
+                                         events.c.phone_number_id, events.c.data)
+                                  .where(events.c.customer_id.in_(customer_ids), events.c.at <= through)):
+        found[row.customer_id].append(Event.from_record(row.key, row.kind, row.type, row.at, row.phone_number_id,
+                                                        row.data))
+    return found
 
 
 def messages_where(connection: Connection, *conditions) -> list[tuple[int, int, list[str], str | None]]:
@@ -80,24 +84,21 @@ def _signals(encoded: str | None) -> list[str]:
     return msgspec.json.decode(encoded) if encoded and encoded != "null" else []
 
 
-def messages_through(connection: Connection, customer_ids: list[int], through: int) -> list:
-    """Their messages at or before `through` (`messages_where`'s tuples)."""
-    return messages_where(connection, events.c.customer_id.in_(customer_ids), events.c.at <= through)
-
-
 def retire_events(connection: Connection, floors: dict[int, Floor], checkpoints_before: list[int], through: int) -> int:
     """Store each customer's floor, drop the checkpoints of `checkpoints_before` (they lie below
     the floor, and a refold from one would need deleted events), move their revisions on (a batch
     that read them before plans them again) and delete their events at or before `through`.
     Returns how many events went."""
-    for customer_id, floor in sorted(floors.items()):
-        values = {"floor": floor.to_json(), "floor_through": floor.through, "revision": customers.c.revision + 1}
-        if customer_id in checkpoints_before:
-            values["checkpoint"] = None
-        connection.execute(update(customers).where(customers.c.id == customer_id).values(**values))
+    execute_many(connection, customers, "UPDATE {table} SET {sets}, revision = revision + 1 WHERE id = {key}",
+                 ["floor", "floor_through"],
+                 [(json_text(floor.to_json()), floor.through, customer_id)
+                  for customer_id, floor in sorted(floors.items())])
+    for chunk in in_chunks(sorted(checkpoints_before)):
+        connection.execute(update(customers).where(customers.c.id.in_(chunk)).values(checkpoint=null()))
     deleted = 0
     for chunk in in_chunks(sorted(floors)):
-        deleted += connection.execute(delete(events).where(events.c.customer_id.in_(chunk), events.c.at <= through)).rowcount
+        deleted += connection.execute(delete(events).where(events.c.customer_id.in_(chunk),
+                                                           events.c.at <= through)).rowcount
     return deleted
 
 

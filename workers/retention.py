@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from report.figures import content_kind
+from scoring.events import EventKind
 from scoring.planner import track_before
 from scoring.tiers import Floor, raise_floor
 from store import retention as store
@@ -96,19 +97,21 @@ def retire_events(context: Context, through: int) -> int:
             return 0
         rows = store.customer_rows(connection, customer_ids)
         histories = tier_histories(connection, customer_ids)
+        retired = store.events_through(connection, customer_ids, through)
         floors, below = {}, []
         for row in rows:
             floor = Floor.from_json(row.floor)
-            if floor is None or floor.through < through:  # else only late events already in the floor are left
-                track = track_before(histories[row.id], through)
-                floor = raise_floor(floor, store.events_after_floor(connection, row.id, floor, through), through, track)
+            if floor is None or floor.through < through:  # a shorter limit than before: nothing new to fold
+                after = [event for event in retired[row.id] if floor is None or event.at > floor.through]
+                floor = raise_floor(floor, after, through, track_before(histories[row.id], through))
             floors[row.id] = floor
             if row.checkpoint is not None and row.checkpoint["through"] < floor.through:
                 below.append(row.id)
         owners = {row.id: row.owner or "" for row in rows}
         store.keep_day_counts(connection, message_counts(
-            (owners[customer_id], at, signals, number)
-            for customer_id, at, signals, number in store.messages_through(connection, customer_ids, through)))
+            (owners[customer_id], event.at, event.signals, event.phone_number_id)
+            for customer_id, customer_events in retired.items() for event in customer_events
+            if event.kind is EventKind.MESSAGE))
         return store.retire_events(connection, floors, below, through)
 
     return _in_chunks(context, chunk) + _in_chunks(
