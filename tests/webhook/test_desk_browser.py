@@ -177,3 +177,14 @@ def test_the_report_page_with_its_charts_and_a_download(page, screenshots, tmp_p
     saved = tmp_path / started.value.suggested_filename
     started.value.save_as(saved)
     assert saved.suffix == ".xlsx" and saved.read_bytes()[:2] == b"PK"
+
+
+def test_the_board_while_a_history_back_fill_is_under_way(page, screenshots, redis, drain):
+    from tests.workers.test_import_chat import CHUNKS
+    from tests.workers.test_tiers import process
+
+    process(redis, drain, [CHUNKS[0]])
+    sign_in(page, "maria")
+    page.goto("/customers")
+    assert "still arriving from WhatsApp: 40%" in page.locator("p.backfill").inner_text()
+    look(page, screenshots, "board-backfill")
